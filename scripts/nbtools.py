@@ -1,0 +1,115 @@
+"""Build and check the course notebooks.
+
+    python scripts/nbtools.py --check   # every notebook: no outputs, standard header, valid JSON
+
+Notebooks are the source of truth; `header_cells()` is the single definition of the
+badge and setup cell every notebook opens with, and `--fix-headers` rewrites them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from utils.env import colab_url  # noqa: E402
+
+NOTEBOOKS = ROOT / "notebooks"
+
+SETUP_CELL = '''\
+# Setup (the same cell opens every notebook). On Colab: fetch the course and install the
+# GPU stack once. Locally: only make `utils` importable. Safe to run again.
+import os, subprocess, sys
+from pathlib import Path
+
+if "google.colab" in sys.modules:
+    REPO = "https://github.com/{repo}.git"
+    if not Path("/content/course/utils").exists():
+        subprocess.run(["git", "clone", "--depth", "1", REPO, "/content/course"], check=True)
+    if not Path("/content/course/.colab_installed").exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r",
+                        "/content/course/requirements-colab.txt"], check=True)
+        Path("/content/course/.colab_installed").touch()
+    os.chdir("/content/course/notebooks")
+ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "utils" / "__init__.py").exists())
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from utils.env import show_environment
+show_environment()'''
+
+
+def header_cells(name: str, title: str) -> list:
+    from utils.env import COURSE_REPO
+
+    badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(name)})"
+    return [
+        nbformat.v4.new_markdown_cell(f"# {title}\n\n{badge}", metadata={"tags": ["header"]}),
+        nbformat.v4.new_code_cell(SETUP_CELL.format(repo=COURSE_REPO), metadata={"tags": ["setup"]}),
+    ]
+
+
+def build(name: str, title: str, cells: list[tuple[str, str]]) -> Path:
+    """Write notebooks/<name> from ('md'|'code', source) pairs, after the standard header."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = header_cells(name, title)
+    for kind, src in cells:
+        src = src.strip("\n")
+        nb.cells.append(nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src))
+    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                   "language_info": {"name": "python"}, "accelerator": "GPU", "colab": {"provenance": []}}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"c{i:03d}"
+    path = NOTEBOOKS / name
+    nbformat.write(nb, path)
+    return path
+
+
+def check() -> list[str]:
+    problems = []
+    paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        problems.append("no notebooks found")
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
+                problems.append(f"{path.name}: committed with outputs or execution counts")
+                break
+        if len(nb.cells) < 2 or colab_url(path.name) not in nb.cells[0].source:
+            problems.append(f"{path.name}: first cell lacks its Colab badge")
+        if len(nb.cells) < 2 or "show_environment()" not in nb.cells[1].source or "google.colab" not in nb.cells[1].source:
+            problems.append(f"{path.name}: second cell is not the standard setup cell")
+    return problems
+
+
+def strip(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("execution", None)
+    nb.metadata.pop("widgets", None)
+    nbformat.write(nb, path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("--strip", action="store_true", help="remove outputs from every notebook")
+    args = ap.parse_args()
+    if args.strip:
+        for p in sorted(NOTEBOOKS.glob("*.ipynb")):
+            strip(p)
+    problems = check()
+    print("\n".join(problems) or "notebooks OK")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

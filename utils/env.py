@@ -1,0 +1,52 @@
+"""Environment facts every notebook prints at the top: versions, hardware, profile."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+import sys
+
+COURSE_REPO = "grpo-course/grpo-scheduling-course"  # GitHub owner/name the Colab badges open
+COURSE_BRANCH = "main"
+COURSE_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "unsloth", "vllm",
+                   "matplotlib", "pandas", "ipywidgets")
+
+
+def in_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def colab_url(notebook: str) -> str:
+    return f"https://colab.research.google.com/github/{COURSE_REPO}/blob/{COURSE_BRANCH}/notebooks/{notebook}"
+
+
+def package_versions(packages=COURSE_PACKAGES) -> dict[str, str]:
+    out = {}
+    for name in packages:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+def hardware() -> str:
+    try:
+        import torch
+    except ImportError:
+        return "CPU (torch not installed)"
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        return f"CUDA GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, bf16={torch.cuda.is_bf16_supported()}"
+    return f"CPU only ({os.cpu_count()} cores)"
+
+
+def show_environment(packages=COURSE_PACKAGES) -> None:
+    from .profiles import get_profile
+
+    versions = package_versions(packages)
+    print(f"Python {platform.python_version()} | " + " | ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"Hardware: {hardware()} | Colab: {in_colab()}")
+    profile = get_profile()
+    print(f"Profile: {profile.name} (set COURSE_PROFILE=smoke|cpu|gpu to change)")
