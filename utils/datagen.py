@@ -56,6 +56,12 @@ class GeneratorConfig:
             raise ValueError(f"max_events={self.max_events} but a theme has only {smallest} names")
         if not self.durations or min(self.durations) <= 0:
             raise ValueError(f"durations must be positive minutes, got {self.durations}")
+        if self.time_step <= 0:
+            raise ValueError(f"time_step must be a positive number of minutes, got {self.time_step}")
+        off_grid = [d for d in self.durations if d % self.time_step]
+        off_grid += [t for t in (self.day_start, self.day_end) if time_to_minutes(t) % self.time_step]
+        if off_grid:
+            raise ValueError(f"durations, day_start and day_end must be multiples of time_step={self.time_step}, got {off_grid}")
         window = time_to_minutes(self.day_end) - time_to_minutes(self.day_start)
         if max(self.durations) > window:
             raise ValueError(f"the day window ({window} min) is shorter than the longest duration")
@@ -63,10 +69,13 @@ class GeneratorConfig:
             raise ValueError("overlap_probability must be in [0, 1]")
         if not 0 <= self.min_priority_ratio <= self.max_priority_ratio <= 1:
             raise ValueError("need 0 <= min_priority_ratio <= max_priority_ratio <= 1")
-        if self.min_overlapping_pairs > int(self.max_overlap_ratio * self.max_events):
+        # The smallest problems bind: n = min_events has the fewest pairs and the lowest cap.
+        n = self.min_events
+        if self.min_overlapping_pairs > min(self.max_overlap_ratio * n, n * (n - 1) // 2):
             raise ValueError(
-                "min_overlapping_pairs can never be met with max_overlap_ratio * max_events = "
-                f"{self.max_overlap_ratio * self.max_events}"
+                f"min_overlapping_pairs={self.min_overlapping_pairs} can never be met by a problem of "
+                f"min_events={n} events (max_overlap_ratio * n = {self.max_overlap_ratio * n:g}, "
+                f"{n * (n - 1) // 2} pairs in all)"
             )
 
 

@@ -1,6 +1,7 @@
 """Parse a model completion into a structured result, in linear time.
 
-No regular expression here: every search is ``str.find`` moving forward, so a 1 MB
+No backtracking regular expression here: every search is ``str.find`` moving forward
+(plus a ``\s*`` scan for whitespace, which cannot backtrack), so a 1 MB
 completion (truncated, repeated tags, junk) parses in milliseconds. The course shows
 why in notebook 03: the reference's regex backtracks catastrophically on exactly the
 completions a training run produces when it cuts generation short.
@@ -16,6 +17,7 @@ Two views of the same text:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,10 +68,13 @@ class RawEvent:
         return [self.name, self.start, self.end]
 
 
+# ``\s*`` at one position cannot backtrack: it is a single forward scan, done in C (a
+# Python loop over a megabyte of spaces would take a tenth of a second).
+_SPACE_RUN = re.compile(r"\s*")
+
+
 def _skip_space(text: str, i: int, stop: int) -> int:
-    while i < stop and text[i].isspace():
-        i += 1
-    return i
+    return _SPACE_RUN.match(text, i, stop).end()
 
 
 def _expect(text: str, i: int, stop: int, literal: str) -> int:
@@ -153,18 +158,20 @@ class ScheduledEvent:
 class ParsedCompletion:
     """What a completion contains, and what is wrong with it."""
 
-    text: str
+    text: str = field(repr=False)  # may be a megabyte: keep it out of printouts
     think_at_start: bool = False  # ``<think>`` opens the completion (leading whitespace ok)
-    reasoning: str | None = None  # text between <think> and </think>; None if not closed
+    reasoning: str | None = None  # text between <think> and the first </think>; None if not closed
     schedule_open: bool = False
     schedule_closed: bool = False
-    events: list[ScheduledEvent] = field(default_factory=list)
+    events: list[ScheduledEvent] = field(default_factory=list)  # well-formed, valid times, start < end
+    invalid_events: list[RawEvent] = field(default_factory=list)  # well-formed tags, impossible times
     event_tags: int = 0  # ``<event>`` tags in the schedule block, well-formed or not
     problems: list[str] = field(default_factory=list)
 
     @property
     def has_reasoning(self) -> bool:
-        return bool(self.reasoning)
+        """Closed reasoning with something in it (whitespace alone does not count)."""
+        return bool(self.reasoning and self.reasoning.strip())
 
     @property
     def truncated(self) -> bool:
@@ -172,8 +179,13 @@ class ParsedCompletion:
         return self.schedule_open and not self.schedule_closed
 
     @property
+    def malformed_events(self) -> int:
+        """``<event>`` tags in the schedule that are not a complete, strict event."""
+        return self.event_tags - len(self.events) - len(self.invalid_events)
+
+    @property
     def well_formed(self) -> bool:
-        """Reasoning first, a closed schedule, at least one well-formed event, nothing broken."""
+        """Reasoning first, a closed schedule, at least one event, and nothing broken in it."""
         return (
             self.think_at_start and self.has_reasoning and self.schedule_closed
             and len(self.events) >= 1 and len(self.events) == self.event_tags
@@ -184,31 +196,30 @@ def parse_completion(completion: Any) -> ParsedCompletion:
     """Parse one completion (string, chat messages, ``None`` or junk). Never raises."""
     text = completion_text(completion)
     result = ParsedCompletion(text=text)
-    if not isinstance(completion, (str, list, tuple, dict)) and completion is not None:
-        if not isinstance(completion, (bytes, bytearray)):
-            result.problems.append(f"completion is a {type(completion).__name__}, not text")
+    if not isinstance(completion, (str, list, tuple, dict, bytes, bytearray)) and completion is not None:
+        result.problems.append(f"completion is a {type(completion).__name__}, not text")
     if not text.strip():
         result.problems.append("empty completion")
         return result
 
-    # Reasoning: <think> must open the answer; at least one character before </think>.
+    # Reasoning: <think> must open the answer; its text runs to the first </think>.
     lead = _skip_space(text, 0, len(text))
     after_think = 0
     if text.startswith(THINK_OPEN, lead):
         result.think_at_start = True
         body = lead + len(THINK_OPEN)
-        close = text.find(THINK_CLOSE, body + 1)
+        close = text.find(THINK_CLOSE, body)
         if close >= 0:
             result.reasoning = text[body:close]
             after_think = close + len(THINK_CLOSE)
+            if not result.reasoning.strip():
+                result.problems.append("empty reasoning")
         else:
             result.problems.append("reasoning never closed with </think>")
     elif THINK_OPEN in text:
         result.problems.append("text before <think>: reasoning must come first")
     else:
         result.problems.append("no <think> reasoning")
-    if result.reasoning is not None and not result.reasoning:
-        result.problems.append("empty reasoning")
 
     # Schedule: the first <schedule> after the reasoning.
     open_at = text.find(SCHEDULE_OPEN, after_think)
@@ -232,17 +243,24 @@ def parse_completion(completion: Any) -> ParsedCompletion:
         tags += 1
         i = text.find(EVENT_OPEN, i + len(EVENT_OPEN), end)
     result.event_tags = tags
-    raw = find_strict_events(text, body, end)
-    for k, ev in enumerate(raw, start=1):
+    bad_times: list[str] = []
+    for k, ev in enumerate(find_strict_events(text, body, end), start=1):
         name = ev.name.strip()
         try:
             s, e = time_to_minutes(ev.start), time_to_minutes(ev.end)
+            if e <= s:
+                raise ValueError(f"ends ({ev.end}) before it starts ({ev.start})")
         except ValueError as exc:
-            result.problems.append(f"event {k} ({name!r}): {exc}")
+            result.invalid_events.append(ev)
+            if len(bad_times) < 5:  # a megabyte of bad events must not make a megabyte of messages
+                bad_times.append(f"event {k} ({name[:40]!r}): {exc}")
             continue
         result.events.append(ScheduledEvent(name, ev.start, ev.end, s, e))
-    if tags > len(raw):
-        result.problems.append(f"{tags - len(raw)} malformed <event> block(s)")
+    result.problems += bad_times
+    if len(result.invalid_events) > len(bad_times):
+        result.problems.append(f"... {len(result.invalid_events) - len(bad_times)} more events with bad times")
+    if result.malformed_events:
+        result.problems.append(f"{result.malformed_events} malformed <event> block(s)")
     if tags == 0:
         result.problems.append("no <event> in the schedule")
     return result

@@ -26,6 +26,7 @@ class Profile:
     # model
     model: str  # key of utils.models.MODELS; "auto" = pick from hardware
     # SFT warm-start
+    n_sft: int  # training problems used for the warm-start
     sft_epochs: float
     sft_batch_size: int
     sft_learning_rate: float
@@ -51,7 +52,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke", n_generate=60, n_train=16, n_eval=4, model="smollm2-135m",
-        sft_epochs=1, sft_batch_size=4, sft_learning_rate=5e-5,
+        n_sft=4, sft_epochs=1, sft_batch_size=4, sft_learning_rate=5e-5,
         grpo_steps=2, num_generations=2, per_device_batch=2, max_completion_length=24,
         grpo_learning_rate=1e-4, lora_r=8, save_steps=1, logging_steps=1, sample_every=1,
         eval_max_new_tokens=24, eval_batch_size=4,
@@ -59,7 +60,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "cpu": Profile(
         name="cpu", n_generate=500, n_train=160, n_eval=12, model="smollm2-135m",
-        sft_epochs=1, sft_batch_size=8, sft_learning_rate=5e-5,
+        n_sft=48, sft_epochs=1, sft_batch_size=8, sft_learning_rate=5e-5,
         grpo_steps=6, num_generations=4, per_device_batch=4, max_completion_length=160,
         grpo_learning_rate=1e-4, lora_r=16, save_steps=3, logging_steps=1, sample_every=2,
         eval_max_new_tokens=320, eval_batch_size=12,
@@ -67,7 +68,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "gpu": Profile(
         name="gpu", n_generate=2000, n_train=500, n_eval=100, model="auto",
-        sft_epochs=3, sft_batch_size=16, sft_learning_rate=5e-5,
+        n_sft=500, sft_epochs=3, sft_batch_size=16, sft_learning_rate=5e-5,
         grpo_steps=300, num_generations=8, per_device_batch=64, max_completion_length=512,
         grpo_learning_rate=1e-4, lora_r=32, save_steps=25, logging_steps=1, sample_every=10,
         eval_max_new_tokens=768, eval_batch_size=100,

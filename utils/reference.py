@@ -1,5 +1,6 @@
 """The public reference's rewards and evaluation, kept for comparison (see README, Sources).
 
+The reference evaluation built on these lives in :mod:`utils.evaluation`.
 Behaviour is reproduced exactly, but in linear time: the two format checks are the
 reference's regular expressions, evaluated as an ordered search for their tokens
 (equivalent for these patterns, proven against the real regexes in the tests). The raw
@@ -21,10 +22,15 @@ from typing import Any, Sequence
 
 from .parsing import RawEvent, completion_text, find_strict_events
 
-# Patterns as published (DOTALL), for the blow-up demo only.
+# Patterns as published (use with re.DOTALL and re.match), for the blow-up demo and the
+# equivalence tests only.
 REFERENCE_TRAIN_FORMAT_PATTERN = (
     r"<think>.+</think>.*<schedule>.*(<event>.*<name>.+</name>.*<start>\d{2}:\d{2}</start>"
     r".*<end>\d{2}:\d{2}</end>.*</event>)+.*</schedule>"
+)
+# The reference's event extractor (its verbose pattern, written on one line).
+REFERENCE_CAPTURE_PATTERN = (
+    r"<event>\s*<name>([^<]+)</name>\s*<start>(\d{2}:\d{2})</start>\s*<end>(\d{2}:\d{2})</end>\s*</event>"
 )
 REFERENCE_EVAL_FORMAT_PATTERN = (
     r".*<schedule>.*<event>.*<name>.*</name>.*<start>\d{2}:\d{2}</start>.*<end>\d{2}:\d{2}</end>"
@@ -157,3 +163,33 @@ def reference_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
 
 
 REFERENCE_REWARDS = (reference_format_reward, reference_sorted_events_reward, reference_score_reward)
+
+
+reference_format_reward.reward_range = (0, 10.0)
+reference_sorted_events_reward.reward_range = (0, 20.0)
+reference_score_reward.reward_range = (0, 70.0)  # on real problems: weighted <= optimal
+
+
+# ------------------------------------------------------------- the blow-up, safely
+_TIMING_CHILD = """
+import re, sys, time
+pattern, text = sys.stdin.read().split("\\x00", 1)
+rx = re.compile(pattern, re.DOTALL)
+t0 = time.perf_counter()
+rx.match(text)
+print(time.perf_counter() - t0)
+"""
+
+
+def time_regex_in_subprocess(text: str, timeout: float, pattern: str = REFERENCE_TRAIN_FORMAT_PATTERN) -> float | None:
+    """Seconds ``re.match(pattern, text, re.DOTALL)`` takes, measured in a child process
+    killed after ``timeout`` seconds (then ``None``). Safe on inputs that backtrack forever."""
+    import subprocess
+    import sys
+
+    try:
+        out = subprocess.run([sys.executable, "-c", _TIMING_CHILD], input=pattern + "\x00" + text,
+                             capture_output=True, text=True, timeout=timeout, check=True)
+    except subprocess.TimeoutExpired:
+        return None
+    return float(out.stdout.strip())

@@ -58,14 +58,46 @@ def event_value(ev: ScheduledEvent, priority_events: Iterable[str]) -> int:
     return weight * (ev.end_min - ev.start_min)
 
 
-def overlapping_pairs(events: Sequence[ScheduledEvent]) -> list[tuple[int, int]]:
-    """Index pairs that share time. Touching (end == start) is not an overlap."""
-    return [
-        (i, j)
-        for i in range(len(events))
-        for j in range(i + 1, len(events))
-        if events[i].start_min < events[j].end_min and events[j].start_min < events[i].end_min
-    ]
+MAX_LISTED_PAIRS = 1000  # explain() lists at most this many overlapping pairs
+
+
+def _by_start(events: Sequence[ScheduledEvent]) -> list[int]:
+    return sorted(range(len(events)), key=lambda i: (events[i].start_min, events[i].end_min))
+
+
+def overlapping_pairs(events: Sequence[ScheduledEvent], limit: int | None = MAX_LISTED_PAIRS) -> list[tuple[int, int]]:
+    """Index pairs ``(i, j)``, ``i < j``, that share time. Touching (end == start) is not an overlap.
+
+    A sweep over events sorted by start: O(n log n + pairs), stopped after ``limit`` pairs
+    (a completion that repeats one event 10,000 times has 50 million pairs).
+    """
+    order = _by_start(events)
+    pairs = []
+    for a, i in enumerate(order):
+        for j in order[a + 1:]:
+            if events[j].start_min >= events[i].end_min:
+                break
+            pairs.append((min(i, j), max(i, j)))
+            if limit is not None and len(pairs) >= limit:
+                return sorted(pairs)
+    return sorted(pairs)
+
+
+def clashing_events(events: Sequence[ScheduledEvent]) -> set[int]:
+    """Indices of events that overlap at least one other, in O(n log n).
+
+    Sorted by start, an event overlaps something exactly when an earlier one ends after
+    it starts, or the next one starts before it ends (every event has start < end).
+    """
+    order = _by_start(events)
+    clash: set[int] = set()
+    latest_end = -1
+    for a, i in enumerate(order):
+        ev = events[i]
+        if latest_end > ev.start_min or (a + 1 < len(order) and events[order[a + 1]].start_min < ev.end_min):
+            clash.add(i)
+        latest_end = max(latest_end, ev.end_min)
+    return clash
 
 
 def _safe(fn: Callable[[], float]) -> float:
@@ -86,7 +118,8 @@ class ScheduleCheck:
     parsed: ParsedCompletion
     invented: list[ScheduledEvent] = field(default_factory=list)  # not in the problem
     repeated: list[ScheduledEvent] = field(default_factory=list)  # listed more than once
-    overlaps: list[tuple[int, int]] = field(default_factory=list)
+    overlaps: list[tuple[int, int]] = field(default_factory=list)  # first MAX_LISTED_PAIRS pairs
+    clashing: set[int] = field(default_factory=set)  # every event in some overlap
     chronological: bool = False
     weighted_score: int = 0  # events not in any overlap
     optimal_score: float = 0.0
@@ -96,15 +129,30 @@ class ScheduleCheck:
         return self.parsed.events
 
     @property
+    def impossible_times(self) -> list:
+        """Well-formed events whose times cannot be real (25:99, ends before it starts)."""
+        return self.parsed.invalid_events
+
+    @property
     def score_ratio(self) -> float:
         return self.weighted_score / self.optimal_score if self.optimal_score else 0.0
 
+    @property
+    def all_real(self) -> bool:
+        """Every listed event is one of the problem's, once, with possible times."""
+        return not (self.invented or self.repeated or self.impossible_times)
+
 
 def check_schedule(completion: Any, events: Sequence, priority_events: Sequence[str], optimal_score: float) -> ScheduleCheck:
+    """Parse ``completion`` (or take a :class:`ParsedCompletion`) and measure it against the problem."""
     parsed = completion if isinstance(completion, ParsedCompletion) else parse_completion(completion)
     known = {event_key(e) for e in (events or [])}
     evs = parsed.events
-    check = ScheduleCheck(parsed=parsed, optimal_score=float(optimal_score or 0))
+    try:
+        opt = float(optimal_score or 0)
+    except (TypeError, ValueError):
+        opt = 0.0
+    check = ScheduleCheck(parsed=parsed, optimal_score=opt if math.isfinite(opt) else 0.0)
     seen: set = set()
     for ev in evs:
         key = event_key(ev)
@@ -114,10 +162,10 @@ def check_schedule(completion: Any, events: Sequence, priority_events: Sequence[
             check.repeated.append(ev)
         seen.add(key)
     check.overlaps = overlapping_pairs(evs)
-    check.chronological = len(evs) >= 2 and all(a.start_min < b.start_min for a, b in zip(evs, evs[1:]))
-    clashing = {i for pair in check.overlaps for i in pair}
+    check.clashing = clashing_events(evs)
+    check.chronological = _chronological(evs)
     prios = set(priority_events or [])
-    check.weighted_score = sum(event_value(ev, prios) for i, ev in enumerate(evs) if i not in clashing)
+    check.weighted_score = sum(event_value(ev, prios) for i, ev in enumerate(evs) if i not in check.clashing)
     return check
 
 
@@ -149,7 +197,8 @@ def _chronological(evs: Sequence[ScheduledEvent]) -> bool:
 def score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Up to 70 for the weighted duration achieved, relative to the DP optimum.
 
-    0 when an event is not in the problem, is listed twice, or fewer than two are listed.
+    0 when an event is not in the problem (impossible times included), is listed twice,
+    or fewer than two are listed.
     Both events of every truly overlapping pair are dropped (touching is fine); the rest
     score ``weighted / optimal * 70``.
     """
@@ -157,7 +206,7 @@ def score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     for c, (events, prios, opt) in zip(completions, _problem_columns(kwargs, len(completions))):
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             chk = check_schedule(c, events, prios, opt)
-            if chk.invented or chk.repeated or len(chk.events) < 2 or not chk.optimal_score:
+            if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
                 return 0.0
             return SCORE_POINTS * min(1.0, chk.score_ratio)
 
@@ -191,7 +240,7 @@ def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             parsed = parse_completion(c)
             known = {event_key(e) for e in events}
-            kept, seen, bad = [], set(), 0
+            kept, seen, bad = [], set(), len(parsed.invalid_events)
             for ev in parsed.events:
                 key = event_key(ev)
                 if key in known and key not in seen:
@@ -201,7 +250,7 @@ def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
                     bad += 1
             if not opt:
                 return 0.0
-            clash = {i for pair in overlapping_pairs(kept) for i in pair}
+            clash = clashing_events(kept)
             value = sum(event_value(ev, prios) for i, ev in enumerate(kept) if i not in clash)
             return max(0.0, SCORE_POINTS * min(1.0, value / opt) - 5.0 * bad)
 
@@ -216,7 +265,7 @@ def overlap_penalty_score_reward(completions: Sequence[Any], **kwargs) -> list[f
     for c, (events, prios, opt) in zip(completions, _problem_columns(kwargs, len(completions))):
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             chk = check_schedule(c, events, prios, opt)
-            if chk.invented or chk.repeated or len(chk.events) < 2 or not chk.optimal_score:
+            if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
                 return 0.0
             total = sum(event_value(ev, prios) for ev in chk.events)
             return max(0.0, SCORE_POINTS * min(1.0, total / chk.optimal_score) - 15.0 * len(chk.overlaps))
@@ -288,52 +337,99 @@ def total_reward(
 
 
 # --------------------------------------------------------------------------- explain
+MAX_TEXT_ROWS = 40  # to_text() lists at most this many events
+
+
 @dataclass
 class Explanation:
+    """The breakdown :func:`explain` returns; ``print()`` it, or read its fields."""
+
     check: ScheduleCheck
     rewards: dict[str, float]
     weights: dict[str, float]
+    ranges: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # each reward's reward_range
+    priorities: tuple[str, ...] = ()
 
     @property
     def total(self) -> float:
         return sum(self.weights[k] * v for k, v in self.rewards.items())
 
+    @property
+    def max_total(self) -> float | None:
+        """Sum of weight x top of ``reward_range`` when every reward declares one."""
+        tops = [self.weights[k] * self.ranges[k][1] for k in self.rewards if self.ranges.get(k)]
+        return sum(tops) if len(tops) == len(self.rewards) else None
+
     def event_rows(self) -> list[dict]:
-        invented = {id(e) for e in self.check.invented}
-        repeated = {id(e) for e in self.check.repeated}
-        clash = {i for pair in self.check.overlaps for i in pair}
+        """One row per parsed event: name, times, value and its status."""
+        c = self.check
+        invented = {id(e) for e in c.invented}
+        repeated = {id(e) for e in c.repeated}
+        prios = set(self.priorities)
         rows = []
-        for i, ev in enumerate(self.check.events):
+        for i, ev in enumerate(c.events):
             status = ("not in problem" if id(ev) in invented else "repeated" if id(ev) in repeated
-                      else "overlaps" if i in clash else "ok")
-            rows.append({"#": i + 1, "name": ev.name, "start": ev.start, "end": ev.end, "status": status})
+                      else "overlaps" if i in c.clashing else "ok")
+            weight = PRIORITY_WEIGHT if ev.name in prios else NORMAL_WEIGHT
+            rows.append({"#": i + 1, "name": ev.name, "start": ev.start, "end": ev.end,
+                         "priority": ev.name in prios, "value": weight * (ev.end_min - ev.start_min),
+                         "status": status})
         return rows
+
+    def summary(self) -> dict:
+        """The headline facts as a flat dict (one table row per completion)."""
+        c, p = self.check, self.check.parsed
+        return {
+            "reasoning": p.has_reasoning, "schedule": self.schedule_state, "events": len(c.events),
+            "invented": len(c.invented) + len(c.impossible_times), "repeated": len(c.repeated),
+            "overlapping pairs": len(c.overlaps), "chronological": c.chronological,
+            "weighted": c.weighted_score, "optimal": c.optimal_score, **self.rewards, "TOTAL": self.total,
+        }
+
+    @property
+    def schedule_state(self) -> str:
+        p = self.check.parsed
+        return "closed" if p.schedule_closed else "truncated" if p.truncated else "missing"
 
     def to_text(self) -> str:
         c, p = self.check, self.check.parsed
         lines = [
-            f"reasoning: {'yes' if p.has_reasoning else 'no'}   schedule: "
-            f"{'closed' if p.schedule_closed else 'truncated' if p.truncated else 'missing'}   "
+            f"reasoning: {'yes' if p.has_reasoning else 'no'}   schedule: {self.schedule_state}   "
             f"events parsed: {len(c.events)}",
         ]
-        lines += [f"  {r['#']:>2}. {r['start']}-{r['end']}  {r['name']:<28} {r['status']}" for r in self.event_rows()]
+        rows = self.event_rows()
+        lines += [f"  {r['#']:>2}. {r['start']}-{r['end']}  {r['name'][:28]:<28}{' *' if r['priority'] else '  '}"
+                  f" {r['value']:>4}  {r['status']}" for r in rows[:MAX_TEXT_ROWS]]
+        if len(rows) > MAX_TEXT_ROWS:
+            lines.append(f"  ... {len(rows) - MAX_TEXT_ROWS} more events")
         if c.invented:
-            lines.append(f"not in the problem: {[e.name for e in c.invented]}")
+            lines.append(f"not in the problem: {sorted({e.name[:40] for e in c.invented})[:10]}")
+        if c.impossible_times:
+            lines.append(f"impossible times: {[f'{e.start}-{e.end}' for e in c.impossible_times[:10]]}")
+        if c.repeated:
+            lines.append(f"listed more than once: {sorted({e.name[:40] for e in c.repeated})[:10]}")
         if c.overlaps:
-            lines.append("overlapping pairs: " + ", ".join(f"{c.events[i].name} / {c.events[j].name}" for i, j in c.overlaps))
-        lines.append(f"chronological: {c.chronological}")
-        lines.append(f"weighted score (overlaps removed): {c.weighted_score} / optimal {c.optimal_score:g}"
-                     f" = {c.score_ratio:.1%}")
+            shown = ", ".join(f"{c.events[i].name} / {c.events[j].name}" for i, j in c.overlaps[:10])
+            more = f" (+{len(c.overlaps) - 10} more)" if len(c.overlaps) > 10 else ""
+            lines.append(f"overlapping pairs: {shown}{more}")
+        lines.append(f"chronological (strictly increasing starts, >= 2 events): {c.chronological}")
+        lines.append(f"weighted score (overlapping events removed): {c.weighted_score} / optimal "
+                     f"{c.optimal_score:g} = {c.score_ratio:.1%}")
         if p.problems:
             lines.append("problems: " + "; ".join(p.problems))
         for k, v in self.rewards.items():
             w = self.weights[k]
             lines.append(f"  {k:<32} {v:7.2f}" + (f"  x {w:g}" if w != 1 else ""))
-        lines.append(f"  {'TOTAL':<32} {self.total:7.2f}")
+        top = self.max_total
+        lines.append(f"  {'TOTAL':<32} {self.total:7.2f}" + (f" / {top:g}" if top is not None else ""))
         return "\n".join(lines)
 
     def __str__(self) -> str:  # print(explain(...)) shows the breakdown
         return self.to_text()
+
+
+def reward_name(fn: Callable) -> str:
+    return getattr(fn, "__name__", None) or repr(fn)
 
 
 def explain(
@@ -341,18 +437,49 @@ def explain(
     weights: Sequence[float] | None = None,
 ) -> Explanation:
     """Everything about one (problem, completion): parsed events, which are invented,
-    overlapping pairs, order, weighted score vs optimal, each reward and the total."""
+    overlapping pairs, order, weighted score vs optimal, each reward and the total.
+
+    A reward that raises or returns something that is not a finite number shows as
+    ``nan`` (with a warning) instead of breaking the caller; the total is then ``nan`` too.
+    """
     funcs = list(reward_funcs) if reward_funcs is not None else default_reward_funcs()
-    weights = list(weights) if weights is not None else [1.0] * len(funcs)
+    weights = [float(w) for w in weights] if weights is not None else [1.0] * len(funcs)
+    if len(weights) != len(funcs):
+        raise ValueError(f"{len(funcs)} reward functions but {len(weights)} weights")
     check = check_schedule(completion, problem["events"], problem["priority_events"], problem["optimal_score"])
     columns = {"events": [problem["events"]], "priority_events": [problem["priority_events"]],
                "optimal_score": [problem["optimal_score"]]}
-    rewards = {}
-    for fn in funcs:
+    rewards: dict[str, float] = {}
+    weight_of: dict[str, float] = {}
+    ranges: dict[str, tuple[float, float] | None] = {}
+    for fn, w in zip(funcs, weights):
+        name = reward_name(fn)
+        while name in rewards:  # two rewards with one name: keep both
+            name += "'"
         try:
             value = fn(completions=[completion], prompts=[problem.get("prompt", "")], **columns)[0]
+            value = 0.0 if value is None else float(value)
         except Exception as exc:  # noqa: BLE001 - show it, don't crash the inspector
-            warnings.warn(f"{getattr(fn, '__name__', fn)} raised {type(exc).__name__}: {exc}")
+            warnings.warn(f"{name} failed: {type(exc).__name__}: {exc}", RuntimeWarning)
             value = float("nan")
-        rewards[getattr(fn, "__name__", repr(fn))] = float(value) if value is not None else 0.0
-    return Explanation(check, rewards, dict(zip(rewards, weights)))
+        rewards[name], weight_of[name] = value, w
+        ranges[name] = getattr(fn, "reward_range", None)
+    return Explanation(check, rewards, weight_of, ranges=ranges,
+                       priorities=tuple(problem.get("priority_events") or ()))
+
+
+# ------------------------------------------------------------------ GRPO's view of rewards
+def group_advantages(rewards: Sequence[float], group_size: int, eps: float = 1e-4) -> list[float]:
+    """GRPO's advantage: within each group of ``group_size`` completions of one prompt,
+    ``(r - mean) / (std + eps)``, with the sample standard deviation (n - 1), as TRL's
+    default ``scale_rewards="group"``. A group whose rewards are all equal gets 0
+    everywhere: nothing to learn from it."""
+    if group_size < 1 or len(rewards) % group_size:
+        raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
+    out: list[float] = []
+    for g in range(0, len(rewards), group_size):
+        group = [float(r) for r in rewards[g:g + group_size]]
+        mean = sum(group) / len(group)
+        std = math.sqrt(sum((r - mean) ** 2 for r in group) / (len(group) - 1)) if len(group) > 1 else 0.0
+        out += [(r - mean) / (std + eps) for r in group]
+    return out

@@ -1,0 +1,123 @@
+"""The course's training pipeline as a script: evaluate, warm-start, GRPO, evaluate.
+
+Same utils and configuration as notebook 04. One GPU or CPU::
+
+    python scripts/train_grpo.py --profile gpu --out outputs/gpu_run
+
+Several GPUs (data-parallel, TRL + accelerate do the distribution)::
+
+    accelerate launch --num_processes 2 scripts/train_grpo.py --profile gpu --out outputs/ddp_run
+
+Writes ``results.json`` (evaluations before training, after SFT and after GRPO, timings,
+GRPO log history) and the completions of each evaluation as JSONL into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $COURSE_PROFILE or hardware)")
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the profile's)")
+    ap.add_argument("--train-n", type=int, default=None)
+    ap.add_argument("--eval-n", type=int, default=None)
+    ap.add_argument("--model", default=None, help="key of utils.models.MODELS (default: the profile's)")
+    ap.add_argument("--backend", default=None, help="auto | trl | unsloth")
+    ap.add_argument("--no-sft", action="store_true", help="skip the warm-start")
+    ap.add_argument("--skip-eval", action="append", default=[], choices=["base", "sft", "grpo"])
+    ap.add_argument("--batch", type=int, default=None, help="completions per device step")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--max-completion", type=int, default=None)
+    ap.add_argument("--sft-epochs", type=float, default=None)
+    ap.add_argument("--save-steps", type=int, default=None)
+    args = ap.parse_args(argv)
+
+    from accelerate import PartialState
+
+    from utils.data import load_split
+    from utils.evaluation import evaluate, save_completions
+    from utils.models import choose_model, load_model, model_source
+    from utils.paths import output_dir
+    from utils.profiles import get_profile
+    from utils.reward_sets import load_reward_set
+    from utils.training import run_sft, train_grpo
+
+    overrides = {k: v for k, v in {
+        "grpo_steps": args.steps, "n_train": args.train_n, "n_eval": args.eval_n, "model": args.model,
+        "per_device_batch": args.batch, "grpo_learning_rate": args.lr, "max_completion_length": args.max_completion,
+        "sft_epochs": args.sft_epochs, "save_steps": args.save_steps}.items() if v is not None}
+    profile = get_profile(args.profile, **overrides)
+    state = PartialState()
+    out = Path(args.out or output_dir() / "script_run")
+    out.mkdir(parents=True, exist_ok=True)
+    spec = choose_model(profile.model)
+    train_rows = load_split("train", profile.n_train)
+    test_rows = load_split("test", profile.n_eval)
+    results: dict = {"profile": dataclasses.asdict(profile), "model": spec.key, "processes": state.num_processes,
+                     "evaluations": {}, "seconds": {}}
+
+    def save() -> None:  # after every stage, so an interrupted run still leaves its figures
+        if state.is_main_process:
+            (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
+
+    def record_eval(stage: str, source: str, adapter=None) -> None:
+        if stage in args.skip_eval or not state.is_main_process:
+            return
+        from utils.generation import timed_generate
+
+        model, tok = load_model(source, adapter=adapter)
+        texts, secs = timed_generate(model, tok, test_rows, max_new_tokens=profile.eval_max_new_tokens,
+                                     batch_size=profile.eval_batch_size, desc=f"eval {stage}")
+        save_completions(out / f"completions_{stage}.jsonl", texts, extra={"stage": stage})
+        summary = evaluate(test_rows, texts).as_dict()
+        results["evaluations"][stage] = summary
+        results["seconds"][f"eval_{stage}"] = round(secs, 1)
+        print(f"[{stage}] {summary}  ({secs:.0f} s)", flush=True)
+        save()
+        del model
+
+    base = model_source(spec) if state.is_main_process else None
+    state.wait_for_everyone()
+    base = model_source(spec)
+    record_eval("base", base)
+    state.wait_for_everyone()
+
+    policy_base = base
+    if spec.warm_start and not args.no_sft:
+        t0 = time.perf_counter()
+        policy_base = str(run_sft(base, train_rows[: profile.n_sft], profile, out / "sft"))
+        results["seconds"]["sft"] = round(time.perf_counter() - t0, 1)
+        save()
+        state.wait_for_everyone()
+        record_eval("sft", policy_base)
+        state.wait_for_everyone()
+
+    funcs, weights, where = load_reward_set()
+    print(f"rewards: {[f.__name__ for f in funcs]} from {where}")
+    result = train_grpo(train_rows, funcs, profile, base=policy_base, reward_weights=weights,
+                        backend=args.backend, out_dir=out / "grpo")
+    results["seconds"]["grpo"] = round(result.seconds, 1)
+    results["grpo"] = {"steps": result.global_step, "backend": result.backend, "generation": result.generation,
+                       "seconds_per_step": round(result.seconds / max(1, result.global_step), 2)}
+    results["log_history"] = result.log_history
+    state.wait_for_everyone()
+    record_eval("grpo", policy_base, adapter=result.adapter_dir)
+    save()
+    if state.is_main_process:
+        print(json.dumps({k: results[k] for k in ("evaluations", "seconds", "grpo")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Loading problems: JSONL files, our splits, `datasets.Dataset`, and the published set."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import utils.data as data
+from utils.data import (
+    PUBLISHED_DATASET,
+    REQUIRED_COLUMNS,
+    load_jsonl,
+    load_problems,
+    load_split,
+    to_hf_dataset,
+    validate_rows,
+)
+from utils.paths import TRAIN_FILE
+
+
+def test_load_jsonl_missing_file(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+        load_jsonl(missing)
+
+
+def test_load_jsonl_names_the_bad_line(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": 2,\n{"a": 3}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rows\.jsonl:3: not valid JSON"):
+        load_jsonl(path)
+
+
+def test_load_jsonl_skips_blank_lines(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n  \n{"a": "é"}\n', encoding="utf-8")
+    assert load_jsonl(path) == [{"a": 1}, {"a": "é"}]
+    assert load_jsonl(str(path)) == load_jsonl(path)
+
+
+def test_load_split_sizes_and_limit():
+    train, test = load_split("train"), load_split("test")
+    assert len(train) == 500 and len(test) == 100
+    assert load_split("train", limit=7) == train[:7]
+    assert load_split("test", limit=0) == []
+    for row in train[:20] + test[:20]:
+        assert set(REQUIRED_COLUMNS) <= set(row)
+
+
+def test_load_split_unknown():
+    with pytest.raises(ValueError, match="split must be one of"):
+        load_split("validation")
+
+
+def test_validate_rows_names_missing_columns():
+    row = {"events": [], "priority_events": [], "prompt": ""}
+    with pytest.raises(ValueError, match=r"row 1 lacks columns \['optimal_score'\]"):
+        validate_rows([{**row, "optimal_score": 0}, row], "mine")
+
+
+def test_to_hf_dataset_columns():
+    rows = load_split("train", limit=10)
+    ds = to_hf_dataset(rows)
+    assert set(ds.column_names) == set(REQUIRED_COLUMNS)
+    assert len(ds) == 10
+    assert ds[0]["events"] == rows[0]["events"]
+    assert ds[3]["optimal_score"] == rows[3]["optimal_score"]
+
+
+def test_hub_falls_back_when_offline(monkeypatch, capsys):
+    def offline(split="train"):
+        raise ConnectionError(f"could not load {PUBLISHED_DATASET!r} (no network in this test)")
+
+    monkeypatch.setattr(data, "load_published", offline)
+    rows = load_problems("test", source="hub", limit=5)
+    assert rows == load_split("test", limit=5)
+    out = capsys.readouterr().out
+    assert PUBLISHED_DATASET in out and "using the course's own test split" in out
+
+
+def test_load_published_wraps_hub_errors(monkeypatch):
+    import datasets
+
+    def boom(*args, **kwargs):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(datasets, "load_dataset", boom)
+    with pytest.raises(ConnectionError, match="needs internet access") as info:
+        data.load_published("train")
+    assert PUBLISHED_DATASET in str(info.value) and "OSError" in str(info.value)
+
+
+def test_hub_rows_when_online(monkeypatch):
+    published = load_split("train", limit=4)
+    monkeypatch.setattr(data, "load_published", lambda split="train": [dict(r) for r in published])
+    assert load_problems("train", source="hub") == published
+    assert load_problems("train", source="hub", limit=2) == published[:2]
+
+
+def test_load_problems_local_and_unknown_source():
+    assert load_problems("train", limit=3) == load_split("train", limit=3)
+    with pytest.raises(ValueError, match="source must be"):
+        load_problems("train", source="s3")
+
+
+def test_committed_files_are_one_json_object_per_line():
+    lines = TRAIN_FILE.read_text(encoding="utf-8").splitlines()
+    assert all(isinstance(json.loads(line), dict) for line in lines)

@@ -1,0 +1,122 @@
+"""The checker catches what would hurt a training run, with a message that says what."""
+
+import math
+import re
+import time
+
+import pytest
+
+from utils.reference import REFERENCE_TRAIN_FORMAT_PATTERN
+from utils.reward_check import (DEFAULT_TIMEOUT_S, assert_reward_ok, check_reward_function, extra_probes,
+                                probe_completions)
+from utils.rewards import _registry
+
+BACKTRACKING = re.compile(REFERENCE_TRAIN_FORMAT_PATTERN, re.DOTALL)
+
+
+def _text(c):
+    return c[0]["content"] if isinstance(c, list) else c
+
+
+@pytest.mark.parametrize("name", sorted(_registry()))
+def test_library_rewards_pass_quickly(name):
+    t0 = time.perf_counter()
+    report = check_reward_function(_registry()[name])
+    assert report.ok, str(report)
+    assert time.perf_counter() - t0 < 2.0  # a few forks, milliseconds of work
+
+
+def test_backtracking_regex_is_caught_by_the_default_timeout():
+    def regex_format_reward(completions, **kwargs):
+        return [10.0 if BACKTRACKING.match(_text(c)) else 0.0 for c in completions]
+
+    t0 = time.perf_counter()
+    report = check_reward_function(regex_format_reward)
+    took = time.perf_counter() - t0
+    assert not report.ok and "did not return within" in str(report) and "long truncated" in str(report)
+    assert took < DEFAULT_TIMEOUT_S + 2  # the chat form is not waited for a second time
+
+
+def test_the_long_probe_is_long_enough():
+    labels = dict(probe_completions())
+    assert labels["long truncated"].count("<event>") >= 14 and "</schedule>" not in labels["long truncated"]
+
+
+def test_signature_problems():
+    def no_kwargs(completions):
+        return [0.0] * len(completions)
+
+    def needs_column(completions, difficulty, **kwargs):
+        return [0.0] * len(completions)
+
+    assert "**kwargs" in str(check_reward_function(no_kwargs))
+    assert "difficulty" in str(check_reward_function(needs_column))
+    assert "not callable" in str(check_reward_function(42))
+
+
+def test_crash_names_the_probe():
+    def crashes_on_empty(completions, **kwargs):
+        return [10.0 / len(_text(c)) for c in completions]
+
+    report = check_reward_function(crashes_on_empty, timeout=5)
+    assert not report.ok and "ZeroDivisionError" in str(report) and "'empty string'" in str(report)
+
+
+@pytest.mark.parametrize("body, message", [
+    (lambda cs: [0.0], "returned 1 values"),
+    (lambda cs: [math.nan] * len(cs), "not a finite number"),
+    (lambda cs: ["10"] * len(cs), "not a finite number"),
+    (lambda cs: {"a": 1}, "must return a list"),
+    (lambda cs: [(lambda: 0)] * len(cs), "cannot be sent back"),
+])
+def test_bad_return_values(body, message):
+    def reward(completions, **kwargs):
+        return body(completions)
+
+    report = check_reward_function(reward, timeout=5)
+    assert not report.ok and message in str(report), str(report)
+
+
+def test_declared_range_is_enforced():
+    def too_big(completions, **kwargs):
+        return [100.0] * len(completions)
+
+    too_big.reward_range = (0, 10)
+    assert "outside the declared range" in str(check_reward_function(too_big))
+    assert check_reward_function(too_big, value_range=(0, 100)).ok
+
+
+def test_endless_loop():
+    def spins(completions, **kwargs):
+        while True:
+            pass
+
+    assert "did not return within 0.5 s" in str(check_reward_function(spins, timeout=0.5))
+
+
+def test_notes_but_no_failure():
+    def constant(completions, **kwargs):
+        return [1.0] * len(completions)
+
+    def fragile(completions, **kwargs):
+        return [float("<think>" in _text(c)) for c in completions]
+
+    assert check_reward_function(constant).ok and "constant reward" in str(check_reward_function(constant))
+    r = check_reward_function(fragile)
+    assert r.ok and "never sends" in str(r)
+    assert len(extra_probes()) == 3
+
+
+def test_none_values_are_allowed():
+    def sometimes(completions, **kwargs):
+        return [None if not _text(c) else 1.0 for c in completions]
+
+    assert check_reward_function(sometimes).ok
+
+
+def test_assert_reward_ok():
+    def bad(completions, **kwargs):
+        return []
+
+    with pytest.raises(ValueError, match="PROBLEMS"):
+        assert_reward_ok(bad)

@@ -1,0 +1,320 @@
+"""The course's rewards: TRL's calling convention, agreement with the reference on every
+answer the reference evaluation counts valid (except the touching-events fix, shown
+explicitly), full marks for the DP optimum, the alternatives, explain(), the gallery
+and the inspector's pure functions."""
+
+import math
+import random
+
+import pytest
+from hypothesis import given, strategies as st
+
+from utils.gallery import GALLERY_LABELS, back_to_back_completion, make_gallery
+from utils.inspector import CUSTOM, OPTIMAL, Inspector, completion_options, draw_view, inspect_completion
+from utils.prompts import format_answer
+from utils.evaluation import evaluate_completion
+from utils.reference import reference_format_reward, reference_score_reward, reference_sorted_events_reward
+from utils.rewards import (ScheduledEvent, clashing_events, default_reward_funcs, explain, format_reward,
+                           get_reward, group_advantages, length_penalty_reward, overlap_penalty_score_reward,
+                           overlapping_pairs, partial_format_reward, partial_score_reward, score_reward,
+                           sorted_events_reward, total_reward, truncation_penalty_reward)
+from utils.scheduling import GREEDY_RULES, greedy_schedule, optimal_schedule, time_to_minutes
+
+OURS = (format_reward, sorted_events_reward, score_reward)
+THEIRS = (reference_format_reward, reference_sorted_events_reward, reference_score_reward)
+
+
+def cols(rows):
+    return {k: [r[k] for r in rows] for k in ("events", "priority_events", "optimal_score")}
+
+
+def touching(events):
+    """Do two of these events meet end-to-start?"""
+    mins = [(time_to_minutes(s), time_to_minutes(e)) for _, s, e in events]
+    return any(a[1] == b[0] for a in mins for b in mins)
+
+
+# ------------------------------------------------------------------ layouts of one answer
+def layout(events, style, reasoning="Weighing the clashes."):
+    def ev(n, s, e, sep, ind=""):
+        return f"{ind}<event>{sep}{ind}<name>{n}</name>{sep}{ind}<start>{s}</start>{sep}{ind}<end>{e}</end>{sep}{ind}</event>"
+    if style == "one line":
+        body = "".join(ev(*e, "") for e in events)
+        return f"<think>{reasoning}</think><schedule>{body}</schedule>"
+    if style == "one event a line":
+        return format_answer(reasoning, events)
+    if style == "pretty":
+        body = "\n".join(ev(*e, "\n", "  ") for e in events)
+        return f"<think>\n{reasoning}\n</think>\n\n<schedule>\n{body}\n</schedule>\n"
+    if style == "spaces":
+        body = " ".join(ev(*e, " ") for e in events)
+        return f"<think>{reasoning}</think> <schedule> {body} </schedule> Done."
+    if style == "crlf":
+        return format_answer(reasoning, events).replace("\n", "\r\n")
+    raise ValueError(style)
+
+
+STYLES = ("one line", "one event a line", "pretty", "spaces", "crlf")
+
+
+def candidate_schedules(row, rng, n_random=3):
+    """DP, every greedy rule, and random non-overlapping subsets, in chronological order."""
+    events, prios = row["events"], row["priority_events"]
+    out = [optimal_schedule(events, prios)[1]] + [greedy_schedule(events, prios, r)[1] for r in GREEDY_RULES]
+    for _ in range(n_random):
+        picked = rng.sample(events, rng.randint(2, len(events)))
+        out.append(greedy_schedule(picked, prios, "earliest_start")[1])  # drops the clashes
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference_valid_cases(train_rows):
+    """(row, completion) pairs the reference evaluation counts valid."""
+    rng = random.Random(0)
+    cases = []
+    for i, row in enumerate(train_rows):
+        for k, sched in enumerate(candidate_schedules(row, rng)):
+            text = layout(sched, STYLES[(i + k) % len(STYLES)])
+            if evaluate_completion(row, text).valid:
+                cases.append((row, text, sched))
+    return cases
+
+
+def test_enough_reference_valid_cases(reference_valid_cases):
+    assert len(reference_valid_cases) > 2000
+
+
+def test_rewards_agree_with_the_reference_except_touching(reference_valid_cases):
+    rows = [r for r, _, _ in reference_valid_cases]
+    texts = [t for _, t, _ in reference_valid_cases]
+    c = cols(rows)
+    for ours, theirs in zip(OURS, THEIRS):
+        a, b = ours(texts, **c), theirs(texts, **c)
+        for (row, text, sched), x, y in zip(reference_valid_cases, a, b):
+            if ours is score_reward and touching(sched):
+                assert x >= y - 1e-9  # the fix only ever gives back points the reference wrongly took
+            else:
+                assert x == pytest.approx(y), (ours.__name__, text)
+
+
+def test_touching_is_the_only_difference(reference_valid_cases):
+    diffs = [(row, sched) for row, text, sched in reference_valid_cases
+             if score_reward([text], **cols([row]))[0] != pytest.approx(reference_score_reward([text], **cols([row]))[0])]
+    assert diffs, "the generated cases should include touching events"
+    assert all(touching(sched) for _, sched in diffs)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_dp_optimum_scores_100_everywhere(train_rows, test_rows, style):
+    rows = train_rows + test_rows
+    texts = [layout(optimal_schedule(r["events"], r["priority_events"])[1], style) for r in rows]
+    totals = total_reward(default_reward_funcs(), texts, **cols(rows))
+    assert totals == [100.0] * len(rows)
+    chat = [[{"role": "assistant", "content": t}] for t in texts]
+    assert total_reward(default_reward_funcs(), chat, **cols(rows)) == [100.0] * len(rows)
+
+
+def test_rows_where_the_reference_penalises_the_optimum(train_rows, test_rows):
+    """The touching defect on our data: optimal answers the reference scores below 70."""
+    found = []
+    for split, rows in (("train", train_rows), ("test", test_rows)):
+        for i, row in enumerate(rows):
+            best = optimal_schedule(row["events"], row["priority_events"])[1]
+            text = format_answer("r", best)
+            ref = reference_score_reward([text], **cols([row]))[0]
+            if ref < 70:
+                assert touching(best)
+                assert score_reward([text], **cols([row]))[0] == 70.0
+                assert evaluate_completion(row, text).score == 1.0  # the evaluation agrees with us
+                found.append((split, i, round(ref, 1)))
+    assert found, "expected some optimal schedules with touching events in data/*.jsonl"
+
+
+def test_touching_events_constructed():
+    row = {"events": [["Gym", "07:00", "08:00"], ["Standup", "08:00", "08:30"], ["Call", "07:30", "08:15"]],
+           "priority_events": ["Standup"]}
+    row["optimal_score"] = optimal_schedule(row["events"], row["priority_events"])[0]
+    text = format_answer("touching is fine", [["Gym", "07:00", "08:00"], ["Standup", "08:00", "08:30"]])
+    assert row["optimal_score"] == 120
+    assert score_reward([text], **cols([row])) == [70.0]
+    assert reference_score_reward([text], **cols([row])) == [0.0]  # both removed as "overlapping"
+
+
+# --------------------------------------------------------------------- the TRL contract
+def test_trl_keyword_call(train_rows):
+    row = train_rows[0]
+    text = format_answer("r", optimal_schedule(row["events"], row["priority_events"])[1])
+    extra = {"prompts": ["p"], "completion_ids": [[1, 2]], "prompt": [row["prompt"]], "trainer_state": None}
+    for fn in (*OURS, partial_format_reward, partial_score_reward, overlap_penalty_score_reward,
+               truncation_penalty_reward, length_penalty_reward):
+        out = fn(completions=[text], **cols([row]), **extra)
+        assert isinstance(out, list) and len(out) == 1 and isinstance(out[0], float)
+
+
+def test_missing_columns_are_a_clear_error():
+    with pytest.raises(ValueError, match="dataset columns"):
+        score_reward(["x"])
+    with pytest.raises(ValueError, match="lengths"):
+        score_reward(["x", "y"], events=[[]], priority_events=[[]], optimal_score=[1])
+
+
+def test_get_reward_names():
+    assert get_reward("score_reward") is score_reward
+    with pytest.raises(ValueError, match="unknown reward"):
+        get_reward("nope")
+
+
+# ------------------------------------------------------------------------ overlaps
+interval = st.tuples(st.integers(0, 100), st.integers(1, 40)).map(lambda t: (t[0], t[0] + t[1]))
+
+
+@given(st.lists(interval, max_size=12))
+def test_clashing_matches_brute_force(ivs):
+    evs = [ScheduledEvent(str(i), "", "", s, e) for i, (s, e) in enumerate(ivs)]
+    brute = [(i, j) for i in range(len(ivs)) for j in range(i + 1, len(ivs))
+             if ivs[i][0] < ivs[j][1] and ivs[j][0] < ivs[i][1]]
+    assert overlapping_pairs(evs) == brute
+    assert clashing_events(evs) == {k for pair in brute for k in pair}
+
+
+def test_overlapping_pairs_are_capped():
+    evs = [ScheduledEvent("x", "", "", 0, 10)] * 3000
+    assert len(overlapping_pairs(evs)) == 1000 and clashing_events(evs) == set(range(3000))
+
+
+# ------------------------------------------------------------------ the gallery
+@pytest.fixture(scope="module")
+def row(train_rows):
+    return train_rows[3]
+
+
+def test_gallery_rewards(row):
+    g = make_gallery(row)
+    assert list(g) == list(GALLERY_LABELS)
+    table = {label: explain(row, text).rewards for label, text in g.items()}
+    assert sum(table["optimal (DP)"].values()) == 100
+    assert table["greedy"]["score_reward"] < 70 or optimal_schedule(row["events"], row["priority_events"])[0] == \
+        max(greedy_schedule(row["events"], row["priority_events"], r)[0] for r in GREEDY_RULES)
+    assert table["plausible wrong answer"]["score_reward"] == 0
+    assert table["unsorted"]["sorted_events_reward"] == 0 and table["unsorted"]["score_reward"] == 70
+    assert table["overlapping"]["score_reward"] < 70
+    assert table["invented event"]["score_reward"] == 0
+    assert table["empty reasoning"]["format_reward"] == 0
+    assert table["truncated"]["format_reward"] == 0
+    assert sum(table["no tags (plain text)"].values()) == 0
+    assert table["hack: every event"]["score_reward"] < 70
+    assert table["hack: one event repeated"]["score_reward"] == 0
+
+
+@pytest.mark.parametrize("i", range(0, 500, 37))
+def test_gallery_builds_for_many_rows(train_rows, i):
+    g = make_gallery(train_rows[i])
+    assert all(isinstance(v, str) for v in g.values())
+    assert explain(train_rows[i], g["optimal (DP)"]).total == 100
+
+
+def test_back_to_back_is_cut_before_the_end():
+    text = back_to_back_completion(14)
+    assert text.count("<event>") == 14 and "</schedule>" not in text and "</event><event>" in text
+    assert format_reward([text]) == [0.0] and truncation_penalty_reward([text]) == [-10.0]
+
+
+# --------------------------------------------------------------------- alternatives
+def test_partial_format_is_graded():
+    steps = ["", "<think>", "<think>r</think>", "<think>r</think><schedule>",
+             "<think>r</think><schedule><event><name>A</name><start>01:00</start><end>02:00</end></event>",
+             "<think>r</think><schedule><event><name>A</name><start>01:00</start><end>02:00</end></event></schedule>"]
+    assert partial_format_reward(steps) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+
+
+def test_partial_score_keeps_the_real_events(row):
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    text = format_answer("r", best + [["Fake", "23:00", "23:30"]])
+    assert score_reward([text], **cols([row])) == [0.0]
+    assert partial_score_reward([text], **cols([row])) == [65.0]
+
+
+def test_overlap_penalty_counts_pairs(row):
+    everything = sorted(row["events"], key=lambda e: e[1])
+    text = format_answer("r", everything)
+    chk = explain(row, text).check
+    expected = max(0.0, 70 * min(1.0, sum(
+        (2 if e[0] in row["priority_events"] else 1) * (time_to_minutes(e[2]) - time_to_minutes(e[1]))
+        for e in everything) / row["optimal_score"]) - 15 * len(chk.overlaps))
+    assert overlap_penalty_score_reward([text], **cols([row])) == [pytest.approx(expected)]
+
+
+def test_length_penalty():
+    assert length_penalty_reward(["x" * 1500, "x" * 2250, "x" * 10_000]) == [0.0, -5.0, -10.0]
+    assert length_penalty_reward(["x" * 200], max_chars=100) == [-10.0]
+
+
+# ----------------------------------------------------------------------- explain
+def test_explain_breakdown(row):
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    clash = [e for e in row["events"] if e not in best][0]
+    text = format_answer("r", best[::-1] + [clash, ["Fake", "23:00", "23:30"]])
+    e = explain(row, text)
+    assert [x.name for x in e.check.invented] == ["Fake"]
+    assert not e.check.chronological
+    assert e.rewards == {"format_reward": 10.0, "sorted_events_reward": 0.0, "score_reward": 0.0}
+    assert e.total == 10.0 and e.max_total == 100.0
+    out = str(e)
+    for needle in ("not in problem", "not in the problem: ['Fake']", "chronological", "optimal", "TOTAL"):
+        assert needle in out
+    assert {r["status"] for r in e.event_rows()} >= {"ok", "not in problem"}
+    assert e.summary()["invented"] == 1
+
+
+def test_explain_with_weights_and_a_broken_reward(row):
+    def broken(completions, **kwargs):
+        raise RuntimeError("boom")
+
+    with pytest.warns(RuntimeWarning, match="boom"):
+        e = explain(row, "", [format_reward, broken, format_reward], [2.0, 1.0, 0.5])
+    assert list(e.rewards) == ["format_reward", "broken", "format_reward'"]
+    assert math.isnan(e.rewards["broken"]) and math.isnan(e.total) and e.max_total is None
+    with pytest.raises(ValueError, match="weights"):
+        explain(row, "", [format_reward], [1.0, 2.0])
+
+
+def test_explain_weights_apply(row):
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    e = explain(row, format_answer("r", best), default_reward_funcs(), [0.5, 1, 2])
+    assert e.total == 5 + 20 + 140 and e.max_total == 165
+
+
+# ------------------------------------------------------------------ group advantages
+def test_group_advantages():
+    assert group_advantages([0, 0, 0, 0], 4) == [0.0] * 4
+    adv = group_advantages([0, 10, 0, 10, 5, 5], 2)
+    assert adv[:2] == pytest.approx([-0.7071, 0.7071], abs=1e-3) and adv[4:] == [0.0, 0.0]
+    with pytest.raises(ValueError):
+        group_advantages([1, 2, 3], 2)
+
+
+# --------------------------------------------------------------------- the inspector
+def test_inspector_pure_functions(row):
+    opts = completion_options(row)
+    assert OPTIMAL in opts and CUSTOM in opts
+    view = inspect_completion(row, opts[OPTIMAL])
+    assert view.total == 100 and "TOTAL" in view.text
+    assert view.schedules[OPTIMAL] == view.schedules["this answer"]
+    ax = draw_view(view)
+    assert "100.0" in ax.get_title()
+    import matplotlib.pyplot as plt
+
+    plt.close(ax.figure)
+    for junk in (None, "", "<think>", 42):
+        assert inspect_completion(row, junk).total == 0
+
+
+def test_inspector_widget_updates(train_rows):
+    ins = Inspector(train_rows[:3])
+    assert ins.view.total == 100
+    ins.choice.value = "unsorted"
+    assert ins.view.explanation.rewards["sorted_events_reward"] == 0
+    ins.text.value = "<think>mine</think>"
+    assert ins.choice.value == CUSTOM and ins.view.total == 0
+    ins.problem.value = 2
+    assert ins.choice.value == OPTIMAL and ins.view.problem is train_rows[2] and ins.view.total == 100
