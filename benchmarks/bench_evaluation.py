@@ -30,14 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The reference evaluation's regexes (published in anakin87/qwen-scheduler-grpo, evaluation/eval.py).
-REF_FORMAT = re.compile(
-    r".*<schedule>.*<event>.*<name>.*</name>.*<start>\d{2}:\d{2}</start>.*<end>\d{2}:\d{2}</end>"
-    r".*</event>.*</schedule>.*",
-    re.DOTALL,
-)
-REF_CAPTURE = re.compile(
-    r"<event>\s*<name>([^<]+)</name>\s*<start>(\d{2}:\d{2})</start>\s*<end>(\d{2}:\d{2})</end>\s*</event>"
-)
+from utils.reference import REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN  # noqa: E402
+
+REF_FORMAT = re.compile(REFERENCE_EVAL_FORMAT_PATTERN, re.DOTALL)
+REF_CAPTURE = re.compile(REFERENCE_CAPTURE_PATTERN)
 
 
 def regex_category(row: dict, text: str) -> str:

@@ -27,14 +27,10 @@ ROWS = load_jsonl(TEST_FILE)
 # ------------------------------------------------------------- a literal regex reference
 # The reference evaluation rewritten with its real regexes: only for short inputs (the
 # format regex backtracks catastrophically on long truncated text).
-REF_FORMAT = re.compile(
-    r".*<schedule>.*<event>.*<name>.*</name>.*<start>\d{2}:\d{2}</start>.*<end>\d{2}:\d{2}</end>"
-    r".*</event>.*</schedule>.*",
-    re.DOTALL,
-)
-REF_CAPTURE = re.compile(
-    r"<event>\s*<name>([^<]+)</name>\s*<start>(\d{2}:\d{2})</start>\s*<end>(\d{2}:\d{2})</end>\s*</event>"
-)
+from utils.reference import REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN  # noqa: E402
+
+REF_FORMAT = re.compile(REFERENCE_EVAL_FORMAT_PATTERN, re.DOTALL)
+REF_CAPTURE = re.compile(REFERENCE_CAPTURE_PATTERN)
 
 
 def regex_reference(row: dict, text: str) -> tuple[str, float]:
