@@ -1,6 +1,10 @@
 """Run every notebook in order, headless; executed copies and figures go to outputs/.
 
-    python scripts/run_course.py --profile cpu
+    python scripts/run_course.py --profile cpu            # the whole course
+    python scripts/run_course.py --profile smoke --only 04  # one notebook, with cell timings
+
+Prints which notebook and cell it is on and how long each cell took, so a slow or stuck
+cell is easy to spot. Stops at the first failing cell and says where the partial copy is.
 """
 
 from __future__ import annotations
@@ -13,34 +17,62 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def first_line(cell) -> str:
+    lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.startswith("#")]
+    return (lines[0] if lines else cell.source.splitlines()[0] if cell.source else "")[:70]
+
+
+def run_notebook(path: Path, out: Path, timeout: int) -> float:
+    nb = nbformat.read(path, as_version=4)
+    n = sum(c.cell_type == "code" for c in nb.cells)
+    print(f"== {path.name}: {n} code cells", flush=True)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    t_nb = time.perf_counter()
+    try:
+        with client.setup_kernel():
+            k = 0
+            for i, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                k += 1
+                print(f"   {path.name} cell {k}/{n}: {first_line(cell)}", end="", flush=True)
+                t0 = time.perf_counter()
+                client.execute_cell(cell, i)
+                print(f"  [{time.perf_counter() - t0:.1f} s]", flush=True)
+    finally:
+        nbformat.write(nb, out / path.name)
+    seconds = time.perf_counter() - t_nb
+    print(f"   {path.name} done in {seconds:.0f} s", flush=True)
+    return seconds
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--profile", default="cpu")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profile", default="cpu", help="smoke | cpu | gpu")
+    ap.add_argument("--only", action="append", default=[], help="notebook number prefix, e.g. 04 (repeatable)")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds a single cell may take")
     args = ap.parse_args()
     os.environ["COURSE_PROFILE"] = args.profile
     out = ROOT / "outputs" / "executed"
     out.mkdir(parents=True, exist_ok=True)
-    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        n = sum(c.cell_type == "code" for c in nb.cells)
-        print(f"== {path.name}: {n} code cells", flush=True)
-        client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
-        t0 = time.perf_counter()
+    paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if args.only:
+        paths = [p for p in paths if any(p.name.startswith(o) for o in args.only)]
+    total = time.perf_counter()
+    times = {}
+    for path in paths:
         try:
-            with client.setup_kernel():
-                k = 0
-                for i, cell in enumerate(nb.cells):
-                    if cell.cell_type == "code":
-                        k += 1
-                        print(f"   {path.name} cell {k}/{n}", flush=True)
-                        client.execute_cell(cell, i)
-        finally:
-            nbformat.write(nb, out / path.name)
-        print(f"   done in {time.perf_counter() - t0:.0f} s", flush=True)
+            times[path.name] = run_notebook(path, out, args.timeout)
+        except CellExecutionError as exc:
+            print(f"\n!! {path.name} failed; executed copy with the error: {out / path.name}\n{str(exc)[-2000:]}")
+            return 1
+    print("\n".join(f"{name:<32}{s:>7.0f} s" for name, s in times.items()))
+    print(f"Whole run: {time.perf_counter() - total:.0f} s (profile {args.profile})")
     print(f"Executed notebooks: {out}\nFigures: {ROOT / 'outputs' / 'figures'}")
     return 0
 

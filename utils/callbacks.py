@@ -19,9 +19,10 @@ class CompletionRecorder:
     The wrapped functions keep their names, so TRL logs ``rewards/<name>/mean`` as usual.
     """
 
-    def __init__(self, reward_funcs: Sequence[Callable], path: Path, every: int = 10):
+    def __init__(self, reward_funcs: Sequence[Callable], path: Path, every: int = 10, show: int = 0):
         self.path = Path(path)
         self.every = max(1, every)
+        self.show = show  # also display this many samples (a table in a notebook, text headless)
         self.latest: dict = {}
         self.wrapped = [self._wrap(f) for f in reward_funcs]
 
@@ -55,8 +56,35 @@ class CompletionRecorder:
                 with open(recorder.path, "a", encoding="utf-8") as fh:
                     for r in rows:
                         fh.write(json.dumps({"step": state.global_step, **r}) + "\n")
+                if recorder.show:
+                    show_samples(rows[: recorder.show], title=f"step {state.global_step}: sample completions")
 
         return _Samples()
+
+
+def samples_frame(rows: Sequence[dict], width: int = 160):
+    """Sample completions as a table: rewards first, the text shortened to ``width`` characters."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if "completion" in frame:
+        frame["completion"] = [c if len(c) <= width else c[: width - 1] + "…" for c in frame["completion"].map(str)]
+    return frame.round(1)
+
+
+def show_samples(rows: Sequence[dict], title: str = "") -> None:
+    frame = samples_frame(rows)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            print(title)
+            display(frame)
+            return
+    except ImportError:
+        pass
+    print(title, frame.to_string(), sep="\n")
 
 
 class StopAfterStep(TrainerCallback):
