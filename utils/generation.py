@@ -21,6 +21,21 @@ from .prompts import build_messages
 PATHS = ("vllm", "static-cache", "plain")
 
 
+def vllm_usable() -> bool:
+    """vLLM installed *and* importable (a wheel built for another CUDA fails at import)."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    try:
+        import vllm  # noqa: F401
+    except Exception as exc:  # noqa: BLE001 - any import failure means: do not use it
+        print(f"vllm is installed but does not import ({type(exc).__name__}: {str(exc)[:150]}); "
+              "generating with transformers instead")
+        return False
+    return True
+
+
 def pick_path(requested: str | None = None) -> str:
     import importlib.util
 
@@ -32,7 +47,7 @@ def pick_path(requested: str | None = None) -> str:
             raise ValueError(f"generation path must be one of {PATHS} or auto, got {requested!r}")
         return requested
     if torch.cuda.is_available():
-        return "vllm" if importlib.util.find_spec("vllm") else "static-cache"
+        return "vllm" if vllm_usable() else "static-cache"
     return "plain"
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .generation import vllm_usable
 from .models import ModelSpec, choose_model, model_source
 from .paths import output_dir
 from .profiles import Profile
@@ -49,7 +50,9 @@ def cuda_available() -> bool:
 
 def choose_backend(requested: str | None = None) -> str:
     """``auto`` -> unsloth on a CUDA GPU with unsloth installed, else trl. ``COURSE_BACKEND`` overrides."""
-    requested = (requested or os.environ.get("COURSE_BACKEND") or "auto").lower()
+    if requested in (None, "", "auto"):  # not chosen in code: the environment may choose
+        requested = os.environ.get("COURSE_BACKEND") or "auto"
+    requested = requested.lower()
     if requested not in ("auto", "unsloth", "trl"):
         raise ValueError(f"backend must be auto, unsloth or trl, got {requested!r}")
     if requested == "unsloth":
@@ -63,12 +66,21 @@ def choose_backend(requested: str | None = None) -> str:
     return "unsloth" if cuda_available() and has_module("unsloth") else "trl"
 
 
+def preload_backend(requested: str | None = None) -> str:
+    """Choose the backend and, for Unsloth, import it now: it must patch transformers and
+    TRL before anything else imports them. Call it before other imports that load transformers."""
+    backend = choose_backend(requested)
+    if backend == "unsloth":
+        import unsloth  # noqa: F401
+    return backend
+
+
 def generation_path(backend: str) -> str:
     """How completions are generated, picked in one place (see benchmarks for the figures)."""
     override = os.environ.get("COURSE_GENERATION")
     if override:
         return override
-    if has_module("vllm") and cuda_available():
+    if cuda_available() and vllm_usable():
         return "vllm"
     return "plain"  # see the module docstring: static-cache measured slower inside GRPO
 
@@ -129,8 +141,8 @@ def grpo_knobs(profile: Profile, backend: str, max_prompt_tokens: int, gen_path:
         Knob("save_total_limit", 2, "keep disk use bounded"),
         Knob("bf16", bf16, "half precision on GPUs that support bf16"),
         Knob("fp16", on_gpu and not bf16, "older GPUs (T4) use fp16 instead of bf16"),
-        Knob("gradient_checkpointing", on_gpu and backend == "trl" and profile.name == "gpu" and False,
-             "off for the small model: memory is not the limit, speed is"),
+        Knob("gradient_checkpointing", False,
+             "off here: for these model sizes memory is not the limit, speed is (Unsloth applies its own)"),
         Knob("report_to", "none", "the notebook draws its own live plots; set 'wandb' or 'tensorboard' if you like"),
         Knob("seed", 3407, "reproducible sampling and LoRA initialisation"),
         Knob("log_completions", False, "we show our own sample table instead of TRL's console print"),
@@ -143,7 +155,8 @@ def grpo_knobs(profile: Profile, backend: str, max_prompt_tokens: int, gen_path:
         knobs.append(Knob("cache_implementation", "static",
                           "preallocated KV cache: transformers compiles the decoding step (benchmarks/)"))
     if gen_path in ("paged", "continuous-batching"):
-        knobs.append(Knob("use_transformers_paged", True, "paged attention generation from transformers"))
+        knobs.append(Knob("use_transformers_continuous_batching", True,
+                          "paged attention + continuous batching from transformers (measured slower here: benchmarks/)"))
     return knobs
 
 
@@ -204,7 +217,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
                   per_device_train_batch_size=profile.sft_batch_size, learning_rate=profile.sft_learning_rate,
                   lr_scheduler_type="cosine", warmup_steps=0.05, logging_steps=5, save_strategy="no",
                   report_to="none", bf16=on_gpu and _bf16_ok(), max_length=1024, seed=3407,
-                  completion_only_loss=True, eos_token=tokenizer.eos_token, pad_token=tokenizer.pad_token)
+                  completion_only_loss=True, eos_token=tokenizer.eos_token)  # pad: set on the tokenizer
     kept, _ = _supported(SFTConfig, kwargs)
     trainer = SFTTrainer(model=model, args=SFTConfig(**kept), train_dataset=Dataset.from_list(sft_records(rows)),
                          processing_class=tokenizer)

@@ -28,6 +28,9 @@ and two **backends**, picked automatically:
 By the end you will have a LoRA adapter, its training curves, and a `run_info.json` that notebook 05 evaluates.
 """),
 ("code", r"""
+from utils.training import preload_backend
+preload_backend()  # on a GPU with Unsloth installed, Unsloth must load before transformers and TRL
+
 import json
 import time
 from pathlib import Path

@@ -1,0 +1,352 @@
+"""API drift: every call the course makes into TRL / PEFT / Unsloth / vLLM on the GPU path,
+checked against both pin sets.
+
+(a) The installed CPU set (requirements.txt), always: GRPOConfig / SFTConfig / LoraConfig fields
+    via ``dataclasses.fields``, trainer keywords via ``inspect.signature``; the configs are also
+    built for real (``build_grpo_config`` for every backend x generation path, ``run_sft`` up to
+    its SFTTrainer call, ``lora_config`` for every profile), and TRL's reward-function call is read
+    from its grpo_trainer.py and replayed on the course's reward functions.
+
+(b) The Colab set (requirements-colab.txt), without importing it (it needs a GPU), from source
+    with ``ast``: the trl, unsloth, unsloth_zoo wheels (and peft at Colab's preinstalled version)
+    are fetched once with ``pip download --no-deps`` into
+    ``~/.cache/grpo-scheduling-course/colab-stack/wheels`` (~33 MB, reused by later runs). vLLM's
+    wheel is 300-550 MB, so only ``vllm/sampling_params.py``, ``vllm/entrypoints/llm.py`` and
+    ``vllm/engine/arg_utils.py`` are read out of the PyPI wheel of the pinned release with HTTP
+    range requests (the +cu129 GitHub build differs in compiled code, not in these Python files);
+    transformers' ``training_args.py`` (GRPOConfig's base class) the same way; both cached under
+    ``.../colab-stack/members``. The AST reader is itself checked against ``dataclasses.fields``
+    on the installed packages. (b) is skipped, with the reason, when the index cannot be reached.
+
+The names checked come from the course code, not from lists here: ``grpo_knobs()`` is called for
+every profile x backend x generation path x CPU/GPU (backends and paths read from its own
+comparisons), plus ``build_grpo_config``'s extra keywords; ``run_sft``'s SFTConfig dict; and the
+keywords of the calls in ``load_policy``, ``train_grpo``, ``lora_config``, ``generate_with_vllm``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import inspect
+import io
+import itertools
+import re
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from utils import colab_stack as cs
+from utils import generation, training
+from utils.profiles import PROFILES
+
+TRAINING_AST = ast.parse(Path(training.__file__).read_text())
+GENERATION_AST = ast.parse(Path(generation.__file__).read_text())
+FN = {name: cs.function_def(TRAINING_AST, name) for name in
+      ("grpo_knobs", "build_grpo_config", "run_sft", "load_policy", "train_grpo", "lora_config")}
+ALIASES = {"transformers.TrainingArguments": "transformers.training_args"}
+TRL_REWARD_ARGS = {"prompts", "completions", "completion_ids"}  # what the course's rewards rely on (notes.md)
+
+OFFLINE = cs.offline_reason()
+needs_index = pytest.mark.skipif(OFFLINE is not None, reason=f"Colab-set sources need the package index: {OFFLINE}")
+
+
+# ----------------------------------------------------------------- names the course uses
+BACKENDS = sorted(cs.compared_literals(FN["grpo_knobs"], "backend"))
+GEN_PATHS = sorted(cs.compared_literals(FN["grpo_knobs"], "gen_path") | set(generation.PATHS))
+COMBOS = list(itertools.product(BACKENDS, GEN_PATHS, (False, True)))
+
+
+def knobs(backend: str, path: str, on_gpu: bool, profile=PROFILES["gpu"]):
+    return training.grpo_knobs(profile, backend, 448, path, on_gpu)
+
+
+def grpo_config_names() -> set[str]:
+    names = {k.name for p in PROFILES.values() for b, g, gpu in COMBOS for k in knobs(b, g, gpu, p)}
+    extra = set().union(*cs.call_keywords(FN["build_grpo_config"], "kwargs.update"))
+    return names | extra
+
+
+def keywords(fn: ast.AST, callee: str) -> set[str]:
+    calls = cs.call_keywords(fn, callee)
+    assert calls, f"no call to {callee} found: the course code changed, update this test"
+    return set().union(*calls)
+
+
+def sft_config_names() -> set[str]:
+    return cs.assigned_dict_keywords(FN["run_sft"], "kwargs")
+
+
+def test_the_enumeration_reaches_every_path():
+    """Guards the tests below against silently checking a subset."""
+    assert set(BACKENDS) >= {"trl", "unsloth"} and len(GEN_PATHS) >= 4, (BACKENDS, GEN_PATHS)
+    per_path = {g: frozenset(k.name for k in knobs("trl", g, True)) for g in GEN_PATHS}
+    assert len(set(per_path.values())) >= 3, "generation paths no longer change the knobs?"
+    assert {"output_dir", "reward_weights", "save_strategy"} <= grpo_config_names()
+
+
+# ------------------------------------------------------------ (a) the installed CPU set
+def test_grpo_config_has_every_knob():
+    from trl import GRPOConfig
+
+    missing = grpo_config_names() - {f.name for f in dataclasses.fields(GRPOConfig)}
+    assert not missing, f"installed TRL's GRPOConfig lacks {sorted(missing)} (build_grpo_config would drop them)"
+
+
+@pytest.mark.parametrize("backend,path,on_gpu", COMBOS, ids=[f"{b}-{g}-{'gpu' if x else 'cpu'}" for b, g, x in COMBOS])
+def test_build_grpo_config_builds(backend, path, on_gpu, tmp_path):
+    ks = knobs(backend, path, on_gpu)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        config = training.build_grpo_config(ks, tmp_path, reward_weights=[1.0, 1.0, 1.0])
+    assert "this TRL version has no" not in out.getvalue(), out.getvalue()
+    for k in ks:
+        got = getattr(config, k.name)
+        if k.name == "report_to":  # TrainingArguments normalises "none" to []
+            assert got in ("none", [], ["none"]), got
+        else:
+            assert got == k.value, f"{k.name}: set {k.value!r}, config has {got!r}"
+
+
+def test_sft_config_has_every_run_sft_keyword():
+    from trl import SFTConfig
+
+    missing = sft_config_names() - {f.name for f in dataclasses.fields(SFTConfig)}
+    assert not missing, f"installed TRL's SFTConfig lacks {sorted(missing)} (run_sft would drop them)"
+
+
+def run_sft_until_trainer(monkeypatch, tmp_path, rows):
+    """run_sft for real up to SFTTrainer(...): model loading is faked, the SFTConfig is real.
+    Returns (SFTTrainer keywords, names run_sft dropped, SFTTrainer.__init__ parameters)."""
+    import transformers
+    import trl
+
+    import utils.models
+
+    class Stop(Exception):
+        pass
+
+    seen, dropped = {}, []
+    real_supported = training._supported
+    init = set(inspect.signature(trl.SFTTrainer.__init__).parameters)  # before it is replaced below
+
+    def fake_trainer(**kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    def spy(cls, kwargs):
+        kept, gone = real_supported(cls, kwargs)
+        dropped.extend(gone)
+        return kept, gone
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: object())
+    monkeypatch.setattr(utils.models, "load_tokenizer",
+                        lambda source: SimpleNamespace(eos_token="<|im_end|>", pad_token="<|im_end|>"))
+    monkeypatch.setattr(trl, "SFTTrainer", fake_trainer)
+    monkeypatch.setattr(training, "_supported", spy)
+    with pytest.raises(Stop):
+        training.run_sft("unused", rows[:4], PROFILES["smoke"], tmp_path, force=True)
+    monkeypatch.undo()
+    return seen, dropped, init
+
+
+def test_run_sft_builds_its_config_and_trainer(monkeypatch, tmp_path, train_rows):
+    import trl
+
+    seen, dropped, init = run_sft_until_trainer(monkeypatch, tmp_path, train_rows)
+    assert not dropped, f"run_sft dropped {dropped}: the installed SFTConfig lacks them"
+    assert isinstance(seen["args"], trl.SFTConfig)
+    assert set(seen) <= init and set(seen) == keywords(FN["run_sft"], "SFTTrainer")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "utils/training.py passes arguments TRL 1.14 deprecates (removed in TRL 2.0): GRPOConfig "
+    "use_transformers_paged (now use_transformers_continuous_batching) and SFTConfig pad_token (set "
+    "tokenizer.pad_token instead). Fix training.py, then delete this mark (strict: it fails once fixed)."))
+def test_no_deprecated_arguments(monkeypatch, tmp_path, train_rows):
+    """Arguments the installed TRL warns are deprecated: they work today and vanish in a later TRL."""
+    ours = grpo_config_names() | sft_config_names()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with contextlib.redirect_stdout(io.StringIO()):
+            for b, g, gpu in COMBOS:
+                training.build_grpo_config(knobs(b, g, gpu), tmp_path / "grpo", reward_weights=[1.0])
+        run_sft_until_trainer(monkeypatch, tmp_path / "sft", train_rows)
+    named = {m for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))
+             for m in re.findall(r"`(\w+)`", str(w.message)) if m in ours and "deprecated" in str(w.message)}
+    assert not named, f"deprecated in the installed TRL: {sorted(named)}"
+
+
+@pytest.mark.parametrize("trainer,fn", [("GRPOTrainer", "train_grpo"), ("SFTTrainer", "run_sft")])
+def test_trainer_keywords(trainer, fn):
+    import trl
+
+    used = keywords(FN[fn], trainer)
+    params = set(inspect.signature(getattr(trl, trainer).__init__).parameters)
+    assert used <= params, f"installed {trainer}.__init__ lacks {sorted(used - params)}"
+
+
+def test_lora_config_keywords_and_build():
+    from peft import LoraConfig
+
+    used = keywords(FN["lora_config"], "LoraConfig")
+    assert used <= {f.name for f in dataclasses.fields(LoraConfig)}
+    for profile in PROFILES.values():
+        cfg = training.lora_config(profile)
+        assert cfg.r == profile.lora_r and set(cfg.target_modules) == set(training.LORA_TARGETS)
+
+
+def reward_contract(tree: cs.SourceTree) -> dict:
+    """How GRPOTrainer calls a plain reward function, read from trl/trainer/grpo_trainer.py."""
+    fn = tree.function("trl.trainer.grpo_trainer", "GRPOTrainer._calculate_rewards")
+    calls = [c for c in ast.walk(fn) if isinstance(c, ast.Call) and any(k.arg is None for k in c.keywords)
+             and {k.arg for k in c.keywords} >= {"completions"}]
+    assert calls, "GRPOTrainer._calculate_rewards no longer calls reward functions with keywords"
+    splats = {cs.dotted(k.value) for c in calls for k in c.keywords if k.arg is None}
+    extras = {n.targets[0].slice.value for n in ast.walk(fn) if isinstance(n, ast.Assign)
+              and isinstance(n.targets[0], ast.Subscript) and cs.dotted(n.targets[0].value) in splats
+              and isinstance(n.targets[0].slice, ast.Constant)}
+    column_filters = [n for n in ast.walk(fn) if isinstance(n, ast.ListComp) and any(
+        isinstance(g.iter, ast.Subscript) and cs.dotted(g.iter.value) == "inputs" for g in n.generators)]
+    assert column_filters, "GRPOTrainer._calculate_rewards no longer takes the reward columns from inputs[0]"
+    excluded = {e.value for lc in column_filters for n in ast.walk(lc) if isinstance(n, ast.Compare)
+                and isinstance(n.ops[0], ast.NotIn) for c in n.comparators if isinstance(c, (ast.List, ast.Tuple))
+                for e in c.elts if isinstance(e, ast.Constant)}
+    return {"keywords": set.intersection(*({k.arg for k in c.keywords if k.arg} for c in calls)),
+            "splat": splats, "extras": extras, "excluded_columns": excluded}
+
+
+def check_reward_contract(contract: dict, rows) -> None:
+    assert TRL_REWARD_ARGS <= contract["keywords"], contract
+    assert contract["splat"], "dataset columns are no longer passed as **kwargs"
+    records = training.grpo_records(rows[:2])
+    columns = {k: [r[k] for r in records for _ in range(2)] for k in records[0] if k not in contract["excluded_columns"]}
+    clash = set(columns) & (contract["extras"] | contract["keywords"])
+    assert not clash, f"dataset columns {clash} collide with what TRL passes itself"
+    from utils.callbacks import CompletionRecorder
+    from utils.rewards import _registry
+
+    completions = [[{"role": "assistant", "content": t}] for t in
+                   ["<think>x</think><schedule></schedule>", "no format"] * len(records)]
+    kwargs = {"prompts": [r["prompt"] for r in records for _ in range(2)], "completions": completions,
+              "completion_ids": [[1, 2, 3]] * len(completions), **columns,
+              **{name: (lambda *a, **k: None) for name in contract["extras"]},
+              "trainer_state": SimpleNamespace(global_step=0, max_steps=1, epoch=0.0)}
+    funcs = list(_registry().values())
+    recorder = CompletionRecorder(funcs, Path("/dev/null"))
+    for fn in funcs + recorder.wrapped:
+        values = fn(**kwargs)
+        assert len(values) == len(completions), fn.__name__
+        assert all(v is None or isinstance(v, (int, float)) for v in values), (fn.__name__, values)
+
+
+def installed_tree() -> cs.SourceTree:
+    return cs.SourceTree({p: cs.InstalledSource(p) for p in ("trl", "transformers", "peft")}, ALIASES)
+
+
+def test_reward_functions_take_what_installed_trl_passes(train_rows):
+    check_reward_contract(reward_contract(installed_tree()), train_rows)
+
+
+def test_ast_reader_agrees_with_the_installed_packages():
+    """The Colab checks read classes with ast; on the installed set that must give what
+    dataclasses / inspect give, or the Colab checks would prove nothing."""
+    import trl
+    from peft import LoraConfig
+
+    tree = installed_tree()
+    for module, name, cls in [("trl.trainer.grpo_config", "GRPOConfig", trl.GRPOConfig),
+                              ("trl.trainer.sft_config", "SFTConfig", trl.SFTConfig),
+                              ("peft", "LoraConfig", LoraConfig)]:
+        assert tree.class_fields(module, name) == {f.name for f in dataclasses.fields(cls)}, name
+    for module, name in [("trl.trainer.grpo_trainer", "GRPOTrainer"), ("trl.trainer.sft_trainer", "SFTTrainer")]:
+        params = tree.method_params(module, name, "__init__")
+        assert params.names == set(inspect.signature(getattr(trl, name).__init__).parameters) - {"self"}
+
+
+# ---------------------------------------------------------------- (b) the Colab set
+@pytest.fixture(scope="module")
+def colab():
+    """SourceTree over the Colab pins (see the module docstring for what is fetched, and how)."""
+    pins = cs.by_name(cs.read_requirements(cs.COLAB_REQUIREMENTS))
+    v = {name: str(cs.pinned_version(pins[name])) for name in cs.API_PINNED}
+    specs = [f"trl=={v['trl']}", f"unsloth=={v['unsloth']}", f"unsloth_zoo=={v['unsloth-zoo']}",
+             f"peft=={cs.COLAB_PREINSTALLED['peft']}"]  # Colab keeps its own peft (it fits peft>=0.18,<1)
+    wheels = cs.pip_download(specs)
+    sources = {spec.split("==")[0]: cs.WheelSource.local(path) for spec, path in wheels.items()}
+    sources["transformers"] = cs.WheelSource("transformers", v["transformers"])
+    vllm_version = cs.wheel_version(pins["vllm"].url).public if pins["vllm"].url else v["vllm"]
+    sources["vllm"] = cs.WheelSource("vllm", vllm_version)
+    return SimpleNamespace(tree=cs.SourceTree(sources, ALIASES), versions=v, vllm=vllm_version)
+
+
+@needs_index
+def test_colab_grpo_config_has_every_knob(colab):
+    fields = colab.tree.class_fields("trl.trainer.grpo_config", "GRPOConfig")
+    missing = grpo_config_names() - fields
+    assert not missing, f"GRPOConfig of trl {colab.versions['trl']} (Colab) lacks {sorted(missing)}"
+
+
+@needs_index
+def test_colab_sft_config_has_every_run_sft_keyword(colab):
+    missing = sft_config_names() - colab.tree.class_fields("trl.trainer.sft_config", "SFTConfig")
+    assert not missing, f"SFTConfig of trl {colab.versions['trl']} (Colab) lacks {sorted(missing)}"
+
+
+@needs_index
+@pytest.mark.parametrize("trainer,fn,module", [("GRPOTrainer", "train_grpo", "trl.trainer.grpo_trainer"),
+                                               ("SFTTrainer", "run_sft", "trl.trainer.sft_trainer")])
+def test_colab_trainer_keywords(colab, trainer, fn, module):
+    params = colab.tree.method_params(module, trainer, "__init__")
+    missing = {k for k in keywords(FN[fn], trainer) if not params.accepts(k)}
+    assert not missing, f"{params.where} (Colab) lacks {sorted(missing)}"
+
+
+@needs_index
+@pytest.mark.parametrize("method", ["from_pretrained", "get_peft_model"])
+def test_colab_unsloth_fast_language_model(colab, method):
+    """Every keyword load_policy passes must be a named parameter (not just swallowed by **kwargs)."""
+    params = colab.tree.method_params("unsloth.models.loader", "FastLanguageModel", method)
+    used = keywords(FN["load_policy"], f"FastLanguageModel.{method}")
+    missing = used - params.names
+    assert not missing, f"{params.where} (unsloth {colab.versions['unsloth']}) has no parameter {sorted(missing)}"
+
+
+@needs_index
+def test_colab_vllm_sampling_params_and_llm(colab):
+    fn = cs.function_def(GENERATION_AST, "generate_with_vllm")
+    fields = colab.tree.class_fields("vllm.sampling_params", "SamplingParams")
+    missing = keywords(fn, "SamplingParams") - fields
+    assert not missing, f"vllm {colab.vllm} SamplingParams lacks {sorted(missing)}"
+    llm = colab.tree.method_params("vllm.entrypoints.llm", "LLM", "__init__")
+    engine = colab.tree.class_fields("vllm.engine.arg_utils", "EngineArgs") if llm.var_kw else set()
+    missing = {k for k in keywords(fn, "LLM") if k not in llm.names and k not in engine}
+    assert not missing, f"vllm {colab.vllm} LLM() accepts neither as a parameter nor an EngineArgs field: {missing}"
+
+
+@needs_index
+def test_colab_vllm_inside_trls_supported_range(colab):
+    """TRL warns (and may misbehave) outside the vLLM range its import_utils names."""
+    from packaging.version import Version
+
+    fn = colab.tree.function("trl.import_utils", "is_vllm_available")
+    bounds = [Version(c.args[0].value) for c in ast.walk(fn) if isinstance(c, ast.Call)
+              and cs.dotted(c.func) == "Version" and c.args and isinstance(c.args[0], ast.Constant)]
+    assert len(bounds) >= 2, "trl.import_utils.is_vllm_available no longer states a vLLM range"
+    low, high = min(bounds), max(bounds)
+    assert low <= Version(colab.vllm) <= high, f"vLLM {colab.vllm} outside TRL's supported {low}..{high}"
+
+
+@needs_index
+def test_colab_reward_functions_take_what_trl_passes(colab, train_rows):
+    check_reward_contract(reward_contract(colab.tree), train_rows)
+
+
+@needs_index
+def test_colab_lora_config_keywords(colab):
+    fields = colab.tree.class_fields("peft", "LoraConfig")
+    missing = keywords(FN["lora_config"], "LoraConfig") - fields
+    assert not missing, f"LoraConfig of Colab's peft {cs.COLAB_PREINSTALLED['peft']} lacks {sorted(missing)}"

@@ -1,0 +1,56 @@
+"""Notebook 05's comparisons and notebook 04's group-signal view, on hand-made answers."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from utils.baselines import baseline_completions  # noqa: E402
+from utils.evaluation import PUBLISHED_RESULTS, evaluate  # noqa: E402
+from utils.report import (failure_gallery, pick_examples, plot_categories, plot_score_histograms,  # noqa: E402
+                          results_table)
+from utils.rewards import default_reward_funcs  # noqa: E402
+from utils.rollouts import group_rewards, zero_variance_share  # noqa: E402
+
+
+def _mixed(rows):
+    """Optimal, greedy, all events (overlaps) and garbage, in turns."""
+    kinds = ["dp_optimal", "greedy_earliest_end", "all_events", None]
+    texts = []
+    for i, row in enumerate(rows):
+        kind = kinds[i % len(kinds)]
+        texts.append("no schedule here" if kind is None else baseline_completions(kind, [row])[0])
+    return texts
+
+
+def test_results_table_and_examples(test_rows):
+    rows = test_rows[:40]
+    texts = _mixed(rows)
+    mixed, dp = evaluate(rows, texts), evaluate(rows, baseline_completions("dp_optimal", rows))
+    table = results_table({"mixed": mixed}, baselines={"dp": dp})
+    assert table.loc["dp", "mean score"] == 100.0 and table.loc["mixed", "n"] == 40
+    assert table.loc["mixed", "format_errors"] == 100.0 * mixed.counts["format_errors"] / 40
+    assert all(p["model"] in table.index for p in PUBLISHED_RESULTS)
+
+    picked = pick_examples(mixed, n=3)
+    assert all(mixed.results[i].score >= 0.999 for i in picked["wins"])
+    assert all(not mixed.results[i].valid and mixed.results[i].category != "overlap" for i in picked["failures"])
+    assert picked["wins"] and picked["failures"]
+
+    gallery = failure_gallery(mixed, texts, per_category=2)
+    assert "format_error" in gallery and all(len(v) <= 2 for v in gallery.values())
+    assert gallery["format_error"][0]["completion"] == "no schedule here"
+
+    assert plot_categories({"mixed": mixed, "dp": dp}).get_xlim() == (0.0, 100.0)
+    assert len(plot_score_histograms({"mixed": mixed, "dp": dp}).axes) == 2
+
+
+def test_group_signal_table(test_rows):
+    rows = test_rows[:2]
+    same = ["nothing", "still nothing"]  # every reward 0: no signal
+    varied = [baseline_completions("dp_optimal", [rows[1]])[0], "garbage"]
+    frame = group_rewards(rows, [same, varied], default_reward_funcs())
+    assert list(frame["problem"]) == [0, 0, 1, 1]
+    assert frame.loc[frame.problem == 0, "advantage"].abs().max() == 0.0
+    assert frame.loc[3, "total"] == 0.0 and frame.loc[2, "total"] == 100.0
+    assert frame.loc[2, "advantage"] > 0 > frame.loc[3, "advantage"]
+    assert zero_variance_share(frame) == 0.5

@@ -1,0 +1,103 @@
+"""Training plumbing: profiles, backend choice, run folders, and a real GRPO run with an
+interruption and a resume on a tiny random model (seconds on CPU)."""
+
+import json
+
+import pytest
+
+from utils.profiles import OVERRIDES_ENV, get_profile, parse_overrides
+from utils.training import checkpoint_step, choose_backend, prepare_run_dir
+
+
+def test_overrides_are_typed_and_applied(monkeypatch):
+    assert parse_overrides("grpo_steps=20, grpo_learning_rate=2e-4,model=qwen2.5-0.5b") == {
+        "grpo_steps": 20, "grpo_learning_rate": 2e-4, "model": "qwen2.5-0.5b"}
+    monkeypatch.setenv(OVERRIDES_ENV, "grpo_steps=7,n_eval=3")
+    p = get_profile("smoke")
+    assert (p.name, p.grpo_steps, p.n_eval) == ("smoke", 7, 3)
+    assert get_profile("smoke", grpo_steps=9).grpo_steps == 9  # keywords win over the environment
+
+
+@pytest.mark.parametrize("text, fragment", [("grpo_steps", "field=value"), ("nope=1", "field=value"),
+                                            ("grpo_steps=many", "not a int"), ("name=gpu", "field=value")])
+def test_bad_overrides_say_what_is_wrong(text, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        parse_overrides(text)
+
+
+def test_backend_choice_on_cpu(monkeypatch):
+    monkeypatch.delenv("COURSE_BACKEND", raising=False)
+    assert choose_backend() == "trl"
+    monkeypatch.setenv("COURSE_BACKEND", "trl")
+    assert choose_backend("auto") == "trl"  # "auto" in code leaves the choice to the environment
+    monkeypatch.setenv("COURSE_BACKEND", "unsloth")
+    with pytest.raises(RuntimeError, match="CUDA GPU"):
+        choose_backend("auto")
+    with pytest.raises(ValueError, match="auto, unsloth or trl"):
+        choose_backend("jax")
+
+
+def _fake_checkpoint(run_dir, step):
+    ckpt = run_dir / "checkpoints" / f"checkpoint-{step}"
+    ckpt.mkdir(parents=True)
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    return ckpt
+
+
+def test_prepare_run_dir_resumes_unfinished_and_restarts_finished(tmp_path):
+    run = tmp_path / "grpo"
+    assert "new run" in prepare_run_dir(run, 10)
+    ckpt = _fake_checkpoint(run, 4)
+    assert checkpoint_step(ckpt) == 4
+    assert "resuming" in prepare_run_dir(run, 10) and ckpt.exists()
+    assert "new run" in prepare_run_dir(run, 10, fresh=True) and not ckpt.exists()
+    _fake_checkpoint(run, 10)
+    assert "finished" in prepare_run_dir(run, 10) and not (run / "checkpoints").exists()
+    _fake_checkpoint(run, 10)
+    assert "resuming" in prepare_run_dir(run, 10, fresh=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer random Llama with the course tokenizer: the real code path, tiny compute."""
+    torch = pytest.importorskip("torch")
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from utils.models import embedded_checkpoint, load_tokenizer
+
+    tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    path = tmp_path_factory.mktemp("tiny")
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_rows, tmp_path):
+    from utils.rewards import default_reward_funcs
+    from utils.training import merge_and_save, read_run_info, train_grpo
+
+    profile = get_profile("smoke", grpo_steps=2, save_steps=1, max_completion_length=8, sample_every=1)
+    run = tmp_path / "grpo"
+    kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl")
+    first = train_grpo(train_rows[:4], default_reward_funcs(), profile, stop_after=1, **kwargs)
+    assert first.global_step == 1
+    assert "resuming" in prepare_run_dir(run, profile.grpo_steps)
+    second = train_grpo(train_rows[:4], default_reward_funcs(), profile, **kwargs)
+    assert second.global_step == profile.grpo_steps
+
+    logged = [h for h in second.log_history if "reward" in h]
+    assert [h["step"] for h in logged] == [1, 2]  # the first call's log survives the resume
+    for name in ("format_reward", "sorted_events_reward", "score_reward"):
+        assert all(f"rewards/{name}/mean" in h for h in logged)
+    assert (second.adapter_dir / "adapter_model.safetensors").exists()
+    info = read_run_info(run)
+    assert info["global_step"] == 2 and info["adapter_dir"] == str(second.adapter_dir)
+    samples = [json.loads(line) for line in second.samples_file.read_text().splitlines()]
+    assert {s["step"] for s in samples} == {1, 2} and all("score_reward" in s for s in samples)
+
+    merged = merge_and_save(tiny_model_dir, second.adapter_dir, tmp_path / "merged")
+    assert (merged / "config.json").exists() and not (merged / "adapter_config.json").exists()
