@@ -162,10 +162,6 @@ def test_run_sft_builds_its_config_and_trainer(monkeypatch, tmp_path, train_rows
     assert set(seen) <= init and set(seen) == keywords(FN["run_sft"], "SFTTrainer")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "utils/training.py passes arguments TRL 1.14 deprecates (removed in TRL 2.0): GRPOConfig "
-    "use_transformers_paged (now use_transformers_continuous_batching) and SFTConfig pad_token (set "
-    "tokenizer.pad_token instead). Fix training.py, then delete this mark (strict: it fails once fixed)."))
 def test_no_deprecated_arguments(monkeypatch, tmp_path, train_rows):
     """Arguments the installed TRL warns are deprecated: they work today and vanish in a later TRL."""
     ours = grpo_config_names() | sft_config_names()

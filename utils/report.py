@@ -51,7 +51,10 @@ def plot_categories(summaries: Summaries, ax=None, title: str = "Where the answe
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of test problems")
     ax.invert_yaxis()
-    ax.legend(ncol=3, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.25 - 0.05 * len(names)))
+    # below the axis label, whatever the number of models
+    ax.legend(ncol=3, fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.6 / (0.6 * len(names) + 1.4) - 0.12),
+              frameon=False)
+    ax.figure.tight_layout()
     ax.set_title(title)
     return ax
 

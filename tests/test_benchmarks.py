@@ -1,0 +1,22 @@
+"""The benchmark command runs in its CI-sized form (figures are printed, not asserted on speed)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_run_all_quick_writes_figures_with_baselines(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--only", "rewards,evaluation",
+                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert {"command", "hardware", "versions", "figures"} <= set(data)
+    assert {s["status"] for s in data["sections"].values()} == {"ok"}
+    # figures on normal and on cut-off answers, each against the reference measured in the same run
+    assert any("normal" in f["figure"] and f["baseline"] for f in data["figures"])
+    assert any("truncated" in f["figure"] and f["baseline"] for f in data["figures"])
+    assert "section" in proc.stdout and "ratio" in proc.stdout
