@@ -113,12 +113,16 @@ def _supported(cls, kwargs: dict) -> tuple[dict, list[str]]:
     return kept, sorted(set(kwargs) - set(kept))
 
 
-def grpo_knobs(profile: Profile, backend: str, max_prompt_tokens: int, gen_path: str, on_gpu: bool) -> list[Knob]:
+def grpo_knobs(profile: Profile, backend: str, max_prompt_tokens: int, gen_path: str, on_gpu: bool,
+               spec: ModelSpec | None = None) -> list[Knob]:
     """The GRPO settings with the reason for each. Public recipe values on GPU (README, Sources)."""
     bf16 = on_gpu and _bf16_ok()
+    lr = Knob("learning_rate", profile.grpo_learning_rate,
+              "LoRA on a small model tolerates a larger step than the recipe's 8e-6 for a 7B model")
+    if spec is not None and spec.grpo_learning_rate is not None:
+        lr = Knob("learning_rate", spec.grpo_learning_rate, f"the value used for {spec.hub_id} (public recipe)")
     knobs = [
-        Knob("learning_rate", profile.grpo_learning_rate,
-             "LoRA on a small model tolerates a larger step than the recipe's 8e-6 for a 7B model"),
+        lr,
         Knob("adam_beta1", 0.9, "recipe"), Knob("adam_beta2", 0.99, "recipe: shorter memory of squared gradients"),
         Knob("weight_decay", 0.1, "recipe: keeps LoRA weights small"),
         Knob("warmup_steps", 0.01, "recipe's warmup ratio 0.01 (transformers 5 reads a float < 1 as a ratio)"),
@@ -341,7 +345,7 @@ def train_grpo(
                                   show=show_samples)
     model, tokenizer, peft_cfg = load_policy(backend, spec, source, profile, 2048, gen_path)
     max_prompt = max(prompt_lengths(rows[: min(len(rows), 200)], tokenizer))
-    knobs = grpo_knobs(profile, backend, max_prompt, gen_path, cuda_available())
+    knobs = grpo_knobs(profile, backend, max_prompt, gen_path, cuda_available(), spec)
     if max_steps is not None:
         knobs = [Knob(k.name, max_steps, k.why) if k.name == "max_steps" else k for k in knobs]
     config = build_grpo_config(knobs, out_dir / "checkpoints", reward_weights, **(extra_config or {}))

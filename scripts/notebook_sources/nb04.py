@@ -208,7 +208,7 @@ same function builds the `GRPOConfig` that training uses; settings the installed
 dropped with a note (APIs drift between versions).
 """),
 ("code", r"""
-knobs = grpo_knobs(P, backend, max(lengths), gen_path, cuda_available())
+knobs = grpo_knobs(P, backend, max(lengths), gen_path, cuda_available(), spec)
 with pd.option_context("display.max_colwidth", 120):
     display(knobs_table(knobs))
 """),
@@ -311,6 +311,7 @@ this notebook to read it.
 """),
 ("code", r"""
 print("adapter files:", sorted(p.name for p in result.adapter_dir.iterdir()))
+assert (result.adapter_dir / "adapter_config.json").exists(), "the adapter was not saved"
 info = read_run_info(RUN_DIR)
 print(f"run_info.json: {info['global_step']} steps, backend {info['backend']}, generation {info['generation']}, "
       f"base {info['base_model']}")
