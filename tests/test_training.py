@@ -101,3 +101,21 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
 
     merged = merge_and_save(tiny_model_dir, second.adapter_dir, tmp_path / "merged")
     assert (merged / "config.json").exists() and not (merged / "adapter_config.json").exists()
+
+
+def test_training_script_one_process(tiny_model_dir, tmp_path):
+    """scripts/train_grpo.py (what `accelerate launch` runs on several GPUs), as one CPU process."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "run"
+    cmd = [sys.executable, "scripts/train_grpo.py", "--profile", "smoke", "--base", tiny_model_dir, "--steps", "1",
+           "--backend", "trl", "--skip-eval", "base", "--skip-eval", "sft", "--skip-eval", "grpo", "--out", str(out)]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["processes"] == 1 and results["grpo"]["steps"] == 1 and results["grpo"]["backend"] == "trl"
+    assert any("reward" in h for h in results["log_history"])
+    assert (out / "grpo" / "adapter" / "adapter_model.safetensors").exists()
