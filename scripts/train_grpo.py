@@ -51,7 +51,7 @@ def main(argv=None) -> int:
 
     from utils.data import load_split
     from utils.evaluation import evaluate, save_completions
-    from utils.models import choose_model, load_model, model_source
+    from utils.models import choose_model, model_source
     from utils.paths import output_dir
     from utils.profiles import get_profile
     from utils.reward_sets import load_reward_set
@@ -78,18 +78,18 @@ def main(argv=None) -> int:
     def record_eval(stage: str, source: str, adapter=None) -> None:
         if stage in args.skip_eval or not state.is_main_process:
             return
-        from utils.generation import timed_generate
+        from utils.generation import model_completions
 
-        model, tok = load_model(source, adapter=adapter)
-        texts, secs = timed_generate(model, tok, test_rows, max_new_tokens=profile.eval_max_new_tokens,
-                                     batch_size=profile.eval_batch_size, desc=f"eval {stage}")
+        texts, secs, path = model_completions(source, test_rows, adapter=adapter, desc=f"eval {stage}",
+                                              max_new_tokens=profile.eval_max_new_tokens,
+                                              batch_size=profile.eval_batch_size)
         save_completions(out / f"completions_{stage}.jsonl", texts, extra={"stage": stage})
         summary = evaluate(test_rows, texts).as_dict()
         results["evaluations"][stage] = summary
         results["seconds"][f"eval_{stage}"] = round(secs, 1)
+        results["eval_generation"] = path
         print(f"[{stage}] {summary}  ({secs:.0f} s)", flush=True)
         save()
-        del model
 
     base = model_source(spec) if state.is_main_process else None
     state.wait_for_everyone()

@@ -119,3 +119,12 @@ def test_training_script_one_process(tiny_model_dir, tmp_path):
     assert results["processes"] == 1 and results["grpo"]["steps"] == 1 and results["grpo"]["backend"] == "trl"
     assert any("reward" in h for h in results["log_history"])
     assert (out / "grpo" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_model_completions_falls_back_when_vllm_fails(tiny_model_dir, train_rows, capsys):
+    """Asked for vLLM where it cannot run (not installed here), evaluation still gets its answers."""
+    from utils.generation import model_completions
+
+    texts, seconds, path = model_completions(tiny_model_dir, train_rows[:2], max_new_tokens=4, path="vllm")
+    assert len(texts) == 2 and all(isinstance(t, str) for t in texts) and seconds > 0
+    assert path == "plain" and "vLLM generation failed" in capsys.readouterr().out
