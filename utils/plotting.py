@@ -87,6 +87,10 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
         _, ax = plt.subplots(figsize=(10, 0.9 + 0.7 * len(lanes) + 0.25 * len(problem["events"])))
     y, yticks, ylabels = 0.0, [], []
     lo, hi = 24 * 60, 0
+    spans = [(_safe_minutes(e[1]), _safe_minutes(e[2])) for _, evs in lanes for e in evs]
+    spans = [(a, b) for a, b in spans if a is not None and b is not None and b > a]
+    # how many minutes one character of a 7-pt label covers, so labels stay inside their bar
+    minutes_per_char = ((max(b for _, b in spans) - min(a for a, _ in spans) + 60) / 125) if spans else 10.0
     for label, evs in lanes:
         # stack overlapping events of one lane into sub-rows so all stay visible
         rows_end: list[int] = []
@@ -107,7 +111,10 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
                     color="lightgrey" if invented else PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
                     hatch="//" if invented else None, alpha=0.45 if label == "problem" else 1.0,
                     edgecolor=CHOSEN_EDGE if label != "problem" else "none")
-            ax.text(s + 2, yy, str(ev[0])[:18], va="center", fontsize=7, color="black" if invented else "white")
+            fit = int((e - s) / minutes_per_char) - 1
+            name = str(ev[0]) if len(str(ev[0])) <= fit else str(ev[0])[: max(0, fit - 1)] + "…"
+            if fit >= 2:
+                ax.text(s + 2, yy, name, va="center", fontsize=7, color="black" if invented else "white")
         yticks.append(y + (n_rows - 1) * 0.35)
         ylabels.append(label)
         y += n_rows * 0.7 + 0.6
