@@ -151,6 +151,8 @@ def grpo_knobs(profile: Profile, backend: str, max_prompt_tokens: int, gen_path:
         Knob("seed", 3407, "reproducible sampling and LoRA initialisation"),
         Knob("log_completions", False, "we show our own sample table instead of TRL's console print"),
     ]
+    if gen_path == "vllm" and backend == "unsloth":
+        knobs.append(Knob("use_vllm", True, "Unsloth's own vLLM engine (fast_inference=True) generates, sharing the GPU"))
     if gen_path == "vllm" and backend == "trl":
         knobs += [Knob("use_vllm", True, "vLLM generates many times faster than model.generate"),
                   Knob("vllm_mode", "colocate", "vLLM shares the training GPU (no separate server)"),
