@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU verification on a lent 2-GPU machine (issues 5, 7, 8, 9). Every figure in results/gpu_*
-# comes from one of these jobs; results/README.md says which. Usage:
+# comes from one of these jobs (each results/*.json names its command). Usage:
 #   bash scripts/gpu_check.sh OUT_DIR job [job ...]
 # Jobs:
 #   notebooks-trl      notebooks 04 + 05, gpu profile, TRL backend, on GPU 0
