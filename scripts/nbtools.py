@@ -55,22 +55,6 @@ def header_cells(name: str, title: str) -> list:
     ]
 
 
-def build(name: str, title: str, cells: list[tuple[str, str]]) -> Path:
-    """Write notebooks/<name> from ('md'|'code', source) pairs, after the standard header."""
-    nb = nbformat.v4.new_notebook()
-    nb.cells = header_cells(name, title)
-    for kind, src in cells:
-        src = src.strip("\n")
-        nb.cells.append(nbformat.v4.new_markdown_cell(src) if kind == "md" else nbformat.v4.new_code_cell(src))
-    nb.metadata = {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-                   "language_info": {"name": "python"}, "accelerator": "GPU", "colab": {"provenance": []}}
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"c{i:03d}"
-    path = NOTEBOOKS / name
-    nbformat.write(nb, path)
-    return path
-
-
 def check() -> list[str]:
     problems = []
     paths = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))

@@ -91,7 +91,8 @@ def main(argv=None) -> int:
         print(f"[{stage}] {summary}  ({secs:.0f} s)", flush=True)
         save()
 
-    base = model_source(spec) if state.is_main_process else None
+    if state.is_main_process:
+        model_source(spec)  # converts the embedded model once, before the other processes read it
     state.wait_for_everyone()
     base = model_source(spec)
     record_eval("base", base)

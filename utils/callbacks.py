@@ -142,12 +142,9 @@ def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=
 class LivePlot(TrainerCallback):
     """Redraws the curves in the notebook as logs arrive; always saves them to ``path``."""
 
-    def __init__(self, path: Path, reward_names: Sequence[str] = (), sample_recorder: CompletionRecorder | None = None,
-                 show_samples: int = 4):
+    def __init__(self, path: Path, reward_names: Sequence[str] = ()):
         self.path = Path(path)
         self.reward_names = list(reward_names)
-        self.recorder = sample_recorder
-        self.show_samples = show_samples
         self.handle = None
         self.fig = None
 

@@ -38,8 +38,6 @@ def vllm_usable() -> bool:
 
 
 def pick_path(requested: str | None = None) -> str:
-    import importlib.util
-
     import torch
 
     requested = requested or os.environ.get("COURSE_GENERATION") or "auto"

@@ -146,24 +146,37 @@ def load_tokenizer(source: str):
     return tok
 
 
-def load_model(source: str, dtype=None, device: str | None = None, adapter: str | Path | None = None):
-    """A causal LM (+ optional LoRA adapter, merged for fast generation) and its tokenizer."""
+def default_dtype(device: str):
+    """bf16 on GPUs that support it, fp16 on older ones (T4), fp32 on CPU."""
     import torch
+
+    if device != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def load_causal_lm(source: str, dtype):
+    """Model and tokenizer from a folder or hub id, generation set to stop and pad at the tokenizer's tokens."""
     from transformers import AutoModelForCausalLM
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dtype is None:
-        dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else (
-            torch.float16 if device == "cuda" else torch.float32)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except OSError as exc:
         raise hub_error(source, exc) from exc
     tokenizer = load_tokenizer(source)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, tokenizer
+
+
+def load_model(source: str, dtype=None, device: str | None = None, adapter: str | Path | None = None):
+    """A causal LM (+ optional LoRA adapter, merged for fast generation) and its tokenizer."""
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_causal_lm(source, dtype or default_dtype(device))
     if adapter is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
     return model.to(device).eval(), tokenizer

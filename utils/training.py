@@ -31,6 +31,7 @@ from .generation import vllm_usable
 from .models import ModelSpec, choose_model, model_source
 from .paths import output_dir
 from .profiles import Profile
+from .profiles import has_cuda as cuda_available
 from .prompts import build_messages
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -40,12 +41,6 @@ RUN_INFO = "run_info.json"
 # ------------------------------------------------------------------------ environment
 def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
-
-
-def cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def choose_backend(requested: str | None = None) -> str:
@@ -304,16 +299,9 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
             model, r=profile.lora_r, target_modules=LORA_TARGETS, lora_alpha=profile.lora_r,
             use_gradient_checkpointing="unsloth", random_state=3407)
         return model, tokenizer, None
-    import torch
-    from transformers import AutoModelForCausalLM
+    from .models import default_dtype, load_causal_lm
 
-    from .models import load_tokenizer
-
-    dtype = (torch.bfloat16 if _bf16_ok() else torch.float16) if torch.cuda.is_available() else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    tokenizer = load_tokenizer(source)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model, tokenizer = load_causal_lm(source, default_dtype("cuda" if cuda_available() else "cpu"))
     return model, tokenizer, lora_config(profile)
 
 
