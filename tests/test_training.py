@@ -82,7 +82,7 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
 
     profile = get_profile("smoke", grpo_steps=2, save_steps=1, max_completion_length=8, sample_every=1)
     run = tmp_path / "grpo"
-    kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl")
+    kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl", reward_weights=[1.0, 2.0, 0.5])
     first = train_grpo(train_rows[:4], default_reward_funcs(), profile, stop_after=1, **kwargs)
     assert first.global_step == 1
     assert "resuming" in prepare_run_dir(run, profile.grpo_steps)
@@ -98,6 +98,9 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     assert info["global_step"] == 2 and info["adapter_dir"] == str(second.adapter_dir)
     samples = [json.loads(line) for line in second.samples_file.read_text().splitlines()]
     assert {s["step"] for s in samples} == {1, 2} and all("score_reward" in s for s in samples)
+    for s in samples:  # the sample table's total is the weighted sum GRPO optimises
+        expected = s["format_reward"] + 2.0 * s["sorted_events_reward"] + 0.5 * s["score_reward"]
+        assert abs(s["total"] - expected) < 1e-9
 
     merged = merge_and_save(tiny_model_dir, second.adapter_dir, tmp_path / "merged")
     assert (merged / "config.json").exists() and not (merged / "adapter_config.json").exists()
@@ -128,3 +131,18 @@ def test_model_completions_falls_back_when_vllm_fails(tiny_model_dir, train_rows
     texts, seconds, path = model_completions(tiny_model_dir, train_rows[:2], max_new_tokens=4, path="vllm")
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts) and seconds > 0
     assert path == "plain" and "vLLM generation failed" in capsys.readouterr().out
+
+
+def test_sample_table_total_uses_the_reward_weights(tmp_path, test_rows):
+    from utils.baselines import baseline_completions
+    from utils.callbacks import CompletionRecorder
+    from utils.rewards import default_reward_funcs
+
+    row = test_rows[0]
+    recorder = CompletionRecorder(default_reward_funcs(), tmp_path / "s.jsonl", weights=[1.0, 2.0, 0.5])
+    texts = [baseline_completions("dp_optimal", [row])[0], "garbage"]
+    columns = {k: [row[k]] * 2 for k in ("events", "priority_events", "optimal_score")}
+    for fn in recorder.wrapped:
+        fn(completions=texts, **columns)
+    best, worst = recorder.rows()
+    assert best["total"] == 10.0 + 2.0 * 20.0 + 0.5 * 70.0 and worst["total"] == 0.0

@@ -19,8 +19,11 @@ class CompletionRecorder:
     The wrapped functions keep their names, so TRL logs ``rewards/<name>/mean`` as usual.
     """
 
-    def __init__(self, reward_funcs: Sequence[Callable], path: Path, every: int = 10, show: int = 0):
+    def __init__(self, reward_funcs: Sequence[Callable], path: Path, every: int = 10, show: int = 0,
+                 weights: Sequence[float] | None = None):
         self.path = Path(path)
+        # the total is what GRPO optimises: the weighted sum, as TRL computes it
+        self.weights = {f.__name__: float(w) for f, w in zip(reward_funcs, weights or [1.0] * len(reward_funcs))}
         self.every = max(1, every)
         self.show = show  # also display this many samples (a table in a notebook, text headless)
         self.latest: dict = {}
@@ -42,7 +45,8 @@ class CompletionRecorder:
         out = []
         for i, c in enumerate(comps):
             rewards = {n: self.latest[n][i] for n in names if i < len(self.latest[n])}
-            out.append({"total": sum(v or 0.0 for v in rewards.values()), **rewards, "completion": c})
+            total = sum(self.weights.get(n, 1.0) * (v or 0.0) for n, v in rewards.items())
+            out.append({"total": total, **rewards, "completion": c})
         return out
 
     def callback(self) -> TrainerCallback:

@@ -332,7 +332,7 @@ def train_grpo(
     from .callbacks import CompletionRecorder, StopAfterStep
 
     recorder = CompletionRecorder(reward_funcs, out_dir / "samples.jsonl", every=profile.sample_every,
-                                  show=show_samples)
+                                  show=show_samples, weights=reward_weights)
     model, tokenizer, peft_cfg = load_policy(backend, spec, source, profile, 2048, gen_path)
     max_prompt = max(prompt_lengths(rows[: min(len(rows), 200)], tokenizer))
     knobs = grpo_knobs(profile, backend, max_prompt, gen_path, cuda_available(), spec)
