@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The reference evaluation's regexes (published in anakin87/qwen-scheduler-grpo, evaluation/eval.py).
-from utils.reference import REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN  # noqa: E402
+from utils.rewards.reference import REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN  # noqa: E402
 
 REF_FORMAT = re.compile(REFERENCE_EVAL_FORMAT_PATTERN, re.DOTALL)
 REF_CAPTURE = re.compile(REFERENCE_CAPTURE_PATTERN)
@@ -65,8 +65,8 @@ def regex_worker(path: str) -> None:
 
 # ------------------------------------------------------------------------------ inputs
 def build_sets(quick: bool) -> dict[str, list[tuple[dict, str]]]:
-    from utils.baselines import BASELINES
-    from utils.data import load_split
+    from utils.evaluate.baselines import BASELINES
+    from utils.task.data import load_split
 
     rows = load_split("test")
     reasoning = "Let me weigh each event: duration times two for priorities, then drop clashes. " * 6
@@ -86,7 +86,7 @@ def build_sets(quick: bool) -> dict[str, list[tuple[dict, str]]]:
 
 # ---------------------------------------------------------------------------- timings
 def time_ours(cases: list[tuple[dict, str]], min_seconds: float) -> dict:
-    from utils.evaluation import evaluate_completion
+    from utils.evaluate.evaluation import evaluate_completion
 
     rounds, t0 = 0, time.perf_counter()
     while True:

@@ -95,12 +95,12 @@ def grpo_model_dir(model) -> str:
 
     from transformers import AutoTokenizer
 
-    from utils.models import IM_END
+    from utils.llm.models import IM_END
 
     d = tempfile.mkdtemp()
     model.save_pretrained(d)
     try:
-        from utils.models import embedded_checkpoint
+        from utils.llm.models import embedded_checkpoint
 
         tok = AutoTokenizer.from_pretrained(embedded_checkpoint(verbose=False))
     except Exception:  # noqa: BLE001 - no embedded model (e.g. on a bare GPU box): a tiny tokenizer is enough

@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.data import load_split  # noqa: E402
-from utils.gallery import back_to_back_completion, make_gallery  # noqa: E402
-from utils.reference import (REFERENCE_CAPTURE_PATTERN, REFERENCE_REWARDS,  # noqa: E402
+from utils.task.data import load_split  # noqa: E402
+from utils.rewards.gallery import back_to_back_completion, make_gallery  # noqa: E402
+from utils.rewards.reference import (REFERENCE_CAPTURE_PATTERN, REFERENCE_REWARDS,  # noqa: E402
                              REFERENCE_TRAIN_FORMAT_PATTERN, time_regex_in_subprocess)
 from utils.rewards import default_reward_funcs  # noqa: E402
 
@@ -44,8 +44,8 @@ COLUMNS = ("events", "priority_events", "optimal_score")
 RAW_CHILD = r'''
 import json, re, sys, time
 sys.path.insert(0, {root!r})
-from utils.data import load_split
-from utils.gallery import make_gallery
+from utils.task.data import load_split
+from utils.rewards.gallery import make_gallery
 FORMAT = re.compile({fmt!r}, re.DOTALL)
 CAPTURE = re.compile({cap!r})
 

@@ -62,7 +62,7 @@ SIZES: dict[str, dict] = {
 }
 CPU_GEN = dict(batch=4, prompt=64, new=32, repeats=2)
 CPU_GRPO = dict(batch=4, gens=2, new=16, steps=1, prompt_words=300)
-# A notebook needs the model if it calls one of these (notebooks 04/05 do; 01-03 do not).
+# A notebook needs the model if it calls one of these (notebooks 05/06 do; 01-03 do not).
 NEEDS_MODEL = re.compile(r"\b(embedded_checkpoint|model_source|load_model|run_sft|train_grpo)\b")
 
 
@@ -149,7 +149,7 @@ def environment() -> dict:
 
 def need_model() -> Path:
     """The embedded model's checkpoint (converted once, cached); Skip when its package is missing."""
-    from utils.models import embedded_checkpoint
+    from utils.llm.models import embedded_checkpoint
 
     try:
         return embedded_checkpoint()
@@ -206,8 +206,8 @@ def grpo(s: Suite) -> None:
 
 def rewards(s: Suite) -> None:
     from bench_rewards import normal_batch, per_second, raw_in_subprocess
-    from utils.gallery import back_to_back_completion
-    from utils.reference import time_regex_in_subprocess
+    from utils.rewards.gallery import back_to_back_completion
+    from utils.rewards.reference import time_regex_in_subprocess
     from utils.rewards import default_reward_funcs
 
     z = SIZES[s.level]
@@ -255,9 +255,9 @@ def evaluation(s: Suite) -> None:
 
 
 def sft(s: Suite) -> None:
-    from utils.data import load_split
+    from utils.task.data import load_split
     from utils.profiles import get_profile
-    from utils.training import run_sft
+    from utils.train import run_sft
 
     base = need_model()
     n = SIZES[s.level]["sft_rows"]
@@ -270,7 +270,7 @@ def sft(s: Suite) -> None:
     steps = summary.get("step", 0)
     s.add("sft", f"warm-start, {n} rows, {steps} steps (wall, with model load)", wall, "s")
     s.add("sft", "warm-start training steps/s", summary.get("train_steps_per_second"), "steps/s",
-          note=f"batch {profile.sft_batch_size}, {summary.get('train_runtime', 0):.1f} s in trainer.train")
+          note=f"batch {profile.warm_start.batch_size}, {summary.get('train_runtime', 0):.1f} s in trainer.train")
 
 
 def notebooks(s: Suite) -> None:
@@ -278,7 +278,7 @@ def notebooks(s: Suite) -> None:
     from nbclient import NotebookClient
 
     folder = ROOT / "notebooks"
-    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))  # 04/05 appear as they are written
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))  # 05/06 appear as they are written
     if not paths:
         raise Skip("no notebooks found")
     with tempfile.TemporaryDirectory() as out:

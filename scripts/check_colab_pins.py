@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.colab_stack import main_check  # noqa: E402
+from colab_stack import main_check  # noqa: E402  (scripts/colab_stack.py)
 
 
 def main() -> int:

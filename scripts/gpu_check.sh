@@ -3,8 +3,8 @@
 # comes from one of these jobs (each results/*.json names its command). Usage:
 #   bash scripts/gpu_check.sh OUT_DIR job [job ...]
 # Jobs:
-#   notebooks-trl      notebooks 04 + 05, gpu profile, TRL backend, on GPU 0
-#   notebooks-unsloth  notebooks 04 + 05, a few GRPO steps, Unsloth backend, on GPU 1
+#   notebooks-trl      notebooks 05 + 06, gpu profile, TRL backend, on GPU 0
+#   notebooks-unsloth  notebooks 05 + 06, a few GRPO steps, Unsloth backend, on GPU 1
 #   bench              benchmarks/run_all.py --full on GPU 1
 #   ddp                scripts/train_grpo.py on 1 GPU, then on 2 GPUs (accelerate launch), same settings
 set -u
@@ -20,11 +20,11 @@ for job in "$@"; do
     notebooks-trl)
       CUDA_VISIBLE_DEVICES=0 COURSE_BACKEND=trl COURSE_OUTPUT_DIR=$R/trl \
         COURSE_OVERRIDES="grpo_steps=$STEPS_NB,save_steps=10" \
-        $PY scripts/run_course.py --profile gpu --only 04 --only 05 ;;
+        $PY scripts/run_course.py --profile gpu --only 05 --only 06 ;;
     notebooks-unsloth)
       CUDA_VISIBLE_DEVICES=1 COURSE_BACKEND=unsloth COURSE_OUTPUT_DIR=$R/unsloth \
         COURSE_OVERRIDES="grpo_steps=6,save_steps=3,n_train=64,n_sft=64,sft_epochs=1" \
-        $PY scripts/run_course.py --profile gpu --only 04 --only 05 ;;
+        $PY scripts/run_course.py --profile gpu --only 05 --only 06 ;;
     bench)
       CUDA_VISIBLE_DEVICES=1 $PY benchmarks/run_all.py --full --json "$R/bench_full.json" ;;
     ddp)

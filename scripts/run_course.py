@@ -1,7 +1,7 @@
 """Run every notebook in order, headless; executed copies and figures go to outputs/.
 
     python scripts/run_course.py --profile cpu            # the whole course
-    python scripts/run_course.py --profile smoke --only 04  # one notebook, with cell timings
+    python scripts/run_course.py --profile smoke --only 05  # one notebook, with cell timings
 
 Prints which notebook and cell it is on and how long each cell took, so a slow or stuck
 cell is easy to spot. Stops at the first failing cell and says where the partial copy is.
@@ -54,7 +54,7 @@ def run_notebook(path: Path, out: Path, timeout: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default="cpu", help="smoke | cpu | gpu")
-    ap.add_argument("--only", action="append", default=[], help="notebook number prefix, e.g. 04 (repeatable)")
+    ap.add_argument("--only", action="append", default=[], help="notebook number prefix, e.g. 05 (repeatable)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds a single cell may take")
     args = ap.parse_args()
     os.environ["COURSE_PROFILE"] = args.profile

@@ -1,6 +1,6 @@
 """The course's training pipeline as a script: evaluate, warm-start, GRPO, evaluate.
 
-Same utils and configuration as notebook 04. One GPU or CPU::
+Same utils and configuration as notebook 05. One GPU or CPU::
 
     python scripts/train_grpo.py --profile gpu --out outputs/gpu_run
 
@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the profile's)")
     ap.add_argument("--train-n", type=int, default=None)
     ap.add_argument("--eval-n", type=int, default=None)
-    ap.add_argument("--model", default=None, help="key of utils.models.MODELS (default: the profile's)")
+    ap.add_argument("--model", default=None, help="key of utils.llm.MODELS (default: the profile's)")
     ap.add_argument("--backend", default=None, help="auto | trl | unsloth")
     ap.add_argument("--no-sft", action="store_true", help="skip the warm-start")
     ap.add_argument("--base", default=None, help="start GRPO from this checkpoint (e.g. an earlier warm-start)")
@@ -44,30 +44,31 @@ def main(argv=None) -> int:
     ap.add_argument("--save-steps", type=int, default=None)
     args = ap.parse_args(argv)
 
-    from utils.training import preload_backend
+    from utils.train import preload_backend
 
     preload_backend(args.backend)  # Unsloth first, before transformers/TRL load
     from accelerate import PartialState
 
-    from utils.data import load_split
-    from utils.evaluation import evaluate, save_completions
-    from utils.models import choose_model, model_source
+    from utils.evaluate import evaluate, save_completions
+    from utils.llm import choose_model, model_source
     from utils.paths import output_dir
     from utils.profiles import get_profile
-    from utils.reward_sets import load_reward_set
-    from utils.training import run_sft, train_grpo
+    from utils.rewards import load_reward_set
+    from utils.task import load_split
+    from utils.train import run_sft, train_grpo
 
     overrides = {k: v for k, v in {
-        "grpo_steps": args.steps, "n_train": args.train_n, "n_eval": args.eval_n, "model": args.model,
-        "per_device_batch": args.batch, "grpo_learning_rate": args.lr, "max_completion_length": args.max_completion,
-        "sft_epochs": args.sft_epochs, "save_steps": args.save_steps}.items() if v is not None}
-    profile = get_profile(args.profile, **overrides)
+        "grpo.steps": args.steps, "data.n_train": args.train_n, "data.n_eval": args.eval_n, "model": args.model,
+        "grpo.per_device_batch": args.batch, "grpo.learning_rate": args.lr,
+        "grpo.max_completion_length": args.max_completion, "warm_start.epochs": args.sft_epochs,
+        "grpo.save_steps": args.save_steps}.items() if v is not None}
+    profile = get_profile(args.profile, overrides)
     state = PartialState()
     out = Path(args.out or output_dir() / "script_run")
     out.mkdir(parents=True, exist_ok=True)
     spec = choose_model(profile.model)
-    train_rows = load_split("train", profile.n_train)
-    test_rows = load_split("test", profile.n_eval)
+    train_rows = load_split("train", profile.data.n_train)
+    test_rows = load_split("test", profile.data.n_eval)
     results: dict = {"profile": dataclasses.asdict(profile), "model": spec.key, "processes": state.num_processes,
                      "evaluations": {}, "seconds": {}}
 
@@ -78,11 +79,11 @@ def main(argv=None) -> int:
     def record_eval(stage: str, source: str, adapter=None) -> None:
         if stage in args.skip_eval or not state.is_main_process:
             return
-        from utils.generation import model_completions
+        from utils.llm import model_completions
 
         texts, secs, path = model_completions(source, test_rows, adapter=adapter, desc=f"eval {stage}",
-                                              max_new_tokens=profile.eval_max_new_tokens,
-                                              batch_size=profile.eval_batch_size)
+                                              max_new_tokens=profile.eval.max_new_tokens,
+                                              batch_size=profile.eval.batch_size)
         save_completions(out / f"completions_{stage}.jsonl", texts, extra={"stage": stage})
         summary = evaluate(test_rows, texts).as_dict()
         results["evaluations"][stage] = summary
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     policy_base = args.base or base
     if spec.warm_start and not args.no_sft and not args.base:
         t0 = time.perf_counter()
-        policy_base = str(run_sft(base, train_rows[: profile.n_sft], profile, out / "sft"))
+        policy_base = str(run_sft(base, train_rows[: profile.warm_start.n_problems], profile, out / "sft"))
         results["seconds"]["sft"] = round(time.perf_counter() - t0, 1)
         save()
         state.wait_for_everyone()

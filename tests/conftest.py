@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # CI tooling that is not part of the course package (colab_stack)
 
 # CI runs on 2 cores: fewer examples, no per-example deadline (timing lives in benchmarks/).
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -22,15 +23,15 @@ def _isolated_outputs(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def train_rows():
-    from utils.data import load_jsonl
     from utils.paths import TRAIN_FILE
+    from utils.task.data import load_jsonl
 
     return load_jsonl(TRAIN_FILE)
 
 
 @pytest.fixture(scope="session")
 def test_rows():
-    from utils.data import load_jsonl
     from utils.paths import TEST_FILE
+    from utils.task.data import load_jsonl
 
     return load_jsonl(TEST_FILE)

@@ -21,7 +21,7 @@ checked against both pin sets.
 The names checked come from the course code, not from lists here: ``grpo_knobs()`` is called for
 every profile x backend x generation path x CPU/GPU (backends and paths read from its own
 comparisons), plus ``build_grpo_config``'s extra keywords; ``run_sft``'s SFTConfig dict; and the
-keywords of the calls in ``load_policy``, ``train_grpo``, ``lora_config``, ``generate_with_vllm``.
+keywords of the calls in ``load_policy``, ``build_trainer``, ``lora_config``, ``generate_with_vllm``.
 """
 
 from __future__ import annotations
@@ -39,14 +39,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from utils import colab_stack as cs
-from utils import generation, training
+import colab_stack as cs
+from utils.llm import generation
 from utils.profiles import PROFILES
+from utils.train import config, trainer, warmstart
 
-TRAINING_AST = ast.parse(Path(training.__file__).read_text())
+
+def _defs(module, *names):
+    tree = ast.parse(Path(module.__file__).read_text())
+    return {name: cs.function_def(tree, name) for name in names}
+
+
 GENERATION_AST = ast.parse(Path(generation.__file__).read_text())
-FN = {name: cs.function_def(TRAINING_AST, name) for name in
-      ("grpo_knobs", "build_grpo_config", "run_sft", "load_policy", "train_grpo", "lora_config")}
+FN = {**_defs(config, "grpo_knobs", "build_grpo_config", "lora_config"), **_defs(warmstart, "run_sft"),
+      **_defs(trainer, "load_policy", "build_trainer")}
 ALIASES = {"transformers.TrainingArguments": "transformers.training_args"}
 TRL_REWARD_ARGS = {"prompts", "completions", "completion_ids"}  # what the course's rewards rely on (notes.md)
 
@@ -61,7 +67,7 @@ COMBOS = list(itertools.product(BACKENDS, GEN_PATHS, (False, True)))
 
 
 def knobs(backend: str, path: str, on_gpu: bool, profile=PROFILES["gpu"]):
-    return training.grpo_knobs(profile, backend, 448, path, on_gpu)
+    return config.grpo_knobs(profile, backend, 448, path, on_gpu)
 
 
 def grpo_config_names() -> set[str]:
@@ -82,7 +88,8 @@ def sft_config_names() -> set[str]:
 
 def test_the_enumeration_reaches_every_path():
     """Guards the tests below against silently checking a subset."""
-    assert set(BACKENDS) >= {"trl", "unsloth"} and len(GEN_PATHS) >= 4, (BACKENDS, GEN_PATHS)
+    assert set(BACKENDS) >= {"trl", "unsloth"} and set(GEN_PATHS) >= {"vllm", "static-cache", "plain"}, (
+        BACKENDS, GEN_PATHS)
     per_path = {g: frozenset(k.name for k in knobs("trl", g, True)) for g in GEN_PATHS}
     assert len(set(per_path.values())) >= 3, "generation paths no longer change the knobs?"
     assert {"output_dir", "reward_weights", "save_strategy"} <= grpo_config_names()
@@ -93,18 +100,15 @@ def test_grpo_config_has_every_knob():
     from trl import GRPOConfig
 
     missing = grpo_config_names() - {f.name for f in dataclasses.fields(GRPOConfig)}
-    assert not missing, f"installed TRL's GRPOConfig lacks {sorted(missing)} (build_grpo_config would drop them)"
+    assert not missing, f"installed TRL's GRPOConfig lacks {sorted(missing)} (build_grpo_config would refuse them)"
 
 
 @pytest.mark.parametrize("backend,path,on_gpu", COMBOS, ids=[f"{b}-{g}-{'gpu' if x else 'cpu'}" for b, g, x in COMBOS])
 def test_build_grpo_config_builds(backend, path, on_gpu, tmp_path):
     ks = knobs(backend, path, on_gpu)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        config = training.build_grpo_config(ks, tmp_path, reward_weights=[1.0, 1.0, 1.0])
-    assert "this TRL version has no" not in out.getvalue(), out.getvalue()
+    built = config.build_grpo_config(ks, tmp_path, reward_weights=[1.0, 1.0, 1.0])  # raises on an unknown knob
     for k in ks:
-        got = getattr(config, k.name)
+        got = getattr(built, k.name)
         if k.name == "report_to":  # TrainingArguments normalises "none" to []
             assert got in ("none", [], ["none"]), got
         else:
@@ -115,49 +119,40 @@ def test_sft_config_has_every_run_sft_keyword():
     from trl import SFTConfig
 
     missing = sft_config_names() - {f.name for f in dataclasses.fields(SFTConfig)}
-    assert not missing, f"installed TRL's SFTConfig lacks {sorted(missing)} (run_sft would drop them)"
+    assert not missing, f"installed TRL's SFTConfig lacks {sorted(missing)} (run_sft would refuse them)"
 
 
 def run_sft_until_trainer(monkeypatch, tmp_path, rows):
-    """run_sft for real up to SFTTrainer(...): model loading is faked, the SFTConfig is real.
-    Returns (SFTTrainer keywords, names run_sft dropped, SFTTrainer.__init__ parameters)."""
+    """run_sft for real up to SFTTrainer(...): model loading is faked, the SFTConfig is real
+    (an argument the installed SFTConfig lacks raises). Returns (SFTTrainer keywords,
+    SFTTrainer.__init__ parameters)."""
     import transformers
     import trl
-
-    import utils.models
 
     class Stop(Exception):
         pass
 
-    seen, dropped = {}, []
-    real_supported = training._supported
+    seen = {}
     init = set(inspect.signature(trl.SFTTrainer.__init__).parameters)  # before it is replaced below
 
     def fake_trainer(**kwargs):
         seen.update(kwargs)
         raise Stop
 
-    def spy(cls, kwargs):
-        kept, gone = real_supported(cls, kwargs)
-        dropped.extend(gone)
-        return kept, gone
-
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: object())
-    monkeypatch.setattr(utils.models, "load_tokenizer",
+    monkeypatch.setattr(warmstart, "load_tokenizer",
                         lambda source: SimpleNamespace(eos_token="<|im_end|>", pad_token="<|im_end|>"))
     monkeypatch.setattr(trl, "SFTTrainer", fake_trainer)
-    monkeypatch.setattr(training, "_supported", spy)
     with pytest.raises(Stop):
-        training.run_sft("unused", rows[:4], PROFILES["smoke"], tmp_path, force=True)
+        warmstart.run_sft("unused", rows[:4], PROFILES["smoke"], tmp_path, force=True)
     monkeypatch.undo()
-    return seen, dropped, init
+    return seen, init
 
 
 def test_run_sft_builds_its_config_and_trainer(monkeypatch, tmp_path, train_rows):
     import trl
 
-    seen, dropped, init = run_sft_until_trainer(monkeypatch, tmp_path, train_rows)
-    assert not dropped, f"run_sft dropped {dropped}: the installed SFTConfig lacks them"
+    seen, init = run_sft_until_trainer(monkeypatch, tmp_path, train_rows)
     assert isinstance(seen["args"], trl.SFTConfig)
     assert set(seen) <= init and set(seen) == keywords(FN["run_sft"], "SFTTrainer")
 
@@ -169,20 +164,20 @@ def test_no_deprecated_arguments(monkeypatch, tmp_path, train_rows):
         warnings.simplefilter("always")
         with contextlib.redirect_stdout(io.StringIO()):
             for b, g, gpu in COMBOS:
-                training.build_grpo_config(knobs(b, g, gpu), tmp_path / "grpo", reward_weights=[1.0])
+                config.build_grpo_config(knobs(b, g, gpu), tmp_path / "grpo", reward_weights=[1.0])
         run_sft_until_trainer(monkeypatch, tmp_path / "sft", train_rows)
     named = {m for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))
              for m in re.findall(r"`(\w+)`", str(w.message)) if m in ours and "deprecated" in str(w.message)}
     assert not named, f"deprecated in the installed TRL: {sorted(named)}"
 
 
-@pytest.mark.parametrize("trainer,fn", [("GRPOTrainer", "train_grpo"), ("SFTTrainer", "run_sft")])
-def test_trainer_keywords(trainer, fn):
+@pytest.mark.parametrize("trainer_class,fn", [("GRPOTrainer", "build_trainer"), ("SFTTrainer", "run_sft")])
+def test_trainer_keywords(trainer_class, fn):
     import trl
 
-    used = keywords(FN[fn], trainer)
-    params = set(inspect.signature(getattr(trl, trainer).__init__).parameters)
-    assert used <= params, f"installed {trainer}.__init__ lacks {sorted(used - params)}"
+    used = keywords(FN[fn], trainer_class)
+    params = set(inspect.signature(getattr(trl, trainer_class).__init__).parameters)
+    assert used <= params, f"installed {trainer_class}.__init__ lacks {sorted(used - params)}"
 
 
 def test_lora_config_keywords_and_build():
@@ -191,8 +186,8 @@ def test_lora_config_keywords_and_build():
     used = keywords(FN["lora_config"], "LoraConfig")
     assert used <= {f.name for f in dataclasses.fields(LoraConfig)}
     for profile in PROFILES.values():
-        cfg = training.lora_config(profile)
-        assert cfg.r == profile.lora_r and set(cfg.target_modules) == set(training.LORA_TARGETS)
+        cfg = config.lora_config(profile)
+        assert cfg.r == profile.grpo.lora_r and set(cfg.target_modules) == set(config.LORA_TARGETS)
 
 
 def reward_contract(tree: cs.SourceTree) -> dict:
@@ -218,12 +213,12 @@ def reward_contract(tree: cs.SourceTree) -> dict:
 def check_reward_contract(contract: dict, rows) -> None:
     assert TRL_REWARD_ARGS <= contract["keywords"], contract
     assert contract["splat"], "dataset columns are no longer passed as **kwargs"
-    records = training.grpo_records(rows[:2])
+    records = trainer.grpo_records(rows[:2])
     columns = {k: [r[k] for r in records for _ in range(2)] for k in records[0] if k not in contract["excluded_columns"]}
     clash = set(columns) & (contract["extras"] | contract["keywords"])
     assert not clash, f"dataset columns {clash} collide with what TRL passes itself"
-    from utils.callbacks import CompletionRecorder
-    from utils.rewards import _registry
+    from utils.rewards import LIBRARY_REWARDS
+    from utils.train.callbacks import CompletionRecorder
 
     completions = [[{"role": "assistant", "content": t}] for t in
                    ["<think>x</think><schedule></schedule>", "no format"] * len(records)]
@@ -231,7 +226,7 @@ def check_reward_contract(contract: dict, rows) -> None:
               "completion_ids": [[1, 2, 3]] * len(completions), **columns,
               **{name: (lambda *a, **k: None) for name in contract["extras"]},
               "trainer_state": SimpleNamespace(global_step=0, max_steps=1, epoch=0.0)}
-    funcs = list(_registry().values())
+    funcs = list(LIBRARY_REWARDS.values())
     recorder = CompletionRecorder(funcs, Path("/dev/null"))
     for fn in funcs + recorder.wrapped:
         values = fn(**kwargs)
@@ -293,11 +288,11 @@ def test_colab_sft_config_has_every_run_sft_keyword(colab):
 
 
 @needs_index
-@pytest.mark.parametrize("trainer,fn,module", [("GRPOTrainer", "train_grpo", "trl.trainer.grpo_trainer"),
-                                               ("SFTTrainer", "run_sft", "trl.trainer.sft_trainer")])
-def test_colab_trainer_keywords(colab, trainer, fn, module):
-    params = colab.tree.method_params(module, trainer, "__init__")
-    missing = {k for k in keywords(FN[fn], trainer) if not params.accepts(k)}
+@pytest.mark.parametrize("trainer_class,fn,module", [("GRPOTrainer", "build_trainer", "trl.trainer.grpo_trainer"),
+                                                     ("SFTTrainer", "run_sft", "trl.trainer.sft_trainer")])
+def test_colab_trainer_keywords(colab, trainer_class, fn, module):
+    params = colab.tree.method_params(module, trainer_class, "__init__")
+    missing = {k for k in keywords(FN[fn], trainer_class) if not params.accepts(k)}
     assert not missing, f"{params.where} (Colab) lacks {sorted(missing)}"
 
 

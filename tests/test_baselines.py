@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from utils.baselines import BASELINES, baseline_completions, baseline_table, evaluate_baselines
-from utils.data import load_jsonl
-from utils.evaluation import SUMMARY_KEYS, evaluate
-from utils.parsing import parse_completion
+from utils.evaluate.baselines import BASELINES, baseline_completions, baseline_table, evaluate_baselines
+from utils.task.data import load_jsonl
+from utils.evaluate.evaluation import SUMMARY_KEYS, evaluate
+from utils.rewards.parsing import parse_completion
 from utils.paths import TEST_FILE, TRAIN_FILE
 from utils.rewards import format_reward
-from utils.scheduling import GREEDY_RULES
+from utils.task import GREEDY_RULES
 
 ROWS = load_jsonl(TEST_FILE)
 

@@ -23,7 +23,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from utils import colab_stack as cs
+import colab_stack as cs
 
 OFFLINE = cs.offline_reason()
 needs_index = pytest.mark.skipif(OFFLINE is not None, reason=f"needs the package index: {OFFLINE}")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-import utils.data as data
-from utils.data import (
+import utils.task.data as data
+from utils.task.data import (
     PUBLISHED_DATASET,
     REQUIRED_COLUMNS,
     load_jsonl,

@@ -9,13 +9,12 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
-from utils.data import REQUIRED_COLUMNS
-from utils.datagen import (
+from utils.task.data import REQUIRED_COLUMNS
+from utils.task.datagen import (
     DATASET_SEED,
     TEST_SIZE,
     TRAIN_SIZE,
     GeneratorConfig,
-    count_overlapping_pairs,
     dumps_jsonl,
     generate_dataset,
     generate_problem,
@@ -25,10 +24,15 @@ from utils.datagen import (
     problem_key,
 )
 from utils.paths import TEST_FILE, TRAIN_FILE
-from utils.prompts import format_problem
-from utils.scheduling import optimal_schedule, time_to_minutes, to_interval
+from utils.task.prompts import format_problem
+from utils.task import count_overlapping_pairs, optimal_schedule, time_to_minutes, to_interval
 
 THEMES = load_themes()
+
+
+def naive_pairs(ivs) -> int:
+    """The obvious O(n^2) count: the oracle for the task's sweep."""
+    return sum(a.start < b.end and b.start < a.end for i, a in enumerate(ivs) for b in ivs[i + 1:])
 
 
 def assert_respects(row: dict, config: GeneratorConfig) -> None:
@@ -45,7 +49,8 @@ def assert_respects(row: dict, config: GeneratorConfig) -> None:
         assert iv.start % config.time_step == 0, iv
     starts = [iv.start for iv in ivs]
     assert starts == sorted(starts), "events not sorted by start"
-    pairs = count_overlapping_pairs(ivs)
+    pairs = naive_pairs(ivs)
+    assert count_overlapping_pairs(events) == pairs
     assert config.min_overlapping_pairs <= pairs <= config.max_overlap_ratio * n
     # priorities: at least one, within the ratio bounds up to rounding, chronological
     k = len(prios)
@@ -223,12 +228,12 @@ def test_fixed_theme():
         assert {ev[0] for ev in row["events"]} <= set(THEMES["fitness"])
 
 
-# ---------------------------------------------------------------- dataset statistics (utils.stats)
+# ---------------------------------------------------------------- dataset statistics (utils.task.stats)
 
 
 def test_problem_table_matches_rows(train_rows):
-    from utils.scheduling import GREEDY_RULES
-    from utils.stats import greedy_summary, problem_table
+    from utils.task import GREEDY_RULES
+    from utils.task.stats import greedy_summary, problem_table
 
     rows = train_rows[:60]
     table = problem_table(rows)
@@ -237,7 +242,7 @@ def test_problem_table_matches_rows(train_rows):
         ivs = [to_interval(ev) for ev in row["events"]]
         assert table.n_events[i] == len(row["events"])
         assert table.n_priority[i] == len(row["priority_events"])
-        assert table.overlapping_pairs[i] == count_overlapping_pairs(ivs)
+        assert table.overlapping_pairs[i] == naive_pairs(ivs)
         assert table.total_minutes[i] == sum(iv.end - iv.start for iv in ivs)
         assert table.optimal_score[i] == row["optimal_score"]
         assert 1 <= table.n_optimal[i] < table.n_events[i]  # every problem has an overlap
@@ -254,7 +259,7 @@ def test_event_table_and_plots(train_rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from utils.stats import event_table, plot_greedy_ratios, plot_overview, plot_timings, problem_table
+    from utils.task.stats import event_table, plot_greedy_ratios, plot_overview, plot_timings, problem_table
 
     rows = train_rows[:30]
     events = event_table(rows)
@@ -270,8 +275,8 @@ def test_event_table_and_plots(train_rows):
 
 
 def test_random_problem_and_timing():
-    from utils.scheduling import optimal_schedule as opt
-    from utils.stats import random_problem, time_solvers
+    from utils.task import optimal_schedule as opt
+    from utils.task.stats import random_problem, time_solvers
 
     events, prios = random_problem(40, seed=3)
     assert (events, prios) == random_problem(40, seed=3)

@@ -12,22 +12,22 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from utils.data import load_jsonl
-from utils.evaluation import (
+from utils.task.data import load_jsonl
+from utils.evaluate.evaluation import (
     CATEGORIES, PUBLISHED_RESULTS, SUMMARY_KEYS, EvalSummary, evaluate, evaluate_completion,
     load_completions, save_completions,
 )
 from utils.paths import REPO_ROOT, TEST_FILE
-from utils.prompts import format_answer
-from utils.reference import REFERENCE_EVAL_FORMAT_PATTERN
-from utils.scheduling import optimal_schedule
+from utils.task.prompts import format_answer
+from utils.rewards.reference import REFERENCE_EVAL_FORMAT_PATTERN
+from utils.task import optimal_schedule
 
 ROWS = load_jsonl(TEST_FILE)
 
 # ------------------------------------------------------------- a literal regex reference
 # The reference evaluation rewritten with its real regexes: only for short inputs (the
 # format regex backtracks catastrophically on long truncated text).
-from utils.reference import REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN  # noqa: E402
+from utils.rewards.reference import REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN  # noqa: E402
 
 REF_FORMAT = re.compile(REFERENCE_EVAL_FORMAT_PATTERN, re.DOTALL)
 REF_CAPTURE = re.compile(REFERENCE_CAPTURE_PATTERN)

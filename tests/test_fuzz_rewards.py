@@ -11,14 +11,14 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from utils.data import load_split
-from utils.gallery import back_to_back_completion, make_gallery
-from utils.prompts import format_answer
-from utils.rewards import _registry, explain
-from utils.scheduling import optimal_schedule
+from utils.task.data import load_split
+from utils.rewards.gallery import back_to_back_completion, make_gallery
+from utils.task.prompts import format_answer
+from utils.rewards import LIBRARY_REWARDS, explain
+from utils.task import optimal_schedule
 
 ROWS = load_split("train", limit=20)
-REWARDS = list(_registry().values())
+REWARDS = list(LIBRARY_REWARDS.values())
 TAGS = ["<think>", "</think>", "<schedule>", "</schedule>", "<event>", "</event>", "<name>", "</name>",
         "<start>", "</start>", "<end>", "</end>", "25:99", "7:5", "00:00", "24:00", "\x00", "\n"]
 

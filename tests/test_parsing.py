@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from utils.gallery import back_to_back_completion
-from utils.parsing import completion_text, find_strict_events, parse_completion
-from utils.prompts import format_answer
+from utils.rewards.gallery import back_to_back_completion
+from utils.rewards.parsing import completion_text, find_strict_events, parse_completion
+from utils.task.prompts import format_answer
 
 EVENTS = [["Gym", "07:00", "08:00"], ["Standup", "08:00", "08:30"], ["Lunch", "12:00", "13:00"]]
 GOOD = format_answer("Gym and Standup touch; both fit.", EVENTS)
@@ -97,7 +97,7 @@ def test_first_schedule_block_only():
 
 
 def format_schedule_of(events):
-    from utils.prompts import format_schedule
+    from utils.task.prompts import format_schedule
 
     return format_schedule(events)
 

@@ -10,13 +10,13 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from utils.gallery import back_to_back_completion
-from utils.prompts import format_answer
-from utils.reference import (REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN, REFERENCE_TRAIN_FORMAT_PATTERN,
+from utils.rewards.gallery import back_to_back_completion
+from utils.task.prompts import format_answer
+from utils.rewards.reference import (REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN, REFERENCE_TRAIN_FORMAT_PATTERN,
                              reference_eval_format_ok, reference_events, reference_format_reward,
                              reference_score_reward, reference_sorted_events_reward, reference_train_format_ok,
                              time_regex_in_subprocess)
-from utils.scheduling import optimal_schedule
+from utils.task import optimal_schedule
 
 TRAIN_RX = re.compile(REFERENCE_TRAIN_FORMAT_PATTERN, re.DOTALL)
 EVAL_RX = re.compile(REFERENCE_EVAL_FORMAT_PATTERN, re.DOTALL)

@@ -1,15 +1,15 @@
-"""Notebook 05's comparisons and notebook 04's group-signal view, on hand-made answers."""
+"""Notebook 06's comparisons and notebook 05's group-signal view, on hand-made answers."""
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-from utils.baselines import baseline_completions  # noqa: E402
-from utils.evaluation import PUBLISHED_RESULTS, evaluate  # noqa: E402
-from utils.report import (failure_gallery, pick_examples, plot_categories, plot_score_histograms,  # noqa: E402
+from utils.evaluate.baselines import baseline_completions  # noqa: E402
+from utils.evaluate.evaluation import PUBLISHED_RESULTS, evaluate  # noqa: E402
+from utils.evaluate.report import (failure_gallery, pick_examples, plot_categories, plot_score_histograms,  # noqa: E402
                           results_table)
 from utils.rewards import default_reward_funcs  # noqa: E402
-from utils.rollouts import group_rewards, zero_variance_share  # noqa: E402
+from utils.train.group_probe import group_rewards, zero_variance_share  # noqa: E402
 
 
 def _mixed(rows):

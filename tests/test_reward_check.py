@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from utils.reference import REFERENCE_TRAIN_FORMAT_PATTERN
-from utils.reward_check import (DEFAULT_TIMEOUT_S, assert_reward_ok, check_reward_function, extra_probes,
+from utils.rewards.reference import REFERENCE_TRAIN_FORMAT_PATTERN
+from utils.rewards.checker import (DEFAULT_TIMEOUT_S, assert_reward_ok, check_reward_function, extra_probes,
                                 probe_completions)
-from utils.rewards import _registry
+from utils.rewards import LIBRARY_REWARDS
 
 BACKTRACKING = re.compile(REFERENCE_TRAIN_FORMAT_PATTERN, re.DOTALL)
 
@@ -18,10 +18,10 @@ def _text(c):
     return c[0]["content"] if isinstance(c, list) else c
 
 
-@pytest.mark.parametrize("name", sorted(_registry()))
+@pytest.mark.parametrize("name", sorted(LIBRARY_REWARDS))
 def test_library_rewards_pass_quickly(name):
     t0 = time.perf_counter()
-    report = check_reward_function(_registry()[name])
+    report = check_reward_function(LIBRARY_REWARDS[name])
     assert report.ok, str(report)
     assert time.perf_counter() - t0 < 2.0  # a few forks, milliseconds of work
 

@@ -1,11 +1,11 @@
-"""Saving the reward set chosen in notebook 03 and loading it in notebook 04."""
+"""Saving the reward set chosen in notebook 03 and loading it in notebook 05."""
 
 import json
 import re
 
 import pytest
 
-from utils.reward_sets import load_reward_set, reward_set_path, save_reward_set
+from utils.rewards.saved import load_reward_set, reward_set_path, save_reward_set
 from utils.rewards import DEFAULT_REWARDS, format_reward, partial_format_reward, score_reward
 
 THINK = re.compile(r"<think>", re.I)

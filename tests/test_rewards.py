@@ -9,16 +9,18 @@ import random
 import pytest
 from hypothesis import given, strategies as st
 
-from utils.gallery import GALLERY_LABELS, back_to_back_completion, make_gallery
-from utils.inspector import CUSTOM, OPTIMAL, Inspector, completion_options, draw_view, inspect_completion
-from utils.prompts import format_answer
-from utils.evaluation import evaluate_completion
-from utils.reference import reference_format_reward, reference_score_reward, reference_sorted_events_reward
-from utils.rewards import (ScheduledEvent, clashing_events, default_reward_funcs, explain, format_reward,
-                           get_reward, group_advantages, length_penalty_reward, overlap_penalty_score_reward,
-                           overlapping_pairs, partial_format_reward, partial_score_reward, score_reward,
-                           sorted_events_reward, total_reward, truncation_penalty_reward)
-from utils.scheduling import GREEDY_RULES, greedy_schedule, optimal_schedule, time_to_minutes
+from utils.rewards.gallery import GALLERY_LABELS, back_to_back_completion, make_gallery
+from utils.rewards.inspector import CUSTOM, OPTIMAL, Inspector, completion_options, draw_view, inspect_completion
+from utils.task.prompts import format_answer
+from utils.evaluate.evaluation import evaluate_completion
+from utils.rewards.reference import reference_format_reward, reference_score_reward, reference_sorted_events_reward
+from utils.grpo import group_advantages
+from utils.rewards import (check_schedule, default_reward_funcs, explain, format_reward, get_reward,
+                           length_penalty_reward, overlap_penalty_score_reward, partial_format_reward,
+                           partial_score_reward, score_reward, sorted_events_reward, total_reward,
+                           truncation_penalty_reward)
+from utils.rewards.schedule_check import MAX_LISTED_PAIRS
+from utils.task import GREEDY_RULES, greedy_schedule, optimal_schedule, time_to_minutes
 
 OURS = (format_reward, sorted_events_reward, score_reward)
 THEIRS = (reference_format_reward, reference_sorted_events_reward, reference_score_reward)
@@ -165,21 +167,13 @@ def test_get_reward_names():
 
 
 # ------------------------------------------------------------------------ overlaps
-interval = st.tuples(st.integers(0, 100), st.integers(1, 40)).map(lambda t: (t[0], t[0] + t[1]))
-
-
-@given(st.lists(interval, max_size=12))
-def test_clashing_matches_brute_force(ivs):
-    evs = [ScheduledEvent(str(i), "", "", s, e) for i, (s, e) in enumerate(ivs)]
-    brute = [(i, j) for i in range(len(ivs)) for j in range(i + 1, len(ivs))
-             if ivs[i][0] < ivs[j][1] and ivs[j][0] < ivs[i][1]]
-    assert overlapping_pairs(evs) == brute
-    assert clashing_events(evs) == {k for pair in brute for k in pair}
-
-
-def test_overlapping_pairs_are_capped():
-    evs = [ScheduledEvent("x", "", "", 0, 10)] * 3000
-    assert len(overlapping_pairs(evs)) == 1000 and clashing_events(evs) == set(range(3000))
+def test_a_check_lists_a_bounded_number_of_pairs_but_every_clashing_event():
+    """An answer repeating one event 3,000 times has 4.5 million pairs: the check lists the
+    first MAX_LISTED_PAIRS and still knows every event clashes."""
+    one = "<event><name>Gym</name><start>07:00</start><end>08:00</end></event>"
+    chk = check_schedule(format_answer("x", []).replace("</schedule>", one * 3000 + "</schedule>"),
+                         [["Gym", "07:00", "08:00"]], [], 60)
+    assert len(chk.overlaps) == MAX_LISTED_PAIRS and chk.clashing == set(range(3000))
 
 
 # ------------------------------------------------------------------ the gallery

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from utils.scheduling import (
+from utils.task import (
     GREEDY_RULES,
     MINUTES_PER_DAY,
     brute_force_schedule,

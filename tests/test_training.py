@@ -6,30 +6,36 @@ import json
 import pytest
 
 from utils.profiles import OVERRIDES_ENV, get_profile, parse_overrides
-from utils.training import checkpoint_step, choose_backend, prepare_run_dir
+from utils.train import checkpoint_step, choose_backend, prepare_run_dir
 
 
 def test_overrides_are_typed_and_applied(monkeypatch):
-    assert parse_overrides("grpo_steps=20, grpo_learning_rate=2e-4,model=qwen2.5-0.5b") == {
-        "grpo_steps": 20, "grpo_learning_rate": 2e-4, "model": "qwen2.5-0.5b"}
-    monkeypatch.setenv(OVERRIDES_ENV, "grpo_steps=7,n_eval=3")
+    assert parse_overrides("grpo.steps=20, grpo.learning_rate=2e-4,model=qwen2.5-0.5b") == {
+        "grpo.steps": "20", "grpo.learning_rate": "2e-4", "model": "qwen2.5-0.5b"}
+    monkeypatch.setenv(OVERRIDES_ENV, "grpo.steps=7,data.n_eval=3,warm_start.epochs=0.5")
     p = get_profile("smoke")
-    assert (p.name, p.grpo_steps, p.n_eval) == ("smoke", 7, 3)
-    assert get_profile("smoke", grpo_steps=9).grpo_steps == 9  # keywords win over the environment
+    assert (p.name, p.grpo.steps, p.data.n_eval, p.warm_start.epochs) == ("smoke", 7, 3, 0.5)
+    assert get_profile("smoke", {"grpo.steps": 9}).grpo.steps == 9  # code wins over the environment
 
 
-@pytest.mark.parametrize("text, fragment", [("grpo_steps", "field=value"), ("nope=1", "field=value"),
-                                            ("grpo_steps=many", "not a int"), ("name=gpu", "field=value")])
-def test_bad_overrides_say_what_is_wrong(text, fragment):
-    with pytest.raises(ValueError, match=fragment):
+@pytest.mark.parametrize("text", ["grpo.steps", "nope=1", "grpo_steps=3", "name=gpu"])
+def test_bad_overrides_say_what_is_wrong(text):
+    with pytest.raises(ValueError, match="knob=value"):
         parse_overrides(text)
 
 
-def test_backend_choice_on_cpu(monkeypatch):
+@pytest.mark.parametrize("knob, value", [("grpo.steps", "many"), ("grpo.steps", "2.5"), ("grpo.learning_rate", "x")])
+def test_bad_override_values_say_which_knob(knob, value):
+    with pytest.raises(ValueError, match=knob.replace(".", r"\.")):
+        get_profile("smoke", {knob: value})
+
+
+def test_backend_choice_on_cpu(monkeypatch, capsys):
     monkeypatch.delenv("COURSE_BACKEND", raising=False)
     assert choose_backend() == "trl"
     monkeypatch.setenv("COURSE_BACKEND", "trl")
-    assert choose_backend("auto") == "trl"  # "auto" in code leaves the choice to the environment
+    assert choose_backend("auto") == "trl"  # "auto" in code leaves the choice to the environment...
+    assert "from $COURSE_BACKEND" in capsys.readouterr().out  # ... and says so
     monkeypatch.setenv("COURSE_BACKEND", "unsloth")
     with pytest.raises(RuntimeError, match="CUDA GPU"):
         choose_backend("auto")
@@ -63,7 +69,7 @@ def tiny_model_dir(tmp_path_factory):
     torch = pytest.importorskip("torch")
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from utils.models import embedded_checkpoint, load_tokenizer
+    from utils.llm import embedded_checkpoint, load_tokenizer
 
     tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
     torch.manual_seed(0)
@@ -77,17 +83,19 @@ def tiny_model_dir(tmp_path_factory):
 
 
 def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_rows, tmp_path):
+    from utils.llm import merge_and_save
     from utils.rewards import default_reward_funcs
-    from utils.training import merge_and_save, read_run_info, train_grpo
+    from utils.train import read_run_info, train_grpo
 
-    profile = get_profile("smoke", grpo_steps=2, save_steps=1, max_completion_length=8, sample_every=1)
+    profile = get_profile("smoke", {"grpo.steps": 2, "grpo.save_steps": 1, "grpo.max_completion_length": 8,
+                                    "grpo.sample_every": 1})
     run = tmp_path / "grpo"
     kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl", reward_weights=[1.0, 2.0, 0.5])
     first = train_grpo(train_rows[:4], default_reward_funcs(), profile, stop_after=1, **kwargs)
     assert first.global_step == 1
-    assert "resuming" in prepare_run_dir(run, profile.grpo_steps)
+    assert "resuming" in prepare_run_dir(run, profile.grpo.steps)
     second = train_grpo(train_rows[:4], default_reward_funcs(), profile, **kwargs)
-    assert second.global_step == profile.grpo_steps
+    assert second.global_step == profile.grpo.steps
 
     logged = [h for h in second.log_history if "reward" in h]
     assert [h["step"] for h in logged] == [1, 2]  # the first call's log survives the resume
@@ -126,7 +134,7 @@ def test_training_script_one_process(tiny_model_dir, tmp_path):
 
 def test_model_completions_falls_back_when_vllm_fails(tiny_model_dir, train_rows, capsys):
     """Asked for vLLM where it cannot run (not installed here), evaluation still gets its answers."""
-    from utils.generation import model_completions
+    from utils.llm import model_completions
 
     texts, seconds, path = model_completions(tiny_model_dir, train_rows[:2], max_new_tokens=4, path="vllm")
     assert len(texts) == 2 and all(isinstance(t, str) for t in texts) and seconds > 0
@@ -134,9 +142,9 @@ def test_model_completions_falls_back_when_vllm_fails(tiny_model_dir, train_rows
 
 
 def test_sample_table_total_uses_the_reward_weights(tmp_path, test_rows):
-    from utils.baselines import baseline_completions
-    from utils.callbacks import CompletionRecorder
+    from utils.evaluate import baseline_completions
     from utils.rewards import default_reward_funcs
+    from utils.train.callbacks import CompletionRecorder
 
     row = test_rows[0]
     recorder = CompletionRecorder(default_reward_funcs(), tmp_path / "s.jsonl", weights=[1.0, 2.0, 0.5])

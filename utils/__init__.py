@@ -1,8 +1,27 @@
-"""Reusable, tested logic for the GRPO scheduling course.
+"""Reusable, tested logic for the GRPO scheduling course, grouped by course part.
 
-Notebooks import from here so that the code a learner reads, the code the tests check
-and the code the training run calls are the same code. Submodules import lazily:
-`import utils` stays cheap and never pulls in torch.
+==============  =========  ==========================================================
+package         notebooks  what is in it
+==============  =========  ==========================================================
+utils.task      01, 02     times, events and their geometry, the optimal schedule (DP),
+                           the problem generator, loading data, prompts, statistics, plots
+utils.rewards   03         parsing answers, the course's rewards and alternatives, the
+                           reference's rewards, explain(), the checker, saved reward sets,
+                           the gallery and the inspector widget
+utils.grpo      04         the GRPO update written out: advantages, log-probabilities,
+                           ratio, clipping, KL, the loss aggregations
+utils.train     05         backend, GRPO configuration, warm start, the trainer, run
+                           folders and checkpoints, callbacks, group probes
+utils.evaluate  06         the reference evaluation (+ CLI), baselines, reports, statistics
+utils.llm       05, 06      loading models (the embedded one offline), generation paths
+==============  =========  ==========================================================
+
+Top level: ``paths`` (where things live), ``profiles`` (how big each run is) and ``env``
+(versions and hardware, printed at the top of every notebook).
+
+Notebooks import from a part's package (``from utils.rewards import explain``), so a
+notebook's imports read as its table of contents. Heavy libraries (torch, transformers,
+TRL) are imported inside the functions that need them: ``import utils`` stays cheap.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -6,77 +6,108 @@
 * ``gpu``   - the full version on a CUDA GPU.
 
 Without ``COURSE_PROFILE`` the default is ``gpu`` when CUDA is visible, else ``cpu``.
+
+The knobs are grouped by the notebook that uses them: ``P.data`` (01, and how many problems
+the others use), ``P.demos`` (02, 03), ``P.warm_start`` and ``P.grpo`` (training), ``P.eval``
+(evaluation). ``COURSE_OVERRIDES="grpo.steps=50,data.n_eval=20"`` changes single knobs
+without editing code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
 
 PROFILE_ENV = "COURSE_PROFILE"
-OVERRIDES_ENV = "COURSE_OVERRIDES"  # e.g. "grpo_steps=20,n_eval=50": change a profile without editing code
+OVERRIDES_ENV = "COURSE_OVERRIDES"  # e.g. "grpo.steps=20,data.n_eval=50"
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    n_generate: int  # problems generated live in notebook 01
+    n_train: int  # training problems the training notebook uses (<= 500)
+    n_eval: int  # test problems evaluated (<= 100)
+
+
+@dataclass(frozen=True)
+class Demos:
+    brute_force_max_n: int  # notebook 02: largest problem the brute force is timed on
+    backtracking_demo_max_events: int  # notebook 03: largest cut-off answer fed to the reference regex
+    backtracking_timeout_s: float  # ... and how long it may take before it is killed
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    n_problems: int  # training problems for the supervised warm start
+    epochs: float
+    batch_size: int
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class GRPO:
+    steps: int  # optimizer steps
+    num_generations: int  # group size: answers sampled per prompt
+    per_device_batch: int  # completions per device step (a multiple of num_generations)
+    max_completion_length: int  # new-token budget of an answer
+    learning_rate: float
+    lora_r: int
+    save_steps: int
+    logging_steps: int
+    sample_every: int  # show a table of sample completions every N steps
+    n_probe: int  # problems whose sampled groups are inspected before training
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    max_new_tokens: int
+    batch_size: int
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
-    # data
-    n_generate: int  # problems generated live in notebook 01
-    n_train: int  # training problems used by notebook 04 (<= 500)
-    n_eval: int  # test problems evaluated in notebooks 04/05 (<= 100)
-    # model
-    model: str  # key of utils.models.MODELS; "auto" = pick from hardware
-    # SFT warm-start
-    n_sft: int  # training problems used for the warm-start
-    sft_epochs: float
-    sft_batch_size: int
-    sft_learning_rate: float
-    # GRPO
-    grpo_steps: int
-    num_generations: int
-    per_device_batch: int  # completions per device step (multiple of num_generations)
-    max_completion_length: int
-    grpo_learning_rate: float
-    lora_r: int
-    save_steps: int
-    logging_steps: int
-    sample_every: int  # show a table of sample completions every N steps
-    n_probe: int  # problems whose sampled groups notebook 04 inspects before training
-    # evaluation
-    eval_max_new_tokens: int
-    eval_batch_size: int
-    # notebook 02 / 03 demos
-    brute_force_max_n: int
-    backtracking_demo_max_events: int
-    backtracking_timeout_s: float
+    model: str  # key of utils.llm.MODELS, or "auto" ($COURSE_MODEL if set, else the embedded model)
+    data: DataSizes
+    demos: Demos
+    warm_start: WarmStart
+    grpo: GRPO
+    eval: Evaluation
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", n_generate=60, n_train=16, n_eval=2, model="smollm2-135m",
-        n_sft=2, sft_epochs=1, sft_batch_size=2, sft_learning_rate=5e-5,
-        grpo_steps=2, num_generations=2, per_device_batch=2, max_completion_length=24,
-        grpo_learning_rate=1e-4, lora_r=8, save_steps=1, logging_steps=1, sample_every=1, n_probe=1,
-        eval_max_new_tokens=24, eval_batch_size=4,
-        brute_force_max_n=12, backtracking_demo_max_events=8, backtracking_timeout_s=1.0,
+        name="smoke", model="smollm2-135m",
+        data=DataSizes(n_generate=60, n_train=16, n_eval=2),
+        demos=Demos(brute_force_max_n=12, backtracking_demo_max_events=8, backtracking_timeout_s=1.0),
+        warm_start=WarmStart(n_problems=2, epochs=1, batch_size=2, learning_rate=5e-5),
+        grpo=GRPO(steps=2, num_generations=2, per_device_batch=2, max_completion_length=24, learning_rate=1e-4,
+                  lora_r=8, save_steps=1, logging_steps=1, sample_every=1, n_probe=1),
+        eval=Evaluation(max_new_tokens=24, batch_size=4),
     ),
     "cpu": Profile(
-        name="cpu", n_generate=500, n_train=160, n_eval=12, model="smollm2-135m",
-        n_sft=48, sft_epochs=1, sft_batch_size=8, sft_learning_rate=5e-5,
-        grpo_steps=6, num_generations=4, per_device_batch=4, max_completion_length=160,
-        grpo_learning_rate=1e-4, lora_r=16, save_steps=3, logging_steps=1, sample_every=2, n_probe=4,
-        eval_max_new_tokens=320, eval_batch_size=12,
-        brute_force_max_n=16, backtracking_demo_max_events=11, backtracking_timeout_s=3.0,
+        name="cpu", model="smollm2-135m",
+        data=DataSizes(n_generate=500, n_train=160, n_eval=12),
+        demos=Demos(brute_force_max_n=16, backtracking_demo_max_events=11, backtracking_timeout_s=3.0),
+        warm_start=WarmStart(n_problems=48, epochs=1, batch_size=8, learning_rate=5e-5),
+        grpo=GRPO(steps=6, num_generations=4, per_device_batch=4, max_completion_length=160, learning_rate=1e-4,
+                  lora_r=16, save_steps=3, logging_steps=1, sample_every=2, n_probe=4),
+        eval=Evaluation(max_new_tokens=320, batch_size=12),
     ),
     "gpu": Profile(
-        name="gpu", n_generate=2000, n_train=500, n_eval=100, model="auto",
-        n_sft=500, sft_epochs=3, sft_batch_size=16, sft_learning_rate=5e-5,
-        grpo_steps=300, num_generations=8, per_device_batch=64, max_completion_length=512,
-        grpo_learning_rate=1e-4, lora_r=32, save_steps=25, logging_steps=1, sample_every=10, n_probe=16,
-        eval_max_new_tokens=768, eval_batch_size=100,
-        brute_force_max_n=18, backtracking_demo_max_events=13, backtracking_timeout_s=10.0,
+        name="gpu", model="auto",
+        data=DataSizes(n_generate=2000, n_train=500, n_eval=100),
+        demos=Demos(brute_force_max_n=18, backtracking_demo_max_events=13, backtracking_timeout_s=10.0),
+        warm_start=WarmStart(n_problems=500, epochs=3, batch_size=16, learning_rate=5e-5),
+        grpo=GRPO(steps=300, num_generations=8, per_device_batch=64, max_completion_length=512, learning_rate=1e-4,
+                  lora_r=32, save_steps=25, logging_steps=1, sample_every=10, n_probe=16),
+        eval=Evaluation(max_new_tokens=768, batch_size=100),
     ),
 }
+
+GROUPS = ("data", "demos", "warm_start", "grpo", "eval")  # the Profile fields that hold knobs
 
 
 def has_cuda() -> bool:
@@ -91,37 +122,78 @@ def default_profile_name() -> str:
     return "gpu" if has_cuda() else "cpu"
 
 
-def parse_overrides(text: str | None) -> dict:
-    """``"grpo_steps=20, n_eval=50"`` -> ``{"grpo_steps": 20, "n_eval": 50}``, typed like the profile's fields."""
-    types = {f.name: f.type for f in fields(Profile)}
-    out: dict = {}
+def knob_names(profile: Profile | None = None) -> list[str]:
+    """Every knob an override can set: ``model`` and ``group.field`` names."""
+    profile = profile or PROFILES["smoke"]
+    names = ["model"]
+    for group in GROUPS:
+        names += [f"{group}.{f.name}" for f in fields(getattr(profile, group))]
+    return names
+
+
+def _typed(key: str, value: Any, owner: Any) -> Any:
+    """``value`` converted to the type the knob is declared with (``"20"`` -> 20 for an int)."""
+    name = key.rpartition(".")[2]
+    kind = {"int": int, "float": float, "str": str}[next(f.type for f in fields(owner) if f.name == name)]
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return value
+    try:
+        if kind is int:
+            number = float(value)
+            if number != int(number):
+                raise ValueError
+            return int(number)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {kind.__name__}") from None
+
+
+def parse_overrides(text: str | None) -> dict[str, str]:
+    """``"grpo.steps=20, data.n_eval=50"`` -> ``{"grpo.steps": "20", "data.n_eval": "50"}`` (checked names)."""
+    valid = knob_names()
+    out: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in (text or "").split(","))):
         key, sep, value = item.partition("=")
         key, value = key.strip(), value.strip()
-        if not sep or key not in types or key == "name":
-            raise ValueError(f"bad ${OVERRIDES_ENV} item {item!r}: write field=value with a field of "
-                             f"{sorted(k for k in types if k != 'name')}")
-        kind = {"int": int, "float": float, "str": str}[types[key]]
-        try:
-            out[key] = kind(float(value)) if kind is int else kind(value)
-        except ValueError:
-            raise ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {types[key]}") from None
+        if not sep or key not in valid:
+            raise ValueError(f"bad ${OVERRIDES_ENV} item {item!r}: write knob=value with a knob of {valid}")
+        out[key] = value
     return out
 
 
-def get_profile(name: str | None = None, **overrides) -> Profile:
+def with_overrides(profile: Profile, overrides: Mapping[str, Any]) -> Profile:
+    """A copy of ``profile`` with ``{"grpo.steps": 20, "model": "qwen2.5-0.5b"}`` applied (values typed)."""
+    valid = knob_names(profile)
+    by_group: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in valid:
+            raise ValueError(f"unknown knob {key!r}; choose from {valid}")
+        group, _, name = key.rpartition(".")
+        if group:
+            by_group.setdefault(group, {})[name] = _typed(key, value, getattr(profile, group))
+        else:
+            top[name] = _typed(key, value, profile)
+    for group, changes in by_group.items():
+        top[group] = replace(getattr(profile, group), **changes)
+    return replace(profile, **top) if top else profile
+
+
+def get_profile(name: str | None = None, overrides: Mapping[str, Any] | None = None) -> Profile:
     """The profile named (or ``$COURSE_PROFILE``, or the hardware default), with overrides.
 
-    ``$COURSE_OVERRIDES`` applies first, keyword overrides after it."""
+    ``$COURSE_OVERRIDES`` applies first, then ``overrides`` (``{"grpo.steps": 2}``)."""
     name = (name or os.environ.get(PROFILE_ENV) or default_profile_name()).strip().lower()
     if name not in PROFILES:
-        raise ValueError(
-            f"unknown profile {name!r} (from ${PROFILE_ENV}?); choose one of {sorted(PROFILES)}"
-        )
-    overrides = {**parse_overrides(os.environ.get(OVERRIDES_ENV)), **overrides}
-    profile = PROFILES[name]
-    return replace(profile, **overrides) if overrides else profile
+        raise ValueError(f"unknown profile {name!r} (from ${PROFILE_ENV}?); choose one of {sorted(PROFILES)}")
+    merged = {**parse_overrides(os.environ.get(OVERRIDES_ENV)), **dict(overrides or {})}
+    return with_overrides(PROFILES[name], merged) if merged else PROFILES[name]
 
 
 def describe(profile: Profile) -> str:
-    return "\n".join(f"{k:>28}: {v}" for k, v in asdict(profile).items())
+    """The profile as an indented list, one group of knobs after another."""
+    lines = [f"profile {profile.name!r}, model {profile.model!r}"]
+    for group in GROUPS:
+        lines.append(f"  {group}:")
+        lines += [f"    {k:<30} {v}" for k, v in dataclasses.asdict(getattr(profile, group)).items()]
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Compare evaluated models: tables, category bars, score histograms, examples, failures.
+
+Everything here takes :class:`utils.evaluate.EvalSummary` objects (one per model, same
+problems, same order), so notebook 06 and the tests call the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from ..task.scheduling import optimal_schedule
+from .evaluation import CATEGORIES, COUNT_KEYS, PUBLISHED_RESULTS, EvalSummary
+
+Summaries = Mapping[str, EvalSummary]
+CATEGORY_COLORS = {"format_error": "#9e9e9e", "fewer_than_2_events": "#bcaaa4", "nonexistent": "#edae49",
+                   "unsorted": "#f28e2b", "overlap": "#d1495b", "valid": "#00798c"}
+
+
+def results_table(summaries: Summaries, baselines: Summaries | None = None, published: bool = True):
+    """One row per model: valid share, mean score (x100) and the failure counts (as % of rows).
+
+    Published rows come from the reference's own evaluation on *its* test set: comparable in
+    kind, not problem for problem. The ``source`` column says where each figure comes from."""
+    import pandas as pd
+
+    def row(name: str, s: EvalSummary, kind: str) -> dict:
+        return {"model": name, "kind": kind, "n": s.n, "valid %": 100.0 * s.valid / s.n, "mean score": s.mean_score,
+                **{k: 100.0 * v / s.n for k, v in s.counts.items()}, "source": "this notebook"}
+
+    rows = [row(n, s, "ours") for n, s in summaries.items()]
+    rows += [row(n, s, "baseline (no model)") for n, s in (baselines or {}).items()]
+    if published:
+        rows += [{"model": p["model"], "kind": "published", "n": 100, "valid %": float(p["valid"]),
+                  "mean score": p["mean_score"], "source": p["source"]} for p in PUBLISHED_RESULTS]
+    return pd.DataFrame(rows).set_index("model").round(1)
+
+
+def plot_categories(summaries: Summaries, ax=None, title: str = "Where the answers end up"):
+    """Stacked horizontal bars: share of answers in each reference category, per model."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.6 * len(summaries) + 1.4))
+    names = list(summaries)
+    left = [0.0] * len(names)
+    for cat in CATEGORIES:
+        key = COUNT_KEYS.get(cat)
+        shares = [100.0 * (s.valid if cat == "valid" else s.counts[key]) / s.n for s in summaries.values()]
+        ax.barh(names, shares, left=left, color=CATEGORY_COLORS[cat], label=cat.replace("_", " "))
+        left = [a + b for a, b in zip(left, shares)]
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of test problems")
+    ax.invert_yaxis()
+    # below the axis label, whatever the number of models
+    ax.legend(ncol=3, fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.6 / (0.6 * len(names) + 1.4) - 0.12),
+              frameon=False)
+    ax.figure.tight_layout()
+    ax.set_title(title)
+    return ax
+
+
+def plot_score_histograms(summaries: Summaries, bins: int = 10):
+    """Per model: the distribution of per-problem scores (failures are the bar at 0)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(summaries), figsize=(3.2 * len(summaries), 2.8), sharey=True, squeeze=False)
+    for ax, (name, s) in zip(axes[0], summaries.items()):
+        ax.hist([r.score for r in s.results], bins=bins, range=(0, 1), color="#00798c")
+        ax.set_title(f"{name}\nmean {s.mean_score:.1f}", fontsize=9)
+        ax.set_xlabel("score (weighted / optimal)")
+    axes[0][0].set_ylabel("problems")
+    fig.tight_layout()
+    return fig
+
+
+def pick_examples(summary: EvalSummary, n: int = 2) -> dict[str, list[int]]:
+    """Row indices worth drawing: wins (optimal), near misses (valid but below optimal, best
+    first; then overlaps, one clash from valid) and failures (the other categories)."""
+    res = summary.results
+    wins = [i for i, r in enumerate(res) if r.valid and r.score >= 0.999]
+    near = sorted((i for i, r in enumerate(res) if r.valid and r.score < 0.999), key=lambda i: -res[i].score)
+    near += [i for i, r in enumerate(res) if r.category == "overlap"]
+    failures = [i for i, r in enumerate(res) if r.category not in ("valid", "overlap")]
+    return {"wins": wins[:n], "near misses": near[:n], "failures": failures[:n]}
+
+
+def model_schedule(result) -> list[list[str]]:
+    """The events a model listed, as ``[name, start, end]`` (names stripped for drawing)."""
+    return [[str(e[0]).strip(), e[1], e[2]] for e in result.events]
+
+
+def draw_example(row: Mapping, result, label: str = "model", ax=None):
+    """The problem's events, the model's schedule and the optimum, in lanes."""
+    from ..task.plotting import compare_schedules
+
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    title = f"{result.category}, score {result.score:.2f}: {result.reason[:90]}"
+    return compare_schedules(row, {label: model_schedule(result), "optimal (DP)": best}, ax=ax, title=title)
+
+
+def failure_gallery(summary: EvalSummary, completions: Sequence[str], per_category: int = 2,
+                    max_chars: int = 700) -> dict[str, list[dict]]:
+    """Failed answers grouped by category, with the reason and the raw text (shortened)."""
+    out: dict[str, list[dict]] = {}
+    for i, (r, text) in enumerate(zip(summary.results, completions)):
+        if r.valid or len(out.setdefault(r.category, [])) >= per_category:
+            continue
+        text = str(text)
+        out[r.category].append({"row": i, "reason": r.reason,
+                                "completion": text if len(text) <= max_chars else text[:max_chars] + " […]"})
+    return {k: v for k, v in out.items() if v}

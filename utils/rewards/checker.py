@@ -1,0 +1,243 @@
+"""Put a reward function through its paces before a training run depends on it.
+
+``check_reward_function(fn)`` calls ``fn`` the way TRL does, on a batch that mixes good
+answers with empty, truncated, garbage and non-text completions, in both the plain and
+the conversational form, and reports anything that would hurt training: wrong
+signature, wrong number of values, non-finite values, exceptions, or a call that does
+not return in time (run in a separate process, so a hang cannot freeze the notebook).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import multiprocessing as mp
+import numbers
+import pickle
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..task.prompts import format_answer
+from ..task.scheduling import optimal_schedule
+from .gallery import back_to_back_completion
+
+#: Seconds a reward may take on the whole probe batch. Our rewards need milliseconds; the
+#: reference's format regex needs minutes on the long truncated probe.
+DEFAULT_TIMEOUT_S = 3.0
+#: Events in the long truncated probe: the reference regex needs about 4x longer per event
+#: (about 0.4 s at 10, minutes at 14), so a backtracking reward cannot pass the timeout.
+LONG_PROBE_EVENTS = 14
+
+SAMPLE_PROBLEM = {
+    "events": [["Morning Run", "07:00", "08:00"], ["Team Standup", "07:30", "08:30"],
+               ["Client Call", "08:30", "09:30"], ["Lunch", "12:00", "13:00"]],
+    "priority_events": ["Client Call"],
+}
+SAMPLE_PROBLEM["optimal_score"] = optimal_schedule(SAMPLE_PROBLEM["events"], SAMPLE_PROBLEM["priority_events"])[0]
+SAMPLE_PROBLEM["prompt"] = "(sample problem)"
+
+
+def probe_completions() -> list[tuple[str, Any]]:
+    """(label, completion) pairs every reward must survive: things a training run can produce."""
+    best = optimal_schedule(SAMPLE_PROBLEM["events"], SAMPLE_PROBLEM["priority_events"])[1]
+    good = format_answer("Morning Run and Team Standup clash; keep the run.", best)
+    return [
+        ("optimal answer", good),
+        ("empty string", ""),
+        ("truncated", good[: len(good) // 2]),
+        ("long truncated", back_to_back_completion(LONG_PROBE_EVENTS)),
+        ("garbage", "\x00\xff<<>>" * 50),
+        ("repeated tags", "<schedule><event>" * 2000),
+        ("bad times", good.replace("08:00", "25:99").replace("09:30", "7:5")),
+        ("duplicated events", format_answer("twice", best + best)),
+        ("no reasoning", good.split("</think>", 1)[1]),
+    ]
+
+
+def extra_probes() -> list[tuple[str, Any]]:
+    """Inputs TRL never sends; surviving them is good practice, failing them only earns a note."""
+    return [("None", None), ("bytes", bytes(range(256)) * 4), ("a number", 42)]
+
+
+@dataclass
+class CheckReport:
+    name: str
+    ok: bool = True
+    messages: list[str] = field(default_factory=list)
+    values: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def fail(self, msg: str) -> None:
+        self.ok = False
+        self.messages.append(msg)
+
+    def __str__(self) -> str:
+        head = f"{self.name}: {'OK' if self.ok else 'PROBLEMS'} ({self.seconds * 1000:.1f} ms for the probe batch)"
+        body = [f"  - {m}" for m in self.messages]
+        vals = [f"    {k:<16} -> {v}" for k, v in self.values.items()]
+        return "\n".join([head, *body, "  values:", *vals])
+
+
+def _call(fn: Callable, completions: list, columns: dict) -> Any:
+    return fn(prompts=[SAMPLE_PROBLEM["prompt"]] * len(completions), completions=completions,
+              completion_ids=[[0]] * len(completions), **columns)
+
+
+def _child(fn, completions, columns, queue) -> None:  # runs in a forked process
+    try:
+        result = _call(fn, completions, columns)
+    except BaseException as exc:  # noqa: BLE001 - report everything to the parent
+        queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+        return
+    try:
+        pickle.dumps(result)
+    except Exception as exc:  # noqa: BLE001 - otherwise the parent would only see a timeout
+        queue.put(("error", f"it returned a {type(result).__name__} that cannot be sent back ({exc})"))
+        return
+    queue.put(("ok", result))
+
+
+def _child_per_probe(fn, probes, columns, queue) -> None:  # forked: which probe breaks it?
+    found = []
+    for label, c in probes:
+        try:
+            _call(fn, [c], {k: v[:1] for k, v in columns.items()})
+        except Exception as exc:  # noqa: BLE001
+            found.append(f"{label!r}: {type(exc).__name__}: {exc}")
+    queue.put(("ok", found))
+
+
+def _forked(target, args: tuple, timeout: float) -> tuple[str, Any]:
+    ctx = mp.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue), daemon=True)
+    proc.start()
+    try:
+        return queue.get(timeout=timeout)
+    except Exception:  # noqa: BLE001 - queue.Empty: it hung
+        return "timeout", None
+    finally:
+        proc.join(0.1)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1)
+
+
+def _run_with_timeout(fn: Callable, completions: list, columns: dict, timeout: float) -> tuple[str, Any]:
+    if "fork" not in mp.get_all_start_methods():  # Windows: run inline, no hang protection
+        try:
+            return "ok", _call(fn, completions, columns)
+        except Exception as exc:  # noqa: BLE001
+            return "error", f"{type(exc).__name__}: {exc}"
+    return _forked(_child, (fn, completions, columns), timeout)
+
+
+def _culprits(fn: Callable, probes: list, columns: dict, timeout: float) -> list[str]:
+    """Run each probe alone to name the ones that make ``fn`` raise."""
+    if "fork" not in mp.get_all_start_methods():
+        return []
+    status, found = _forked(_child_per_probe, (fn, probes, columns), timeout)
+    return found if status == "ok" else []
+
+
+def _columns(n: int) -> dict:
+    return {k: [v] * n for k, v in SAMPLE_PROBLEM.items() if k != "prompt"}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _signature_problems(fn: Callable) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return []
+    out = []
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    if "completions" not in params and not var_kw:
+        out.append("it must accept a `completions` argument")
+    if not var_kw:
+        out.append("add **kwargs: TRL passes prompts, completion_ids and every dataset column by keyword")
+    required = [n for n, p in params.items()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [n for n in required if n not in ("prompts", "completions", "completion_ids", *SAMPLE_PROBLEM)]
+    if unknown:
+        out.append(f"required arguments TRL will not pass: {unknown} (give them defaults)")
+    if any(p.kind == p.POSITIONAL_ONLY for p in params.values()):
+        out.append("TRL passes everything by keyword: no positional-only parameters")
+    return out
+
+
+def check_reward_function(fn: Callable, timeout: float = DEFAULT_TIMEOUT_S,
+                          value_range: tuple[float, float] | None = None) -> CheckReport:
+    """Check ``fn`` against TRL's calling convention and nasty completions.
+
+    The probe batch (see :func:`probe_completions`) goes through ``fn`` twice, as plain
+    strings and as chat messages, each time in a forked process stopped after ``timeout``
+    seconds. Values must be finite numbers (``None`` is allowed: TRL reads it as "not
+    applicable"), one per completion, inside ``value_range`` (default: ``fn.reward_range``
+    when it has one). :func:`extra_probes` (``None``, bytes, a number) only add notes.
+    """
+    report = CheckReport(name=getattr(fn, "__name__", repr(fn)))
+    if not callable(fn):
+        report.fail(f"{fn!r} is not callable")
+        return report
+    for problem in _signature_problems(fn):
+        report.fail(problem)
+    if not report.ok:
+        return report
+
+    probes = probe_completions()
+    plain = [c for _, c in probes]
+    chat = [[{"role": "assistant", "content": c}] for c in plain]
+    n = len(plain)
+    lo, hi = value_range or getattr(fn, "reward_range", None) or (-math.inf, math.inf)
+    for form, batch in (("plain", plain), ("chat", chat)):
+        t0 = time.perf_counter()
+        status, result = _run_with_timeout(fn, batch, _columns(n), timeout)
+        report.seconds = max(report.seconds, time.perf_counter() - t0)
+        if status == "timeout":
+            report.fail(f"[{form}] did not return within {timeout:g} s: a hang would stall training "
+                        "(a backtracking regex on the 'long truncated' probe? an endless loop?)")
+            break  # the other form would hang the same way: don't wait twice
+        if status == "error":
+            culprits = _culprits(fn, list(zip([label for label, _ in probes], batch)), _columns(n), timeout)
+            where = ("; it fails on: " + "; ".join(culprits)) if culprits else ""
+            report.fail(f"[{form}] raised {result.splitlines()[0]}{where}")
+            continue
+        if not isinstance(result, (list, tuple)):
+            report.fail(f"[{form}] must return a list of floats, got {type(result).__name__}")
+            continue
+        if len(result) != n:
+            report.fail(f"[{form}] returned {len(result)} values for {n} completions")
+            continue
+        for (label, _), v in zip(probes, result):
+            if v is None:  # TRL allows None: 'not applicable to this sample'
+                continue
+            if not _is_number(v):
+                report.fail(f"[{form}] {label!r}: value {v!r} is not a finite number")
+            elif not lo <= float(v) <= hi:
+                report.fail(f"[{form}] {label!r}: value {v} outside the declared range [{lo}, {hi}]")
+            if form == "plain":
+                report.values[label] = v
+    if report.ok:
+        extras = extra_probes()
+        status, result = _run_with_timeout(fn, [c for _, c in extras], _columns(len(extras)), timeout)
+        if status != "ok" or not isinstance(result, (list, tuple)) or not all(v is None or _is_number(v) for v in result):
+            report.messages.append("note: it breaks on input TRL never sends (None, bytes, a number); "
+                                   "fine for training, but a robust reward returns 0 for them")
+    if report.ok and len(set(report.values.values())) == 1:
+        report.messages.append("note: the same value for every probe, including the optimal answer: "
+                               "a constant reward gives GRPO no signal")
+    return report
+
+
+def assert_reward_ok(fn: Callable, **kw) -> CheckReport:
+    """Like :func:`check_reward_function`, but raise ``ValueError`` with the report on failure."""
+    report = check_reward_function(fn, **kw)
+    if not report.ok:
+        raise ValueError(str(report))
+    return report

@@ -1,0 +1,82 @@
+"""One answer measured against its problem: which events are real, which clash, the weighted score.
+
+The course's score reward, the explainer and the inspector all read a :class:`ScheduleCheck`,
+so they never disagree about an answer. Clashes use the task's geometry
+(:mod:`utils.task.events`): touching events do not overlap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+from ..task.events import clashing, event_key, is_chronological, overlapping_pairs, weight_of
+from .parsing import ParsedCompletion, ScheduledEvent, parse_completion
+
+MAX_LISTED_PAIRS = 1000  # a check lists at most this many overlapping pairs
+
+
+def event_value(ev: ScheduledEvent, priority_events: Iterable[str]) -> int:
+    """Minutes of a parsed event, doubled for a priority event."""
+    return weight_of(ev.name, priority_events) * (ev.end_min - ev.start_min)
+
+
+@dataclass
+class ScheduleCheck:
+    """One completion's schedule measured against its problem."""
+
+    parsed: ParsedCompletion
+    invented: list[ScheduledEvent] = field(default_factory=list)  # not in the problem
+    repeated: list[ScheduledEvent] = field(default_factory=list)  # listed more than once
+    overlaps: list[tuple[int, int]] = field(default_factory=list)  # first MAX_LISTED_PAIRS pairs
+    clashing: set[int] = field(default_factory=set)  # every event in some overlap
+    chronological: bool = False
+    weighted_score: int = 0  # events not in any overlap
+    optimal_score: float = 0.0
+
+    @property
+    def events(self) -> list[ScheduledEvent]:
+        return self.parsed.events
+
+    @property
+    def impossible_times(self) -> list:
+        """Well-formed events whose times cannot be real (25:99, ends before it starts)."""
+        return self.parsed.invalid_events
+
+    @property
+    def score_ratio(self) -> float:
+        return self.weighted_score / self.optimal_score if self.optimal_score else 0.0
+
+    @property
+    def all_real(self) -> bool:
+        """Every listed event is one of the problem's, once, with possible times."""
+        return not (self.invented or self.repeated or self.impossible_times)
+
+
+def check_schedule(completion: Any, events: Sequence, priority_events: Sequence[str], optimal_score: float) -> ScheduleCheck:
+    """Parse ``completion`` (or take a :class:`ParsedCompletion`) and measure it against the problem."""
+    parsed = completion if isinstance(completion, ParsedCompletion) else parse_completion(completion)
+    known = {event_key(e) for e in (events or [])}
+    evs = parsed.events
+    try:
+        opt = float(optimal_score or 0)
+    except (TypeError, ValueError):
+        opt = 0.0
+    check = ScheduleCheck(parsed=parsed, optimal_score=opt if math.isfinite(opt) else 0.0)
+    seen: set = set()
+    for ev in evs:
+        key = ev.key
+        if key not in known:
+            check.invented.append(ev)
+        if key in seen:
+            check.repeated.append(ev)
+        seen.add(key)
+    spans = [ev.span for ev in evs]
+    check.overlaps = overlapping_pairs(spans, limit=MAX_LISTED_PAIRS)
+    check.clashing = clashing(spans)
+    check.chronological = is_chronological(spans)
+    prios = set(priority_events or [])
+    check.weighted_score = sum(event_value(ev, prios) for i, ev in enumerate(evs) if i not in check.clashing)
+    return check
+

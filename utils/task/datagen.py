@@ -1,0 +1,201 @@
+"""Seeded generator of scheduling problems in the public dataset's schema.
+
+Each row: ``events`` (``[name, "HH:MM", "HH:MM"]`` sorted by start), ``priority_events``
+(names), ``optimal_score`` (DP optimum) and ``prompt`` (the problem as text).
+
+Regenerate the committed dataset byte for byte::
+
+    python -m utils.task.datagen            # writes data/train.jsonl and data/test.jsonl
+    python -m utils.task.datagen --check    # exits 1 if the committed files differ
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from ..paths import EVENT_NAMES_FILE, TEST_FILE, TRAIN_FILE
+from .events import Interval, overlapping_pairs
+from .prompts import format_problem
+from .scheduling import optimal_schedule
+from .times import minutes_to_time, time_to_minutes
+
+DATASET_SEED = 20251125
+TRAIN_SIZE = 500
+TEST_SIZE = 100
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """The knobs. Defaults follow the public dataset's description (README, Sources)."""
+
+    min_events: int = 4
+    max_events: int = 8
+    durations: tuple[int, ...] = (15, 30, 45, 60, 75, 90, 105, 120)  # minutes
+    day_start: str = "07:00"
+    day_end: str = "23:00"
+    time_step: int = 5  # start times are multiples of this many minutes
+    overlap_probability: float = 0.2  # chance an event is placed to overlap an earlier one
+    min_overlapping_pairs: int = 1
+    max_overlap_ratio: float = 0.4  # at most this * n overlapping pairs
+    min_priority_ratio: float = 0.2
+    max_priority_ratio: float = 0.4
+    theme: str | None = None  # None = a random theme per problem
+    max_tries: int = 1000  # resampling budget per problem before giving up
+
+    def validate(self, themes: dict[str, list[str]]) -> None:
+        if not 1 <= self.min_events <= self.max_events:
+            raise ValueError(f"need 1 <= min_events <= max_events, got {self.min_events}, {self.max_events}")
+        smallest = min(len(v) for v in themes.values()) if self.theme is None else len(themes.get(self.theme, []))
+        if self.theme is not None and self.theme not in themes:
+            raise ValueError(f"unknown theme {self.theme!r}; choose from {sorted(themes)}")
+        if self.max_events > smallest:
+            raise ValueError(f"max_events={self.max_events} but a theme has only {smallest} names")
+        if not self.durations or min(self.durations) <= 0:
+            raise ValueError(f"durations must be positive minutes, got {self.durations}")
+        if self.time_step <= 0:
+            raise ValueError(f"time_step must be a positive number of minutes, got {self.time_step}")
+        off_grid = [d for d in self.durations if d % self.time_step]
+        off_grid += [t for t in (self.day_start, self.day_end) if time_to_minutes(t) % self.time_step]
+        if off_grid:
+            raise ValueError(f"durations, day_start and day_end must be multiples of time_step={self.time_step}, got {off_grid}")
+        window = time_to_minutes(self.day_end) - time_to_minutes(self.day_start)
+        if max(self.durations) > window:
+            raise ValueError(f"the day window ({window} min) is shorter than the longest duration")
+        if not 0 <= self.overlap_probability <= 1:
+            raise ValueError("overlap_probability must be in [0, 1]")
+        if not 0 <= self.min_priority_ratio <= self.max_priority_ratio <= 1:
+            raise ValueError("need 0 <= min_priority_ratio <= max_priority_ratio <= 1")
+        # The smallest problems bind: n = min_events has the fewest pairs and the lowest cap.
+        n = self.min_events
+        if self.min_overlapping_pairs > min(self.max_overlap_ratio * n, n * (n - 1) // 2):
+            raise ValueError(
+                f"min_overlapping_pairs={self.min_overlapping_pairs} can never be met by a problem of "
+                f"min_events={n} events (max_overlap_ratio * n = {self.max_overlap_ratio * n:g}, "
+                f"{n * (n - 1) // 2} pairs in all)"
+            )
+
+
+@lru_cache(maxsize=4)
+def _load_themes(path: str) -> dict[str, tuple[str, ...]]:
+    with open(path, encoding="utf-8") as fh:
+        return {k: tuple(v) for k, v in json.load(fh)["themes"].items()}
+
+
+def load_themes(path: Path | str = EVENT_NAMES_FILE) -> dict[str, list[str]]:
+    """The themed event-name catalogue from ``data/event_names.json``."""
+    return {k: list(v) for k, v in _load_themes(str(path)).items()}
+
+
+def _random_start(rng: random.Random, lo: int, hi: int, step: int) -> int:
+    """A multiple of ``step`` in [lo, hi] (hi >= lo)."""
+    first = -(-lo // step) * step
+    last = hi // step * step
+    return rng.randrange(first, last + 1, step) if last >= first else lo
+
+
+def generate_problem(rng: random.Random, config: GeneratorConfig = GeneratorConfig(), themes=None) -> dict:
+    """One problem row. Resamples until the overlap constraints hold."""
+    themes = themes or load_themes()
+    config.validate(themes)
+    day_start, day_end = time_to_minutes(config.day_start), time_to_minutes(config.day_end)
+    # Size, theme and names first, so rejection below does not bias the event count.
+    n = rng.randint(config.min_events, config.max_events)
+    theme = config.theme or rng.choice(sorted(themes))
+    names = rng.sample(themes[theme], n)
+    for _ in range(config.max_tries):
+        placed: list[Interval] = []
+        for name in names:
+            duration = rng.choice(config.durations)
+            latest = day_end - duration
+            if placed and rng.random() < config.overlap_probability:
+                # Start somewhere that shares at least one step with an earlier event.
+                other = rng.choice(placed)
+                lo = max(day_start, other.start - duration + config.time_step)
+                hi = min(latest, other.end - config.time_step)
+                start = _random_start(rng, lo, hi, config.time_step) if hi >= lo else _random_start(rng, day_start, latest, config.time_step)
+            else:
+                start = _random_start(rng, day_start, latest, config.time_step)
+            placed.append(Interval(name, start, start + duration, duration))
+        pairs = len(overlapping_pairs([iv.span for iv in placed]))
+        if not config.min_overlapping_pairs <= pairs <= config.max_overlap_ratio * n:
+            continue
+        ratio = rng.uniform(config.min_priority_ratio, config.max_priority_ratio)
+        k = min(n, max(1, round(ratio * n)))
+        priority = sorted(rng.sample(names, k), key=names.index)
+        placed.sort(key=lambda iv: (iv.start, iv.end, iv.name))
+        events = [[iv.name, minutes_to_time(iv.start), minutes_to_time(iv.end)] for iv in placed]
+        priority = [iv.name for iv in placed if iv.name in priority]  # chronological
+        score, _ = optimal_schedule(events, priority)
+        return {
+            "events": events,
+            "priority_events": priority,
+            "optimal_score": score,
+            "prompt": format_problem(events, priority),
+        }
+    raise RuntimeError(
+        f"no problem met the overlap constraints in {config.max_tries} tries; "
+        f"loosen min_overlapping_pairs / max_overlap_ratio or widen the day ({asdict(config)})"
+    )
+
+
+def generate_dataset(n: int, seed: int, config: GeneratorConfig = GeneratorConfig()) -> list[dict]:
+    """``n`` problems from one seed: same seed and config, same rows, on any machine."""
+    rng = random.Random(seed)
+    themes = load_themes()
+    return [generate_problem(rng, config, themes) for _ in range(n)]
+
+
+def problem_key(row: dict) -> str:
+    return json.dumps([row["events"], row["priority_events"]])
+
+
+def generate_splits(
+    seed: int = DATASET_SEED, train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE,
+    config: GeneratorConfig = GeneratorConfig(),
+) -> tuple[list[dict], list[dict]]:
+    """Train and test from one stream; any test problem also in train is replaced."""
+    rng = random.Random(seed)
+    themes = load_themes()
+    train = [generate_problem(rng, config, themes) for _ in range(train_size)]
+    seen = {problem_key(r) for r in train}
+    test: list[dict] = []
+    while len(test) < test_size:
+        row = generate_problem(rng, config, themes)
+        if problem_key(row) not in seen:
+            seen.add(problem_key(row))
+            test.append(row)
+    return train, test
+
+
+def dumps_jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate the course dataset from its seed.")
+    parser.add_argument("--seed", type=int, default=DATASET_SEED)
+    parser.add_argument("--train", type=Path, default=TRAIN_FILE)
+    parser.add_argument("--test", type=Path, default=TEST_FILE)
+    parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
+    args = parser.parse_args(argv)
+    train, test = generate_splits(args.seed)
+    outputs = {args.train: dumps_jsonl(train), args.test: dumps_jsonl(test)}
+    if args.check:
+        bad = [str(p) for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        print("differs: " + ", ".join(bad) if bad else "dataset matches its seed")
+        return 1 if bad else 0
+    for path, text in outputs.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path} ({text.count(chr(10))} rows)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

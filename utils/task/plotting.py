@@ -1,0 +1,134 @@
+"""Pictures used across notebooks: Gantt charts of problems and schedules.
+
+Every function draws on a Matplotlib ``Axes`` (made if not given) and returns it, so
+notebooks can compose figures and headless runs can save them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use(matplotlib.get_backend())  # keep whatever the kernel chose (inline / Agg)
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .events import event_key as _key  # noqa: E402
+from .times import time_to_minutes  # noqa: E402
+
+PRIORITY_COLOR = "#d1495b"
+NORMAL_COLOR = "#00798c"
+CHOSEN_EDGE = "#222222"
+FADED_ALPHA = 0.25
+
+
+def _safe_minutes(t: str) -> int | None:
+    try:
+        return time_to_minutes(t)
+    except ValueError:
+        return None
+
+
+def _hour_axis(ax, lo: int, hi: int) -> None:
+    lo_h, hi_h = max(0, lo // 60), min(24, -(-hi // 60))
+    ax.set_xlim(lo_h * 60, hi_h * 60)
+    step = 1 if hi_h - lo_h <= 10 else 2
+    ticks = list(range(lo_h, hi_h + 1, step))
+    ax.set_xticks([h * 60 for h in ticks])
+    ax.set_xticklabels([f"{h:02d}:00" for h in ticks])
+    ax.grid(axis="x", alpha=0.3)
+
+
+def gantt(
+    events: Sequence[Sequence[str]], priority_events: Iterable[str] = (), chosen: Iterable[Sequence] | None = None,
+    ax=None, title: str | None = None,
+):
+    """One row per event (in start order); priority events in red, others in teal.
+
+    With ``chosen``, chosen events are solid with a dark edge and the rest are faded.
+    """
+    prios = set(priority_events)
+    chosen_keys = None if chosen is None else {_key(c) for c in chosen}
+    rows = sorted(events, key=lambda e: (_safe_minutes(e[1]) or 0, e[0]))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 0.45 * max(3, len(rows)) + 0.8))
+    lo, hi = 24 * 60, 0
+    for y, ev in enumerate(rows):
+        s, e = _safe_minutes(ev[1]), _safe_minutes(ev[2])
+        if s is None or e is None:
+            continue
+        lo, hi = min(lo, s), max(hi, e)
+        picked = chosen_keys is None or _key(ev) in chosen_keys
+        ax.barh(y, e - s, left=s, height=0.6, color=PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
+                alpha=1.0 if picked else FADED_ALPHA,
+                edgecolor=CHOSEN_EDGE if (chosen_keys is not None and picked) else "none", linewidth=1.5)
+        ax.text(e + 4, y, f"{ev[0]}{' ★' if ev[0] in prios else ''}", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{e[1]}-{e[2]}" for e in rows], fontsize=8)
+    ax.invert_yaxis()
+    if hi > lo:
+        _hour_axis(ax, lo - 30, hi + 150)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequence]], ax=None, title: str | None = None):
+    """Lanes: all of the problem's events (top, faded, stacked where they overlap), then
+    one lane per labelled schedule. Events not in the problem are drawn hatched grey."""
+    prios = set(problem["priority_events"])
+    known = {_key(e) for e in problem["events"]}
+    lanes = [("problem", list(problem["events"]))] + [(k, list(v)) for k, v in schedules.items()]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 0.9 + 0.7 * len(lanes) + 0.25 * len(problem["events"])))
+    y, yticks, ylabels = 0.0, [], []
+    lo, hi = 24 * 60, 0
+    spans = [(_safe_minutes(e[1]), _safe_minutes(e[2])) for _, evs in lanes for e in evs]
+    spans = [(a, b) for a, b in spans if a is not None and b is not None and b > a]
+    # how many minutes one character of a 7-pt label covers, so labels stay inside their bar
+    minutes_per_char = ((max(b for _, b in spans) - min(a for a, _ in spans) + 60) / 125) if spans else 10.0
+    for label, evs in lanes:
+        # stack overlapping events of one lane into sub-rows so all stay visible
+        rows_end: list[int] = []
+        placed = []
+        for ev in sorted(evs, key=lambda e: _safe_minutes(e[1]) or 0):
+            s, e = _safe_minutes(ev[1]), _safe_minutes(ev[2])
+            if s is None or e is None or e <= s:
+                continue
+            r = next((i for i, end in enumerate(rows_end) if end <= s), len(rows_end))
+            rows_end[r:r + 1] = [e] if r < len(rows_end) else rows_end.append(e) or [e]
+            placed.append((ev, s, e, r))
+        n_rows = max(1, len(rows_end))
+        for ev, s, e, r in placed:
+            lo, hi = min(lo, s), max(hi, e)
+            invented = _key(ev) not in known
+            yy = y + r * 0.7
+            ax.barh(yy, e - s, left=s, height=0.55,
+                    color="lightgrey" if invented else PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
+                    hatch="//" if invented else None, alpha=0.45 if label == "problem" else 1.0,
+                    edgecolor=CHOSEN_EDGE if label != "problem" else "none")
+            fit = int((e - s) / minutes_per_char) - 1
+            name = str(ev[0]) if len(str(ev[0])) <= fit else str(ev[0])[: max(0, fit - 1)] + "…"
+            if fit >= 2:
+                ax.text(s + 2, yy, name, va="center", fontsize=7, color="black" if invented else "white")
+        yticks.append(y + (n_rows - 1) * 0.35)
+        ylabels.append(label)
+        y += n_rows * 0.7 + 0.6
+    ax.set_yticks(yticks)
+    ax.set_yticklabels(ylabels)
+    ax.invert_yaxis()
+    if hi > lo:
+        _hour_axis(ax, lo - 30, hi + 30)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def save_figure(fig, name: str) -> Path:
+    """Save into the outputs' figures folder (headless runs keep every picture)."""
+    from ..paths import figures_dir
+
+    path = figures_dir() / name
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path

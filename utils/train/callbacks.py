@@ -1,0 +1,176 @@
+"""Trainer callbacks: live plots, sample completions, a controlled interruption."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Callable, Sequence
+
+from transformers import TrainerCallback
+
+from ..rewards.parsing import completion_text
+
+
+class CompletionRecorder:
+    """Wraps reward functions so the latest batch (completions + each reward) is kept.
+
+    The wrapped functions keep their names, so TRL logs ``rewards/<name>/mean`` as usual.
+    """
+
+    def __init__(self, reward_funcs: Sequence[Callable], path: Path, every: int = 10, show: int = 0,
+                 weights: Sequence[float] | None = None):
+        self.path = Path(path)
+        # the total is what GRPO optimises: the weighted sum, as TRL computes it
+        self.weights = {f.__name__: float(w) for f, w in zip(reward_funcs, weights or [1.0] * len(reward_funcs))}
+        self.every = max(1, every)
+        self.show = show  # also display this many samples (a table in a notebook, text headless)
+        self.latest: dict = {}
+        self.wrapped = [self._wrap(f) for f in reward_funcs]
+
+    def _wrap(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(completions, **kwargs):
+            values = fn(completions=completions, **kwargs)
+            self.latest["completions"] = [completion_text(c) for c in completions]
+            self.latest[fn.__name__] = [None if v is None else float(v) for v in values]
+            return values
+
+        return wrapper
+
+    def rows(self) -> list[dict]:
+        comps = self.latest.get("completions", [])
+        names = [k for k in self.latest if k != "completions"]
+        out = []
+        for i, c in enumerate(comps):
+            rewards = {n: self.latest[n][i] for n in names if i < len(self.latest[n])}
+            total = sum(self.weights.get(n, 1.0) * (v or 0.0) for n, v in rewards.items())
+            out.append({"total": total, **rewards, "completion": c})
+        return out
+
+    def callback(self) -> TrainerCallback:
+        recorder = self
+
+        class _Samples(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kw):
+                if state.global_step % recorder.every or not recorder.latest:
+                    return
+                rows = recorder.rows()
+                with open(recorder.path, "a", encoding="utf-8") as fh:
+                    for r in rows:
+                        fh.write(json.dumps({"step": state.global_step, **r}) + "\n")
+                if recorder.show:
+                    show_samples(rows[: recorder.show], title=f"step {state.global_step}: sample completions")
+
+        return _Samples()
+
+
+def samples_frame(rows: Sequence[dict], width: int = 160):
+    """Sample completions as a table: rewards first, the text shortened to ``width`` characters."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if "completion" in frame:
+        frame["completion"] = [c if len(c) <= width else c[: width - 1] + "…" for c in frame["completion"].map(str)]
+    return frame.round(1)
+
+
+def show_samples(rows: Sequence[dict], title: str = "") -> None:
+    frame = samples_frame(rows)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            print(title)
+            display(frame)
+            return
+    except ImportError:
+        pass
+    print(title, frame.to_string(), sep="\n")
+
+
+class StopAfterStep(TrainerCallback):
+    """Stop (with a checkpoint) after ``step`` optimizer steps: simulates a disconnect."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step >= self.step:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+# Metric names TRL 1.x logs for GRPO (checked in tests/test_training.py).
+CURVES = {
+    "reward": "total reward (mean)",
+    "completions/mean_length": "completion length (tokens)",
+    "frac_reward_zero_std": "share of groups with zero reward variance",
+    "learning_rate": "learning rate",
+}
+
+
+def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=None):
+    """Training curves from a Trainer log history: total and per-reward means, length,
+    zero-variance share, learning rate."""
+    import matplotlib.pyplot as plt
+
+    logs = [h for h in history if "reward" in h]
+    if fig is None:
+        fig, _ = plt.subplots(2, 2, figsize=(11, 6))
+    axes = fig.axes
+    for ax in axes:
+        ax.clear()
+    steps = [h.get("step", i + 1) for i, h in enumerate(logs)]
+    ax = axes[0]
+    ax.plot(steps, [h["reward"] for h in logs], "k-o", ms=3, label="total")
+    names = reward_names or sorted({k.split("/")[1] for h in logs for k in h if k.startswith("rewards/") and k.endswith("/mean")})
+    for n in names:
+        key = f"rewards/{n}/mean"
+        ax.plot(steps, [h.get(key, math.nan) for h in logs], "-", label=n)
+    ax.set_title("reward (mean per step)")
+    ax.legend(fontsize=7)
+    for ax, key in zip(axes[1:], ["completions/mean_length", "frac_reward_zero_std", "learning_rate"]):
+        ax.plot(steps, [h.get(key, math.nan) for h in logs], "-o", ms=3)
+        ax.set_title(CURVES[key])
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+class LivePlot(TrainerCallback):
+    """Redraws the curves in the notebook as logs arrive; always saves them to ``path``."""
+
+    def __init__(self, path: Path, reward_names: Sequence[str] = ()):
+        self.path = Path(path)
+        self.reward_names = list(reward_names)
+        self.handle = None
+        self.fig = None
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        import matplotlib.pyplot as plt
+
+        if not any("reward" in h for h in state.log_history):
+            return
+        if self.fig is None:
+            self.fig, _ = plt.subplots(2, 2, figsize=(11, 6))
+            plt.close(self.fig)  # we display it ourselves, once, and update in place
+        plot_history(state.log_history, self.reward_names, self.fig)
+        self.fig.savefig(self.path, dpi=100)
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+
+            if get_ipython() is None:
+                return
+            if self.handle is None:
+                self.handle = display(self.fig, display_id=True)
+            else:
+                self.handle.update(self.fig)
+        except ImportError:
+            pass

@@ -1,0 +1,144 @@
+"""GRPO training: the policy, TRL's ``GRPOTrainer`` around it, and the run with resume.
+
+One code path for every scale: the training notebook and ``scripts/train_grpo.py`` both call
+:func:`train_grpo`, so what CI smoke-tests is what a GPU runs. :func:`build_trainer` is the
+part a learner reads: it builds the policy, the ``GRPOConfig`` and the ``GRPOTrainer``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..llm.generation import choose_generation
+from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm, model_source
+from ..paths import output_dir
+from ..profiles import Profile, has_cuda
+from ..task.prompts import build_messages
+from .backend import choose_backend
+from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, lora_config
+from .runs import latest_checkpoint, write_run_info
+
+def grpo_records(rows: Sequence[dict]) -> list[dict]:
+    """Conversational prompts plus the columns the rewards read (TRL passes them by name)."""
+    return [{"prompt": build_messages(r), "events": r["events"], "priority_events": r["priority_events"],
+             "optimal_score": r["optimal_score"]} for r in rows]
+
+
+def prompt_lengths(rows: Sequence[dict], tokenizer) -> list[int]:
+    """Tokens of each chat prompt, generation header included (what the model reads)."""
+    return [len(tokenizer.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=True,
+                                              return_dict=True)["input_ids"]) for r in rows]
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    adapter_dir: Path
+    base_model: str  # what the adapter sits on (the warm-started checkpoint or the hub model)
+    log_history: list[dict]
+    global_step: int
+    seconds: float
+    backend: str
+    generation: str
+    samples_file: Path
+
+
+def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, max_seq_length: int, gen_path: str):
+    """(model, tokenizer, peft_config) for the backend. Unsloth applies LoRA itself."""
+    if backend == "unsloth":
+        from unsloth import FastLanguageModel  # imported first: it patches trl/transformers
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=source if spec.unsloth_id is None or os.path.isdir(source) else spec.unsloth_id,
+            max_seq_length=max_seq_length, load_in_4bit=spec.key != "smollm2-135m",
+            fast_inference=gen_path == "vllm", max_lora_rank=profile.grpo.lora_r, gpu_memory_utilization=0.85)
+        model = FastLanguageModel.get_peft_model(
+            model, r=profile.grpo.lora_r, target_modules=LORA_TARGETS, lora_alpha=profile.grpo.lora_r,
+            use_gradient_checkpointing="unsloth", random_state=3407)
+        return model, tokenizer, None
+    model, tokenizer = load_causal_lm(source, default_dtype("cuda" if has_cuda() else "cpu"))
+    return model, tokenizer, lora_config(profile)
+
+
+@dataclass
+class TrainerSetup:
+    """Everything :func:`build_trainer` made; ``trainer.train()`` runs it."""
+
+    trainer: object  # trl.GRPOTrainer
+    tokenizer: object
+    recorder: object  # callbacks.CompletionRecorder: the latest completions and their rewards
+    backend: str
+    generation: str
+    source: str  # the model the LoRA adapter sits on
+    spec: ModelSpec
+    knobs: list[Knob]
+
+
+def build_trainer(
+    rows: Sequence[dict], reward_funcs: Sequence[Callable], profile: Profile, *, base: str | None = None,
+    reward_weights: Sequence[float] | None = None, backend: str | None = None, out_dir: Path | None = None,
+    callbacks: Sequence = (), max_steps: int | None = None, stop_after: int | None = None,
+    model_key: str | None = None, extra_config: dict | None = None, show_samples: int = 0,
+) -> TrainerSetup:
+    """The policy (base model + LoRA), the ``GRPOConfig`` and TRL's ``GRPOTrainer``, ready to train.
+
+    ``max_steps`` overrides the profile; ``stop_after`` stops early after that many steps
+    (saving a checkpoint): the notebook uses it to show an interruption and a resume.
+    """
+    from datasets import Dataset
+
+    backend = choose_backend(backend)
+    generation = choose_generation("train", backend).path
+    spec = choose_model(model_key or profile.model)
+    source = base or model_source(spec)
+    out_dir = Path(out_dir or output_dir() / "grpo")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if backend == "unsloth":
+        import unsloth  # noqa: F401 - must come before trl
+
+    from trl import GRPOTrainer
+
+    from .callbacks import CompletionRecorder, StopAfterStep
+
+    recorder = CompletionRecorder(reward_funcs, out_dir / "samples.jsonl", every=profile.grpo.sample_every,
+                                  show=show_samples, weights=reward_weights)
+    model, tokenizer, peft_cfg = load_policy(backend, spec, source, profile, 2048, generation)
+    max_prompt = max(prompt_lengths(rows[: min(len(rows), 200)], tokenizer))
+    knobs = grpo_knobs(profile, backend, max_prompt, generation, has_cuda(), spec)
+    if max_steps is not None:
+        knobs = [Knob(k.name, max_steps, k.why) if k.name == "max_steps" else k for k in knobs]
+    config = build_grpo_config(knobs, out_dir / "checkpoints", reward_weights, **(extra_config or {}))
+    cbs = [recorder.callback(), *callbacks]
+    if stop_after is not None:
+        cbs.append(StopAfterStep(stop_after))
+    trainer = GRPOTrainer(model=model, reward_funcs=recorder.wrapped, args=config,
+                          train_dataset=Dataset.from_list(grpo_records(rows)), processing_class=tokenizer,
+                          peft_config=peft_cfg, callbacks=cbs)
+    return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs)
+
+
+def train_grpo(rows: Sequence[dict], reward_funcs: Sequence[Callable], profile: Profile, *, resume: bool = True,
+               **build) -> TrainResult:
+    """Build the trainer (:func:`build_trainer`, same keyword arguments), train, save the adapter.
+
+    Resumes from the last checkpoint in ``out_dir`` when there is one (``resume=False`` ignores it)."""
+    setup = build_trainer(rows, reward_funcs, profile, **build)
+    trainer = setup.trainer
+    out_dir = Path(trainer.args.output_dir).parent
+    last = latest_checkpoint(out_dir / "checkpoints") if resume else None
+    if last:
+        print(f"Resuming from {last}")
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=last)
+    seconds = time.perf_counter() - t0
+    adapter_dir = out_dir / "adapter"
+    trainer.save_model(str(adapter_dir))  # LoRA weights only (small)
+    setup.tokenizer.save_pretrained(str(adapter_dir))
+    result = TrainResult(out_dir, adapter_dir, setup.source, trainer.state.log_history, trainer.state.global_step,
+                         seconds, setup.backend, setup.generation, setup.recorder.path)
+    write_run_info(result, profile, setup.spec, reward_funcs, build.get("reward_weights"))
+    return result
