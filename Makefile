@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test course unit notebooks check-data benchmarks clean
+.PHONY: setup test lint course unit notebooks check-data benchmarks clean
 
 setup: $(STAMP)
 
@@ -21,9 +21,13 @@ $(STAMP): requirements.txt requirements-embedded.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements-embedded.txt
 	touch $(STAMP)
 
-test: setup
+test: setup lint
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q tests
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=900 notebooks
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 unit: setup
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q tests
@@ -35,7 +39,7 @@ course: setup
 	$(BIN)/python scripts/run_course.py --profile $${COURSE_PROFILE:-cpu}
 
 check-data: setup
-	$(BIN)/python -m utils.datagen --check
+	$(BIN)/python -m utils.task --check
 
 benchmarks: setup
 	$(BIN)/python benchmarks/run_all.py

@@ -48,8 +48,11 @@ def regex_category(row: dict, text: str) -> str:
     spans = [(int(s[:2]) * 60 + int(s[3:]), int(e[:2]) * 60 + int(e[3:])) for _, s, e in found]
     if any(a[0] >= b[0] for a, b in zip(spans, spans[1:])):
         return "unsorted"
-    if any(spans[i][0] < spans[j][1] and spans[i][1] > spans[j][0]
-           for i in range(len(spans)) for j in range(i + 1, len(spans))):
+    if any(
+        spans[i][0] < spans[j][1] and spans[i][1] > spans[j][0]
+        for i in range(len(spans))
+        for j in range(i + 1, len(spans))
+    ):
         return "overlap"
     return "valid"
 
@@ -103,8 +106,9 @@ def time_regex(cases: list[tuple[dict, str]], timeout: float) -> dict:
         json.dump(cases, fh)
         path = fh.name
     try:
-        proc = subprocess.run([sys.executable, __file__, "--regex-worker", path],
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--regex-worker", path], capture_output=True, text=True, timeout=timeout
+        )
     except subprocess.TimeoutExpired:  # run() kills the child on timeout
         return {"per_s": None, "seconds": None, "timed_out": True, "timeout_s": timeout}
     finally:
@@ -133,22 +137,34 @@ def main(argv: list[str] | None = None) -> int:
         ours = time_ours(cases, min_seconds=0.2 if args.quick else 1.0)
         ref = time_regex(cases, timeout)
         agree = None if ref["timed_out"] else ours["categories"] == ref["categories"]
-        results.append({
-            "set": name, "n": len(cases), "chars": sum(len(t) for _, t in cases),
-            "ours_per_s": ours["per_s"], "ours_s": ours["seconds"],
-            "regex_per_s": ref["per_s"], "regex_s": ref["seconds"], "regex_timed_out": ref["timed_out"],
-            "categories_agree": agree,
-        })
+        results.append(
+            {
+                "set": name,
+                "n": len(cases),
+                "chars": sum(len(t) for _, t in cases),
+                "ours_per_s": ours["per_s"],
+                "ours_s": ours["seconds"],
+                "regex_per_s": ref["per_s"],
+                "regex_s": ref["seconds"],
+                "regex_timed_out": ref["timed_out"],
+                "categories_agree": agree,
+            }
+        )
 
     print(f"{'set':<15}{'n':>6}{'ours /s':>12}{'regex /s':>14}  note")
     for r in results:
         regex = f"{r['regex_per_s']:>14,.0f}" if r["regex_per_s"] else f"{'< ' + format(r['n'] / timeout, '.2g'):>14}"
-        note = (f"regex timed out after {timeout:g} s" if r["regex_timed_out"]
-                else f"{r['ours_per_s'] / r['regex_per_s']:.1f}x, categories agree: {r['categories_agree']}")
+        note = (
+            f"regex timed out after {timeout:g} s"
+            if r["regex_timed_out"]
+            else f"{r['ours_per_s'] / r['regex_per_s']:.1f}x, categories agree: {r['categories_agree']}"
+        )
         print(f"{r['set']:<15}{r['n']:>6}{r['ours_per_s']:>12,.0f}{regex}  {note}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"quick": args.quick, "timeout_s": timeout, "results": results}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"quick": args.quick, "timeout_s": timeout, "results": results}, indent=2)
+        )
     return 0 if all(r["categories_agree"] is not False for r in results) else 1
 
 

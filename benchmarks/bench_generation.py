@@ -22,10 +22,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def smollm2_shape():
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                       num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192,
-                       rms_norm_eps=1e-5, rope_theta=100000.0, tie_word_embeddings=True,
-                       bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    return LlamaConfig(
+        vocab_size=49152,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=8192,
+        rms_norm_eps=1e-5,
+        rope_theta=100000.0,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
 
 
 def sync():
@@ -52,8 +63,9 @@ def bench_generate(model, batch: int, prompt: int, new: int, static: bool, repea
     return (time.perf_counter() - t0) / repeats
 
 
-def bench_grpo(model_dir: str, batch: int, gens: int, new: int, static: bool, steps: int,
-               prompt_words: int = 300) -> float:
+def bench_grpo(
+    model_dir: str, batch: int, gens: int, new: int, static: bool, steps: int, prompt_words: int = 300
+) -> float:
     """Mean seconds per GRPO step (LoRA, TRL) after one warm-up step."""
     import torch
     from datasets import Dataset
@@ -76,15 +88,29 @@ def bench_grpo(model_dir: str, batch: int, gens: int, new: int, static: bool, st
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     ds = Dataset.from_list([{"prompt": "word " * prompt_words} for _ in range(batch * (steps + 1))])
-    cfg = dict(output_dir="/tmp/bench_grpo", per_device_train_batch_size=batch, num_generations=gens,
-               max_completion_length=new, max_steps=steps + 1, logging_steps=1, report_to="none",
-               save_strategy="no", bf16=torch.cuda.is_available(), use_cpu=not torch.cuda.is_available())
+    cfg = dict(
+        output_dir="/tmp/bench_grpo",
+        per_device_train_batch_size=batch,
+        num_generations=gens,
+        max_completion_length=new,
+        max_steps=steps + 1,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        bf16=torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(),
+    )
     if static:
         cfg["cache_implementation"] = "static"
-    trainer = GRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [float(len(c) % 7) for c in completions]],
-                          args=GRPOConfig(**cfg), train_dataset=ds, processing_class=tok,
-                          peft_config=LoraConfig(r=32, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
-                          callbacks=[T()])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[lambda completions, **kw: [float(len(c) % 7) for c in completions]],
+        args=GRPOConfig(**cfg),
+        train_dataset=ds,
+        processing_class=tok,
+        peft_config=LoraConfig(r=32, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
+        callbacks=[T()],
+    )
     trainer.train()
     return sum(times[1:]) / max(1, len(times) - 1)
 
@@ -104,8 +130,8 @@ def grpo_model_dir(model) -> str:
 
         tok = AutoTokenizer.from_pretrained(embedded_checkpoint(verbose=False))
     except Exception:  # noqa: BLE001 - no embedded model (e.g. on a bare GPU box): a tiny tokenizer is enough
-        from transformers import PreTrainedTokenizerFast
         from tokenizers import Tokenizer, models, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast
 
         t = Tokenizer(models.WordLevel({"[UNK]": 0, "word": 1, IM_END: 2}, unk_token="[UNK]"))
         t.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -128,16 +154,30 @@ def main(argv=None) -> int:
     gpu = torch.cuda.is_available()
     batch, prompt, new, gens, steps = (64, 320, 512, 8, 2) if gpu and not args.quick else (4, 64, 16, 2, 1)
     torch.manual_seed(0)
-    model = LlamaForCausalLM(smollm2_shape()).to("cuda" if gpu else "cpu", torch.bfloat16 if gpu else torch.float32).eval()
-    results = {"device": torch.cuda.get_device_name(0) if gpu else f"CPU ({platform.processor() or 'x86_64'})",
-               "torch": torch.__version__, "transformers": transformers.__version__,
-               "batch": batch, "prompt_tokens": prompt, "new_tokens": new, "rows": []}
+    model = (
+        LlamaForCausalLM(smollm2_shape()).to("cuda" if gpu else "cpu", torch.bfloat16 if gpu else torch.float32).eval()
+    )
+    results = {
+        "device": torch.cuda.get_device_name(0) if gpu else f"CPU ({platform.processor() or 'x86_64'})",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "batch": batch,
+        "prompt_tokens": prompt,
+        "new_tokens": new,
+        "rows": [],
+    }
 
     def add(name, secs, base=None, tokens=batch * new):
-        row = {"path": name, "seconds": round(secs, 3), "tokens_per_s": round(tokens / secs, 1) if tokens else None,
-               "speedup_vs_plain": round(base / secs, 2) if base else 1.0}
+        row = {
+            "path": name,
+            "seconds": round(secs, 3),
+            "tokens_per_s": round(tokens / secs, 1) if tokens else None,
+            "speedup_vs_plain": round(base / secs, 2) if base else 1.0,
+        }
         results["rows"].append(row)
-        print(f"{name:<34} {secs:8.2f} s  {row['tokens_per_s'] or '':>10} tok/s  x{row['speedup_vs_plain']}", flush=True)
+        print(
+            f"{name:<34} {secs:8.2f} s  {row['tokens_per_s'] or '':>10} tok/s  x{row['speedup_vs_plain']}", flush=True
+        )
         if args.json:
             args.json.write_text(json.dumps(results, indent=1))
 
@@ -149,8 +189,12 @@ def main(argv=None) -> int:
         del model
         g_plain = bench_grpo(d, batch, gens, new, static=False, steps=steps)
         add("GRPO step, plain generate", g_plain, tokens=batch * new)
-        add("GRPO step, static cache", bench_grpo(d, batch, gens, new, static=True, steps=steps), g_plain,
-            tokens=batch * new)
+        add(
+            "GRPO step, static cache",
+            bench_grpo(d, batch, gens, new, static=True, steps=steps),
+            g_plain,
+            tokens=batch * new,
+        )
     return 0
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import re
 import subprocess
 import sys
 import time
@@ -32,16 +31,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.task.data import load_split  # noqa: E402
-from utils.rewards.gallery import back_to_back_completion, make_gallery  # noqa: E402
-from utils.rewards.reference import (REFERENCE_CAPTURE_PATTERN, REFERENCE_REWARDS,  # noqa: E402
-                             REFERENCE_TRAIN_FORMAT_PATTERN, time_regex_in_subprocess)
 from utils.rewards import default_reward_funcs  # noqa: E402
+from utils.rewards.gallery import back_to_back_completion, make_gallery  # noqa: E402
+from utils.rewards.reference import (  # noqa: E402
+    REFERENCE_CAPTURE_PATTERN,
+    REFERENCE_REWARDS,
+    REFERENCE_TRAIN_FORMAT_PATTERN,
+    time_regex_in_subprocess,
+)
+from utils.task.data import load_split  # noqa: E402
 
 COLUMNS = ("events", "priority_events", "optimal_score")
 
 # The published rewards, written with their own regexes (run only in a child process).
-RAW_CHILD = r'''
+RAW_CHILD = r"""
 import json, re, sys, time
 sys.path.insert(0, {root!r})
 from utils.task.data import load_split
@@ -92,15 +95,16 @@ for row in rows:
 t0 = time.perf_counter()
 FUNCS[name](texts, **cols)
 print(json.dumps({{"seconds": time.perf_counter() - t0, "n": len(texts)}}))
-'''
+"""
 
 
 def raw_in_subprocess(n_rows: int, name: str, timeout: float) -> dict | None:
     """Run one raw reference reward on the normal batch in a child; ``None`` if killed at ``timeout``."""
     code = RAW_CHILD.format(root=str(ROOT), fmt=REFERENCE_TRAIN_FORMAT_PATTERN, cap=REFERENCE_CAPTURE_PATTERN)
     try:
-        out = subprocess.run([sys.executable, "-c", code, str(n_rows), name], capture_output=True,
-                             text=True, timeout=timeout, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(n_rows), name], capture_output=True, text=True, timeout=timeout, check=True
+        )
     except subprocess.TimeoutExpired:
         return None
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -117,7 +121,13 @@ def normal_batch(n_rows: int) -> tuple[list[str], dict]:
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+    return (
+        f"{seconds * 1e6:.0f} us"
+        if seconds < 1e-3
+        else f"{seconds * 1e3:.1f} ms"
+        if seconds < 1
+        else f"{seconds:.2f} s"
+    )
 
 
 def per_second(fn, texts, cols, min_time: float) -> float:
@@ -147,8 +157,10 @@ def main() -> int:
     ref = {f.__name__: f for f in REFERENCE_REWARDS}
     texts, cols = normal_batch(n_rows)
 
-    print(f"Normal answers: {len(texts)} gallery completions of {n_rows} training problems "
-          f"(Python {platform.python_version()}, {platform.machine()})")
+    print(
+        f"Normal answers: {len(texts)} gallery completions of {n_rows} training problems "
+        f"(Python {platform.python_version()}, {platform.machine()})"
+    )
     normal: dict[str, float | None] = {}
     for name, fn in {**ours, **ref}.items():
         normal[name] = per_second(fn, texts, cols, min_time)
@@ -159,17 +171,26 @@ def main() -> int:
     for name, cps in normal.items():
         print(f"  {name:<40} {cps:>14,.0f}" if cps else f"  {name:<40} {'timed out':>14}")
 
-    print(f"\nPathological answers: cut before </schedule>, events back to back "
-          f"(seconds per completion; raw regex killed after {timeout:g} s)")
-    patho: dict[str, list] = {"events": counts, "ours: format_reward": [], "ours: all three rewards": [],
-                              "reference reimplementation: format": [], "reference regex: format": []}
+    print(
+        f"\nPathological answers: cut before </schedule>, events back to back "
+        f"(seconds per completion; raw regex killed after {timeout:g} s)"
+    )
+    patho: dict[str, list] = {
+        "events": counts,
+        "ours: format_reward": [],
+        "ours: all three rewards": [],
+        "reference reimplementation: format": [],
+        "reference regex: format": [],
+    }
     blank = {"events": [[]], "priority_events": [[]], "optimal_score": [1]}
     gave_up = False
     for n in counts:
         text = [back_to_back_completion(n)]
-        for label, fns in (("ours: format_reward", [ours["format_reward"]]),
-                           ("ours: all three rewards", list(ours.values())),
-                           ("reference reimplementation: format", [ref["reference_format_reward"]])):
+        for label, fns in (
+            ("ours: format_reward", [ours["format_reward"]]),
+            ("ours: all three rewards", list(ours.values())),
+            ("reference reimplementation: format", [ref["reference_format_reward"]]),
+        ):
             reps = 0
             t0 = time.perf_counter()
             while time.perf_counter() - t0 < min_time / 4 or reps == 0:
@@ -188,16 +209,26 @@ def main() -> int:
     for label, values in patho.items():
         if label == "events":
             continue
-        cells = "".join(f"{_duration(v):>10}" if v is not None else f"{'>' + format(timeout, 'g') + ' s':>10}"
-                        for v in values)
+        cells = "".join(
+            f"{_duration(v):>10}" if v is not None else f"{'>' + format(timeout, 'g') + ' s':>10}" for v in values
+        )
         print(f"  {label:<36}{cells}")
 
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "quick": quick, "timeout_s": timeout, "python": platform.python_version(),
-            "normal_completions": len(texts), "normal_completions_per_s": normal,
-            "pathological_seconds_per_completion": patho}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "quick": quick,
+                    "timeout_s": timeout,
+                    "python": platform.python_version(),
+                    "normal_completions": len(texts),
+                    "normal_completions_per_s": normal,
+                    "pathological_seconds_per_completion": patho,
+                },
+                indent=1,
+            )
+        )
         print(f"\nwrote {args.json}")
     return 0
 

@@ -35,10 +35,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -49,16 +49,39 @@ sys.path[:0] = [str(ROOT), str(HERE)]  # `utils` and the bench_* scripts, from a
 GPU_GEN = dict(batch=64, prompt=320, new=512, repeats=2)
 GPU_GRPO = dict(batch=64, gens=8, new=512, steps=2, prompt_words=300)
 SIZES: dict[str, dict] = {
-    "quick": dict(gen=dict(batch=4, prompt=64, new=16, repeats=1),
-                  grpo=dict(batch=2, gens=2, new=8, steps=1, prompt_words=32),
-                  reward_rows=20, reward_counts=[4, 8, 10, 12], min_time=0.2, reward_timeout=1.5,
-                  eval_quick=True, eval_timeout=2.0, sft_rows=4),
-    "default": dict(gen=None, grpo=None,  # None: GPU_* on a GPU, else the CPU sizes below
-                    reward_rows=100, reward_counts=[4, 8, 10, 12, 14, 16, 20], min_time=1.0, reward_timeout=10.0,
-                    eval_quick=False, eval_timeout=10.0, sft_rows=16),
-    "full": dict(gen=GPU_GEN, grpo=GPU_GRPO,
-                 reward_rows=100, reward_counts=[4, 8, 10, 12, 14, 16, 20, 40, 1000], min_time=1.0,
-                 reward_timeout=10.0, eval_quick=False, eval_timeout=60.0, sft_rows=64),
+    "quick": dict(
+        gen=dict(batch=4, prompt=64, new=16, repeats=1),
+        grpo=dict(batch=2, gens=2, new=8, steps=1, prompt_words=32),
+        reward_rows=20,
+        reward_counts=[4, 8, 10, 12],
+        min_time=0.2,
+        reward_timeout=1.5,
+        eval_quick=True,
+        eval_timeout=2.0,
+        sft_rows=4,
+    ),
+    "default": dict(
+        gen=None,
+        grpo=None,  # None: GPU_* on a GPU, else the CPU sizes below
+        reward_rows=100,
+        reward_counts=[4, 8, 10, 12, 14, 16, 20],
+        min_time=1.0,
+        reward_timeout=10.0,
+        eval_quick=False,
+        eval_timeout=10.0,
+        sft_rows=16,
+    ),
+    "full": dict(
+        gen=GPU_GEN,
+        grpo=GPU_GRPO,
+        reward_rows=100,
+        reward_counts=[4, 8, 10, 12, 14, 16, 20, 40, 1000],
+        min_time=1.0,
+        reward_timeout=10.0,
+        eval_quick=False,
+        eval_timeout=60.0,
+        sft_rows=64,
+    ),
 }
 CPU_GEN = dict(batch=4, prompt=64, new=32, repeats=2)
 CPU_GRPO = dict(batch=4, gens=2, new=16, steps=1, prompt_words=300)
@@ -89,14 +112,23 @@ class Suite:
         self.sections: dict[str, dict] = {}
         self.meta = environment()
 
-    def add(self, section: str, figure: str, value: float | None, unit: str = "", baseline: float | None = None,
-            higher_is_better: bool = True, bound: bool = False, note: str = "") -> None:
+    def add(
+        self,
+        section: str,
+        figure: str,
+        value: float | None,
+        unit: str = "",
+        baseline: float | None = None,
+        higher_is_better: bool = True,
+        bound: bool = False,
+        note: str = "",
+    ) -> None:
         ratio = None
         if value and baseline:
             ratio = value / baseline if higher_is_better else baseline / value
         self.figures.append(Figure(section, figure, value, unit, baseline, ratio, bound, note))
 
-    def run(self, name: str, fn: Callable[["Suite"], None]) -> None:
+    def run(self, name: str, fn: Callable[[Suite], None]) -> None:
         print(f"\n===== {name} =====", flush=True)
         t0, status = time.perf_counter(), "ok"
         try:
@@ -117,8 +149,17 @@ class Suite:
         if not self.json_path:
             return
         self.json_path.parent.mkdir(parents=True, exist_ok=True)
-        self.json_path.write_text(json.dumps({**self.meta, "level": self.level, "sections": self.sections,
-                                              "figures": [asdict(f) for f in self.figures]}, indent=1))
+        self.json_path.write_text(
+            json.dumps(
+                {
+                    **self.meta,
+                    "level": self.level,
+                    "sections": self.sections,
+                    "figures": [asdict(f) for f in self.figures],
+                },
+                indent=1,
+            )
+        )
 
 
 def short(exc: BaseException) -> str:
@@ -140,11 +181,17 @@ def environment() -> dict:
         except metadata.PackageNotFoundError:
             versions[pkg] = None
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"command": shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-            "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "hardware": {"gpu": gpu, "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                         else os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
-            "versions": versions}
+    return {
+        "command": shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "hardware": {
+            "gpu": gpu,
+            "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "machine": platform.machine(),
+            "python": platform.python_version(),
+        },
+        "versions": versions,
+    }
 
 
 def need_model() -> Path:
@@ -166,9 +213,8 @@ def gpu() -> bool:
 # ------------------------------------------------------------------------------ sections
 def generation(s: Suite) -> None:
     import torch
-    from transformers import LlamaForCausalLM
-
     from bench_generation import bench_generate, smollm2_shape
+    from transformers import LlamaForCausalLM
 
     g = SIZES[s.level]["gen"] or (GPU_GEN if gpu() else CPU_GEN)
     torch.manual_seed(0)
@@ -179,15 +225,20 @@ def generation(s: Suite) -> None:
     plain = bench_generate(model, g["batch"], g["prompt"], g["new"], static=False, repeats=g["repeats"])
     static = bench_generate(model, g["batch"], g["prompt"], g["new"], static=True, repeats=g["repeats"])
     s.add("generation", "generate, dynamic cache (plain)", tokens / plain, "tok/s", note=what)
-    s.add("generation", "generate, static cache (compiled)", tokens / static, "tok/s", tokens / plain,
-          note="baseline: plain generate")
+    s.add(
+        "generation",
+        "generate, static cache (compiled)",
+        tokens / static,
+        "tok/s",
+        tokens / plain,
+        note="baseline: plain generate",
+    )
 
 
 def grpo(s: Suite) -> None:
     import torch
-    from transformers import LlamaForCausalLM
-
     from bench_generation import bench_grpo, grpo_model_dir, smollm2_shape
+    from transformers import LlamaForCausalLM
 
     g = SIZES[s.level]["grpo"] or (GPU_GRPO if gpu() else CPU_GRPO)
     torch.manual_seed(0)
@@ -200,15 +251,23 @@ def grpo(s: Suite) -> None:
         shutil.rmtree(d, ignore_errors=True)
     what = f"{g['batch']} completions x {g['new']} tokens, mean of {g['steps']} after a warm-up step"
     s.add("grpo", "GRPO step, plain generate", plain, "s/step", note=what)
-    s.add("grpo", "GRPO step, static cache", static, "s/step", plain, higher_is_better=False,
-          note="baseline: plain generate")
+    s.add(
+        "grpo",
+        "GRPO step, static cache",
+        static,
+        "s/step",
+        plain,
+        higher_is_better=False,
+        note="baseline: plain generate",
+    )
 
 
 def rewards(s: Suite) -> None:
     from bench_rewards import normal_batch, per_second, raw_in_subprocess
+
+    from utils.rewards import default_reward_funcs
     from utils.rewards.gallery import back_to_back_completion
     from utils.rewards.reference import time_regex_in_subprocess
-    from utils.rewards import default_reward_funcs
 
     z = SIZES[s.level]
     ours = {f.__name__.removesuffix("_reward"): f for f in default_reward_funcs()}
@@ -217,8 +276,15 @@ def rewards(s: Suite) -> None:
         limit = z["reward_timeout"] * 4  # a whole batch, not one completion
         raw = raw_in_subprocess(z["reward_rows"], "raw_" + name.removesuffix("_events"), limit)
         base = raw["n"] / raw["seconds"] if raw else len(texts) / limit
-        s.add("rewards", f"{name}, normal ({len(texts)} gallery answers)", per_second(fn, texts, cols, z["min_time"]),
-              "compl/s", base, bound=raw is None, note="baseline: reference regex")
+        s.add(
+            "rewards",
+            f"{name}, normal ({len(texts)} gallery answers)",
+            per_second(fn, texts, cols, z["min_time"]),
+            "compl/s",
+            base,
+            bound=raw is None,
+            note="baseline: reference regex",
+        )
 
     # Cut before </schedule>, events back to back: the reference format regex backtracks.
     blank = {"events": [[]], "priority_events": [[]], "optimal_score": [1]}
@@ -227,15 +293,26 @@ def rewards(s: Suite) -> None:
         text = [back_to_back_completion(n)]
         secs = None if gave_up else time_regex_in_subprocess(text[0], timeout)  # once too slow, always too slow
         gave_up = secs is None
-        s.add("rewards", f"format, truncated, {n} events", per_second(ours["format"], text, blank, z["min_time"] / 4),
-              "compl/s", 1 / max(secs, 1e-9) if secs is not None else 1 / timeout, bound=secs is None,
-              note=f"reference regex killed after {timeout:g} s" if secs is None else "baseline: reference regex")
+        s.add(
+            "rewards",
+            f"format, truncated, {n} events",
+            per_second(ours["format"], text, blank, z["min_time"] / 4),
+            "compl/s",
+            1 / max(secs, 1e-9) if secs is not None else 1 / timeout,
+            bound=secs is None,
+            note=f"reference regex killed after {timeout:g} s" if secs is None else "baseline: reference regex",
+        )
 
     def all_three(completions, **cols):
         return [f(completions=completions, **cols) for f in ours.values()]
 
-    s.add("rewards", f"all three rewards, truncated, {n} events", per_second(all_three, text, blank, z["min_time"] / 4),
-          "compl/s", note="no baseline: the reference stalls on the format check")
+    s.add(
+        "rewards",
+        f"all three rewards, truncated, {n} events",
+        per_second(all_three, text, blank, z["min_time"] / 4),
+        "compl/s",
+        note="no baseline: the reference stalls on the format check",
+    )
 
 
 def evaluation(s: Suite) -> None:
@@ -250,13 +327,20 @@ def evaluation(s: Suite) -> None:
             note = f"reference regex killed after {timeout:g} s"
         else:
             note = "categories agree" if ours["categories"] == ref["categories"] else "CATEGORIES DISAGREE"
-        s.add("evaluation", f"evaluate, {name} ({len(cases)} completions)", ours["per_s"], "compl/s",
-              ref["per_s"] or len(cases) / timeout, bound=ref["timed_out"], note=note)
+        s.add(
+            "evaluation",
+            f"evaluate, {name} ({len(cases)} completions)",
+            ours["per_s"],
+            "compl/s",
+            ref["per_s"] or len(cases) / timeout,
+            bound=ref["timed_out"],
+            note=note,
+        )
 
 
 def sft(s: Suite) -> None:
-    from utils.task.data import load_split
     from utils.profiles import get_profile
+    from utils.task.data import load_split
     from utils.train import run_sft
 
     base = need_model()
@@ -269,8 +353,13 @@ def sft(s: Suite) -> None:
         summary = json.loads((Path(tmp) / "sft_log_history.json").read_text())[-1]  # Trainer's final entry
     steps = summary.get("step", 0)
     s.add("sft", f"warm-start, {n} rows, {steps} steps (wall, with model load)", wall, "s")
-    s.add("sft", "warm-start training steps/s", summary.get("train_steps_per_second"), "steps/s",
-          note=f"batch {profile.warm_start.batch_size}, {summary.get('train_runtime', 0):.1f} s in trainer.train")
+    s.add(
+        "sft",
+        "warm-start training steps/s",
+        summary.get("train_steps_per_second"),
+        "steps/s",
+        note=f"batch {profile.warm_start.batch_size}, {summary.get('train_runtime', 0):.1f} s in trainer.train",
+    )
 
 
 def notebooks(s: Suite) -> None:
@@ -293,8 +382,9 @@ def notebooks(s: Suite) -> None:
             try:
                 if NEEDS_MODEL.search("\n".join(c.source for c in nb.cells if c.cell_type == "code")):
                     need_model()
-                client = NotebookClient(nb, timeout=900, kernel_name="python3",
-                                        resources={"metadata": {"path": str(folder)}})
+                client = NotebookClient(
+                    nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+                )
                 t0 = time.perf_counter()
                 client.execute(env=env)
                 s.add("notebooks", path.name, time.perf_counter() - t0, "s", note=f"{code} code cells, smoke profile")
@@ -305,8 +395,12 @@ def notebooks(s: Suite) -> None:
 
 
 SECTIONS: dict[str, Callable[[Suite], None]] = {
-    "generation": generation, "grpo": grpo, "rewards": rewards,
-    "evaluation": evaluation, "sft": sft, "notebooks": notebooks,
+    "generation": generation,
+    "grpo": grpo,
+    "rewards": rewards,
+    "evaluation": evaluation,
+    "sft": sft,
+    "notebooks": notebooks,
 }
 
 
@@ -321,9 +415,18 @@ def fmt(x: float | None) -> str:
 
 def table(figs: list[Figure]) -> str:
     head = ("section", "figure", "value", "unit", "baseline", "ratio", "note")
-    rows = [(f.section, f.figure, fmt(f.value), f.unit,
-             ("<" if f.bound else "") + fmt(f.baseline) if f.baseline is not None else "",
-             (">" if f.bound else "") + f"x{fmt(f.ratio)}" if f.ratio is not None else "", f.note) for f in figs]
+    rows = [
+        (
+            f.section,
+            f.figure,
+            fmt(f.value),
+            f.unit,
+            ("<" if f.bound else "") + fmt(f.baseline) if f.baseline is not None else "",
+            (">" if f.bound else "") + f"x{fmt(f.ratio)}" if f.ratio is not None else "",
+            f.note,
+        )
+        for f in figs
+    ]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
     right = {2, 4, 5}  # numbers line up on the right
 
@@ -336,8 +439,7 @@ def table(figs: list[Figure]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="CI-sized: a few minutes on 2 CPU cores")
     size.add_argument("--full", action="store_true", help="GPU-sized (64 x 512 tokens; hours on a CPU)")
@@ -365,10 +467,14 @@ def main(argv: list[str] | None = None) -> int:
         suite.run(name, SECTIONS[name])
     hw = suite.meta["hardware"]
     v = suite.meta["versions"]
-    print(f"\nBenchmarks ({level}) on {hw['gpu'] or str(hw['cpu_count']) + ' CPU cores'}; torch {v['torch']}, "
-          f"transformers {v['transformers']}, trl {v['trl']}, peft {v['peft']}; {time.perf_counter() - t0:.0f} s in all")
-    print("ratio = speed-up over the baseline measured in this run (>1: ours/new path faster); "
-          "< and > mark a baseline killed at its timeout\n")
+    print(
+        f"\nBenchmarks ({level}) on {hw['gpu'] or str(hw['cpu_count']) + ' CPU cores'}; torch {v['torch']}, "
+        f"transformers {v['transformers']}, trl {v['trl']}, peft {v['peft']}; {time.perf_counter() - t0:.0f} s in all"
+    )
+    print(
+        "ratio = speed-up over the baseline measured in this run (>1: ours/new path faster); "
+        "< and > mark a baseline killed at its timeout\n"
+    )
     print(table(suite.figures))
     if args.json:
         print(f"\nwrote {args.json}")

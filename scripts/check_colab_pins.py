@@ -27,8 +27,11 @@ from colab_stack import main_check  # noqa: E402  (scripts/colab_stack.py)
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="print the result as JSON")
-    ap.add_argument("--stand-in", action="store_true",
-                    help="resolve direct-URL wheels as the same release from the index, even when their host answers")
+    ap.add_argument(
+        "--stand-in",
+        action="store_true",
+        help="resolve direct-URL wheels as the same release from the index, even when their host answers",
+    )
     args = ap.parse_args()
     return main_check(url_mode="stand-in" if args.stand_in else "auto", as_json=args.json)
 

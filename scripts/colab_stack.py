@@ -32,9 +32,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -57,11 +57,22 @@ COLAB_GLIBC = (2, 35)  # Ubuntu 22.04 image
 # image stays on this torch until it moves to CUDA 13. Update here when it does.
 COLAB_TORCH_LOCAL = "cu128"
 COLAB_PREINSTALLED: dict[str, str] = {
-    "torch": "2.11.0", "torchvision": "0.26.0", "torchaudio": "2.11.0", "triton": "3.6.0",
-    "numpy": "2.0.2", "pillow": "11.3.0",
-    "transformers": "5.9.0", "peft": "0.19.1", "accelerate": "1.13.0", "datasets": "4.0.0",
-    "huggingface-hub": "1.17.0", "matplotlib": "3.10.0", "pandas": "2.2.2", "ipywidgets": "7.7.1",
-    "tqdm": "4.67.3", "torchao": "0.10.0",
+    "torch": "2.11.0",
+    "torchvision": "0.26.0",
+    "torchaudio": "2.11.0",
+    "triton": "3.6.0",
+    "numpy": "2.0.2",
+    "pillow": "11.3.0",
+    "transformers": "5.9.0",
+    "peft": "0.19.1",
+    "accelerate": "1.13.0",
+    "datasets": "4.0.0",
+    "huggingface-hub": "1.17.0",
+    "matplotlib": "3.10.0",
+    "pandas": "2.2.2",
+    "ipywidgets": "7.7.1",
+    "tqdm": "4.67.3",
+    "torchao": "0.10.0",
 }
 # What the dry run holds fixed: the CUDA-built packages the Colab set must not replace, plus
 # numpy/pillow (Unsloth's recipe pins those two to Colab's own versions for the same reason).
@@ -70,8 +81,12 @@ DRY_RUN_KEEP = ("torch", "torchvision", "torchaudio", "triton", "numpy", "pillow
 # read 2026-11-26). From 0.20.0 on the PyPI wheel is the CUDA 13 build; the CUDA 12 one is the
 # GitHub release's +cu129 asset.
 VLLM_TORCH: dict[tuple[str, str], str] = {
-    ("0.10.2", "0.11.0"): "2.8.0", ("0.11.1", "0.13.0"): "2.9.0", ("0.14.0", "0.16.0"): "2.9.1",
-    ("0.17.0", "0.19.1"): "2.10.0", ("0.20.0", "0.26.0"): "2.11.0", ("0.27.0", "0.32.0"): "2.13.0",
+    ("0.10.2", "0.11.0"): "2.8.0",
+    ("0.11.1", "0.13.0"): "2.9.0",
+    ("0.14.0", "0.16.0"): "2.9.1",
+    ("0.17.0", "0.19.1"): "2.10.0",
+    ("0.20.0", "0.26.0"): "2.11.0",
+    ("0.27.0", "0.32.0"): "2.13.0",
     ("0.33.0", "0.33.0"): "2.14.0",
 }
 VLLM_CUDA13_DEFAULT_SINCE = "0.20.0"
@@ -108,11 +123,11 @@ UNSLOTH_RANGES: dict[str, str] = {
 }
 
 # requirements.txt entries the Colab file does not repeat, and why.
-CPU_TOOLING = {"jupyter-client", "ipykernel", "nbformat", "nbclient", "nbmake", "pytest", "hypothesis"}
+CPU_TOOLING = {"jupyter-client", "ipykernel", "nbformat", "nbclient", "nbmake", "pytest", "hypothesis", "ruff"}
 DOCUMENTED_DIFFERENCES: dict[str, str] = {
     "peft": "unsloth needs peft>=0.18 (requirements.txt allows >=0.17); Colab's 0.19.1 fits both",
     "ipywidgets": "Colab's frontend ships ipywidgets 7.7.1 and should keep it; the inspector uses only "
-                  "Dropdown/Textarea/Output/HTML/HBox/VBox/Layout, all in 7.x (requirements.txt asks >=8.1)",
+    "Dropdown/Textarea/Output/HTML/HBox/VBox/Layout, all in 7.x (requirements.txt asks >=8.1)",
 }
 
 
@@ -171,7 +186,7 @@ def reachable(url: str, timeout: float = 5.0) -> bool:
     return _answers(url if not url.endswith("/simple") else url + "/pip/", timeout)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _answers(url: str, timeout: float) -> bool:  # asked once per process
     try:
         with _urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
@@ -195,9 +210,21 @@ def offline_reason(url: str | None = None) -> str | None:
 def pip_env() -> dict[str, str]:
     """The environment for pip: machine-local config (find-links, constraints, file indexes) off,
     so the answer is what the public index gives Colab. The index URL, certificates, proxies stay."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PIP_FIND_LINKS", "PIP_CONSTRAINT", "PIP_EXTRA_INDEX_URL", "PIP_NO_INDEX",
-                        "PIP_REQUIRE_VIRTUALENV", "PIP_TARGET", "PIP_PREFIX", "PIP_USER")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in (
+            "PIP_FIND_LINKS",
+            "PIP_CONSTRAINT",
+            "PIP_EXTRA_INDEX_URL",
+            "PIP_NO_INDEX",
+            "PIP_REQUIRE_VIRTUALENV",
+            "PIP_TARGET",
+            "PIP_PREFIX",
+            "PIP_USER",
+        )
+    }
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
@@ -208,8 +235,7 @@ def colab_target_flags(python: str = COLAB_PYTHON, glibc: tuple[int, int] = COLA
 
     pip matches ``--platform`` literally, so every manylinux tag the runtime accepts is listed."""
     abi = "cp" + python.replace(".", "")
-    flags = ["--python-version", python, "--implementation", "cp",
-             "--abi", abi, "--abi", "abi3", "--abi", "none"]
+    flags = ["--python-version", python, "--implementation", "cp", "--abi", abi, "--abi", "abi3", "--abi", "none"]
     for minor in range(glibc[1], 4, -1):
         flags += ["--platform", f"manylinux_{glibc[0]}_{minor}_x86_64"]
     for legacy in ("manylinux2014", "manylinux2010", "manylinux1", "linux"):
@@ -229,8 +255,9 @@ def _urlopen(req: urllib.request.Request, timeout: float = 60):
 
 def project_files(project: str) -> list[dict]:
     """The index's file list of a project (PEP 691 JSON simple API)."""
-    req = urllib.request.Request(f"{index_url()}/{canonicalize_name(project)}/",
-                                 headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    req = urllib.request.Request(
+        f"{index_url()}/{canonicalize_name(project)}/", headers={"Accept": "application/vnd.pypi.simple.v1+json"}
+    )
     with _urlopen(req, timeout=30) as resp:
         return json.load(resp)["files"]
 
@@ -238,9 +265,11 @@ def project_files(project: str) -> list[dict]:
 def wheel_url(project: str, version: str) -> str:
     """URL of the x86_64-Linux (or pure-Python) wheel of ``project==version`` on the index."""
     prefix = f"{canonicalize_name(project).replace('-', '_')}-{version}-".lower()
-    found = [f for f in project_files(project)
-             if f["filename"].lower().startswith(prefix) and f["filename"].endswith(".whl")
-             and not f.get("yanked")]
+    found = [
+        f
+        for f in project_files(project)
+        if f["filename"].lower().startswith(prefix) and f["filename"].endswith(".whl") and not f.get("yanked")
+    ]
     linux = [f for f in found if "x86_64" in f["filename"] and "manylinux" in f["filename"]]
     pure = [f for f in found if f["filename"].endswith("-none-any.whl")]
     if not (linux or pure):
@@ -293,15 +322,15 @@ class RangeFile(io.RawIOBase):
             lo, hi = missing[0] * self.BLOCK, min(self.size, (missing[-1] + 1) * self.BLOCK)
             data = self._fetch(lo, hi)
             for b in range(missing[0], missing[-1] + 1):
-                self.blocks[b] = data[(b - missing[0]) * self.BLOCK:(b - missing[0] + 1) * self.BLOCK]
+                self.blocks[b] = data[(b - missing[0]) * self.BLOCK : (b - missing[0] + 1) * self.BLOCK]
         buf = b"".join(self.blocks[b] for b in range(first, last + 1))
-        out = buf[self.pos - first * self.BLOCK:end - first * self.BLOCK]
+        out = buf[self.pos - first * self.BLOCK : end - first * self.BLOCK]
         self.pos = end
         return out
 
     def readinto(self, b):
         data = self.read(len(b))
-        b[:len(data)] = data
+        b[: len(data)] = data
         return len(data)
 
 
@@ -319,8 +348,18 @@ def pip_download(specs: Iterable[str], dest: Path | None = None, timeout: float 
 
     missing = [s for s in specs if present(s) is None]
     if missing:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
-               *colab_target_flags(), *missing]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "-q",
+            "-d",
+            str(dest),
+            *colab_target_flags(),
+            *missing,
+        ]
         done = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True, timeout=timeout)
         if done.returncode:
             raise RuntimeError(f"pip download failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -341,7 +380,7 @@ class WheelSource:
         self.members_dir = stack_cache() / "members" / f"{canonicalize_name(project)}-{version}"
 
     @classmethod
-    def local(cls, path: Path) -> "WheelSource":
+    def local(cls, path: Path) -> WheelSource:
         name, version = Path(path).name.split("-")[:2]
         return cls(name, version, path=Path(path))
 
@@ -380,8 +419,11 @@ class WheelSource:
         return text
 
     def requires(self) -> list[Requirement]:
-        return [Requirement(line.split(":", 1)[1].strip()) for line in self.metadata().splitlines()
-                if line.startswith("Requires-Dist:")]
+        return [
+            Requirement(line.split(":", 1)[1].strip())
+            for line in self.metadata().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
 
 
 class InstalledSource:
@@ -413,8 +455,12 @@ class DryRun:
     error: str = ""
 
 
-def dry_run(requirements: Path = COLAB_REQUIREMENTS, keep: Iterable[str] = DRY_RUN_KEEP,
-            url_mode: str = "auto", timeout: float = 900) -> DryRun:
+def dry_run(
+    requirements: Path = COLAB_REQUIREMENTS,
+    keep: Iterable[str] = DRY_RUN_KEEP,
+    url_mode: str = "auto",
+    timeout: float = 900,
+) -> DryRun:
     """Resolve ``requirements`` as Colab would, holding ``keep`` at Colab's versions.
 
     ``url_mode``: direct-URL wheels (the vLLM CUDA 12 build) are resolved ``as-written`` when their
@@ -424,10 +470,16 @@ def dry_run(requirements: Path = COLAB_REQUIREMENTS, keep: Iterable[str] = DRY_R
     notes, lines = [], []
     for req in reqs:
         if req.url and (url_mode == "stand-in" or (url_mode == "auto" and not reachable(req.url))):
-            why = "as asked" if url_mode == "stand-in" else f"{urllib.parse.urlsplit(req.url).hostname} does not answer here"
+            why = (
+                "as asked"
+                if url_mode == "stand-in"
+                else f"{urllib.parse.urlsplit(req.url).hostname} does not answer here"
+            )
             lines.append(str(stand_in(req)))
-            notes.append(f"{req.name}: resolved as {stand_in(req)} from the index, standing in for "
-                         f"{req.url.rsplit('/', 1)[-1]} ({why})")
+            notes.append(
+                f"{req.name}: resolved as {stand_in(req)} from the index, standing in for "
+                f"{req.url.rsplit('/', 1)[-1]} ({why})"
+            )
         else:
             lines.append(str(req))
     held = {canonicalize_name(k): COLAB_PREINSTALLED[k] for k in keep}
@@ -435,8 +487,22 @@ def dry_run(requirements: Path = COLAB_REQUIREMENTS, keep: Iterable[str] = DRY_R
         req_file, con_file, report = Path(tmp, "req.txt"), Path(tmp, "con.txt"), Path(tmp, "report.json")
         req_file.write_text("\n".join(lines) + "\n")
         con_file.write_text("".join(f"{k}=={v}\n" for k, v in held.items()))
-        base = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--progress-bar=off",
-                "--report", str(report), *colab_target_flags(), "-r", str(req_file), "-c", str(con_file)]
+        base = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--progress-bar=off",
+            "--report",
+            str(report),
+            *colab_target_flags(),
+            "-r",
+            str(req_file),
+            "-c",
+            str(con_file),
+        ]
         cmd = base[:6] + ["--use-feature=fast-deps"] + base[6:]
         t0 = time.perf_counter()
         try:
@@ -445,25 +511,46 @@ def dry_run(requirements: Path = COLAB_REQUIREMENTS, keep: Iterable[str] = DRY_R
                 cmd = base  # a pip without fast-deps: slower (downloads wheels), same answer
                 done = subprocess.run(cmd, env=pip_env(), capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
-            return DryRun(False, time.perf_counter() - t0, cmd, Path(requirements), notes=notes,
-                          error=f"pip did not finish within {timeout:.0f} s (slow index?)")
+            return DryRun(
+                False,
+                time.perf_counter() - t0,
+                cmd,
+                Path(requirements),
+                notes=notes,
+                error=f"pip did not finish within {timeout:.0f} s (slow index?)",
+            )
         seconds = time.perf_counter() - t0
         if done.returncode:
-            return DryRun(False, seconds, cmd, Path(requirements), notes=notes,
-                          error=_pip_error(done.stdout + "\n" + done.stderr))
+            return DryRun(
+                False, seconds, cmd, Path(requirements), notes=notes, error=_pip_error(done.stdout + "\n" + done.stderr)
+            )
         items = json.loads(report.read_text())["install"]
     installs = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"] for i in items}
     kept = {k: installs.get(k, "") for k in held}
     ok = all(Version(kept[k]) == Version(v) for k, v in held.items() if kept[k])
-    return DryRun(ok, seconds, cmd, Path(requirements), installs, kept, notes,
-                  "" if ok else f"Colab packages would change: { {k: (held[k], kept[k]) for k in held} }")
+    return DryRun(
+        ok,
+        seconds,
+        cmd,
+        Path(requirements),
+        installs,
+        kept,
+        notes,
+        "" if ok else f"Colab packages would change: { {k: (held[k], kept[k]) for k in held} }",
+    )
 
 
 def _pip_error(output: str) -> str:
     """The part of pip's output that explains a failed resolution."""
     lines = [ln for ln in output.splitlines() if "fast-deps" not in ln and ln.strip()]
-    start = next((i for i, ln in enumerate(lines) if ln.startswith(("ERROR", "The conflict is caused by"))
-                  or "conflict" in ln.lower()), max(0, len(lines) - 30))
+    start = next(
+        (
+            i
+            for i, ln in enumerate(lines)
+            if ln.startswith(("ERROR", "The conflict is caused by")) or "conflict" in ln.lower()
+        ),
+        max(0, len(lines) - 30),
+    )
     return "\n".join(lines[start:])[-4000:]
 
 
@@ -500,15 +587,22 @@ def function_def(tree: ast.Module, name: str) -> ast.FunctionDef:
 
 def call_keywords(func: ast.AST, callee: str) -> list[set[str]]:
     """Keyword names of each call to ``callee`` (a dotted name) inside ``func``."""
-    return [{k.arg for k in node.keywords if k.arg}
-            for node in ast.walk(func) if isinstance(node, ast.Call) and dotted(node.func) == callee]
+    return [
+        {k.arg for k in node.keywords if k.arg}
+        for node in ast.walk(func)
+        if isinstance(node, ast.Call) and dotted(node.func) == callee
+    ]
 
 
 def assigned_dict_keywords(func: ast.AST, var: str) -> set[str]:
     """Keys of ``var = dict(k=..., ...)`` inside ``func``."""
     for node in ast.walk(func):
-        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == var for t in node.targets)
-                and isinstance(node.value, ast.Call) and dotted(node.value.func) == "dict"):
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == var for t in node.targets)
+            and isinstance(node.value, ast.Call)
+            and dotted(node.value.func) == "dict"
+        ):
             return {k.arg for k in node.value.keywords if k.arg}
     raise LookupError(f"no `{var} = dict(...)` found")
 
@@ -598,8 +692,13 @@ class SourceTree:
     def class_fields(self, module: str, name: str) -> set[str]:
         """Annotated class attributes of a class and its bases (dataclass / msgspec fields)."""
         module, cls = self.class_def(module, name)
-        out = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
-               and "ClassVar" not in ast.unparse(n.annotation)}
+        out = {
+            n.target.id
+            for n in cls.body
+            if isinstance(n, ast.AnnAssign)
+            and isinstance(n.target, ast.Name)
+            and "ClassVar" not in ast.unparse(n.annotation)
+        }
         for base in cls.bases:
             base_name = dotted(base)
             if not base_name or "." in base_name:
@@ -677,17 +776,24 @@ def _is_passthrough(fn: ast.FunctionDef) -> bool:
 
 # --------------------------------------------------------------------------- reporting
 def describe(result: DryRun) -> str:
-    lines = [f"pip dry run for Colab (CPython {COLAB_PYTHON}, x86_64, glibc {COLAB_GLIBC[0]}.{COLAB_GLIBC[1]}) "
-             f"of {result.requirements.name}: {'OK' if result.ok else 'FAILED'} in {result.seconds:.0f} s"]
+    lines = [
+        f"pip dry run for Colab (CPython {COLAB_PYTHON}, x86_64, glibc {COLAB_GLIBC[0]}.{COLAB_GLIBC[1]}) "
+        f"of {result.requirements.name}: {'OK' if result.ok else 'FAILED'} in {result.seconds:.0f} s"
+    ]
     lines += [f"  note: {n}" for n in result.notes]
     if result.ok:
-        lines.append("  Colab's preinstalled packages held (not replaced): "
-                     + ", ".join(f"{k} {v}" for k, v in result.kept.items()))
+        lines.append(
+            "  Colab's preinstalled packages held (not replaced): "
+            + ", ".join(f"{k} {v}" for k, v in result.kept.items())
+        )
         wanted = by_name(read_requirements(result.requirements))
-        lines.append("  the course's pins resolve to: "
-                     + ", ".join(f"{n} {result.installs.get(n, '?')}" for n in wanted))
-        lines.append(f"  {len(result.installs)} distributions in the resolution (with --ignore-installed, so "
-                     "Colab's own copies are listed too; on Colab pip keeps those that fit)")
+        lines.append(
+            "  the course's pins resolve to: " + ", ".join(f"{n} {result.installs.get(n, '?')}" for n in wanted)
+        )
+        lines.append(
+            f"  {len(result.installs)} distributions in the resolution (with --ignore-installed, so "
+            "Colab's own copies are listed too; on Colab pip keeps those that fit)"
+        )
     else:
         lines.append("  " + result.error.replace("\n", "\n  "))
     return "\n".join(lines)
@@ -701,12 +807,25 @@ def main_check(url_mode: str = "auto", as_json: bool = False, echo: Callable[[st
     result = dry_run(url_mode=url_mode)
     conflicts = cpu_conflicts(result.installs) if result.ok else []
     if as_json:
-        echo(json.dumps({"ok": result.ok and not conflicts, "seconds": round(result.seconds, 1),
-                         "kept": result.kept, "installs": result.installs, "notes": result.notes,
-                         "cpu_conflicts": conflicts, "error": result.error}, indent=1))
+        echo(
+            json.dumps(
+                {
+                    "ok": result.ok and not conflicts,
+                    "seconds": round(result.seconds, 1),
+                    "kept": result.kept,
+                    "installs": result.installs,
+                    "notes": result.notes,
+                    "cpu_conflicts": conflicts,
+                    "error": result.error,
+                },
+                indent=1,
+            )
+        )
     else:
         echo(describe(result))
         if result.ok:
-            echo("  versions also accepted by requirements.txt: "
-                 + ("yes" if not conflicts else "NO: " + "; ".join(conflicts)))
+            echo(
+                "  versions also accepted by requirements.txt: "
+                + ("yes" if not conflicts else "NO: " + "; ".join(conflicts))
+            )
     return 0 if result.ok and not conflicts else 1

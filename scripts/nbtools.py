@@ -20,7 +20,7 @@ from utils.env import colab_url  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 
-SETUP_CELL = '''\
+SETUP_CELL = """\
 # Setup (the same cell opens every notebook). On Colab: fetch the course and install the
 # GPU stack once. Locally: only make `utils` importable. Safe to run again.
 import os, subprocess, sys
@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from utils.env import show_environment
-show_environment()'''
+show_environment()"""
 
 
 def header_cells(name: str, title: str) -> list:
@@ -69,7 +69,11 @@ def check() -> list[str]:
                 break
         if len(nb.cells) < 2 or colab_url(path.name) not in nb.cells[0].source:
             problems.append(f"{path.name}: first cell lacks its Colab badge")
-        if len(nb.cells) < 2 or "show_environment()" not in nb.cells[1].source or "google.colab" not in nb.cells[1].source:
+        if (
+            len(nb.cells) < 2
+            or "show_environment()" not in nb.cells[1].source
+            or "google.colab" not in nb.cells[1].source
+        ):
             problems.append(f"{path.name}: second cell is not the standard setup cell")
     return problems
 

@@ -31,7 +31,9 @@ def run_notebook(path: Path, out: Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     n = sum(c.cell_type == "code" for c in nb.cells)
     print(f"== {path.name}: {n} code cells", flush=True)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     t_nb = time.perf_counter()
     try:
         with client.setup_kernel():

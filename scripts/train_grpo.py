@@ -57,11 +57,21 @@ def main(argv=None) -> int:
     from utils.task import load_split
     from utils.train import run_sft, train_grpo
 
-    overrides = {k: v for k, v in {
-        "grpo.steps": args.steps, "data.n_train": args.train_n, "data.n_eval": args.eval_n, "model": args.model,
-        "grpo.per_device_batch": args.batch, "grpo.learning_rate": args.lr,
-        "grpo.max_completion_length": args.max_completion, "warm_start.epochs": args.sft_epochs,
-        "grpo.save_steps": args.save_steps}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "grpo.steps": args.steps,
+            "data.n_train": args.train_n,
+            "data.n_eval": args.eval_n,
+            "model": args.model,
+            "grpo.per_device_batch": args.batch,
+            "grpo.learning_rate": args.lr,
+            "grpo.max_completion_length": args.max_completion,
+            "warm_start.epochs": args.sft_epochs,
+            "grpo.save_steps": args.save_steps,
+        }.items()
+        if v is not None
+    }
     profile = get_profile(args.profile, overrides)
     state = PartialState()
     out = Path(args.out or output_dir() / "script_run")
@@ -69,8 +79,13 @@ def main(argv=None) -> int:
     spec = choose_model(profile.model)
     train_rows = load_split("train", profile.data.n_train)
     test_rows = load_split("test", profile.data.n_eval)
-    results: dict = {"profile": dataclasses.asdict(profile), "model": spec.key, "processes": state.num_processes,
-                     "evaluations": {}, "seconds": {}}
+    results: dict = {
+        "profile": dataclasses.asdict(profile),
+        "model": spec.key,
+        "processes": state.num_processes,
+        "evaluations": {},
+        "seconds": {},
+    }
 
     def save() -> None:  # after every stage, so an interrupted run still leaves its figures
         if state.is_main_process:
@@ -81,9 +96,14 @@ def main(argv=None) -> int:
             return
         from utils.llm import model_completions
 
-        texts, secs, path = model_completions(source, test_rows, adapter=adapter, desc=f"eval {stage}",
-                                              max_new_tokens=profile.eval.max_new_tokens,
-                                              batch_size=profile.eval.batch_size)
+        texts, secs, path = model_completions(
+            source,
+            test_rows,
+            adapter=adapter,
+            desc=f"eval {stage}",
+            max_new_tokens=profile.eval.max_new_tokens,
+            batch_size=profile.eval.batch_size,
+        )
         save_completions(out / f"completions_{stage}.jsonl", texts, extra={"stage": stage})
         summary = evaluate(test_rows, texts).as_dict()
         results["evaluations"][stage] = summary
@@ -111,11 +131,16 @@ def main(argv=None) -> int:
 
     funcs, weights, where = load_reward_set()
     print(f"rewards: {[f.__name__ for f in funcs]} from {where}")
-    result = train_grpo(train_rows, funcs, profile, base=policy_base, reward_weights=weights,
-                        backend=args.backend, out_dir=out / "grpo")
+    result = train_grpo(
+        train_rows, funcs, profile, base=policy_base, reward_weights=weights, backend=args.backend, out_dir=out / "grpo"
+    )
     results["seconds"]["grpo"] = round(result.seconds, 1)
-    results["grpo"] = {"steps": result.global_step, "backend": result.backend, "generation": result.generation,
-                       "seconds_per_step": round(result.seconds / max(1, result.global_step), 2)}
+    results["grpo"] = {
+        "steps": result.global_step,
+        "backend": result.backend,
+        "generation": result.generation,
+        "seconds_per_step": round(result.seconds / max(1, result.global_step), 2),
+    }
     results["log_history"] = result.log_history
     state.wait_for_everyone()
     record_eval("grpo", policy_base, adapter=result.adapter_dir)

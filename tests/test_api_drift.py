@@ -37,9 +37,9 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import colab_stack as cs
 import pytest
 
-import colab_stack as cs
 from utils.llm import generation
 from utils.profiles import PROFILES
 from utils.train import config, trainer, warmstart
@@ -51,8 +51,11 @@ def _defs(module, *names):
 
 
 GENERATION_AST = ast.parse(Path(generation.__file__).read_text())
-FN = {**_defs(config, "grpo_knobs", "build_grpo_config", "lora_config"), **_defs(warmstart, "run_sft"),
-      **_defs(trainer, "load_policy", "build_trainer")}
+FN = {
+    **_defs(config, "grpo_knobs", "build_grpo_config", "lora_config"),
+    **_defs(warmstart, "run_sft"),
+    **_defs(trainer, "load_policy", "build_trainer"),
+}
 ALIASES = {"transformers.TrainingArguments": "transformers.training_args"}
 TRL_REWARD_ARGS = {"prompts", "completions", "completion_ids"}  # what the course's rewards rely on (notes.md)
 
@@ -89,7 +92,9 @@ def sft_config_names() -> set[str]:
 def test_the_enumeration_reaches_every_path():
     """Guards the tests below against silently checking a subset."""
     assert set(BACKENDS) >= {"trl", "unsloth"} and set(GEN_PATHS) >= {"vllm", "static-cache", "plain"}, (
-        BACKENDS, GEN_PATHS)
+        BACKENDS,
+        GEN_PATHS,
+    )
     per_path = {g: frozenset(k.name for k in knobs("trl", g, True)) for g in GEN_PATHS}
     assert len(set(per_path.values())) >= 3, "generation paths no longer change the knobs?"
     assert {"output_dir", "reward_weights", "save_strategy"} <= grpo_config_names()
@@ -140,8 +145,9 @@ def run_sft_until_trainer(monkeypatch, tmp_path, rows):
         raise Stop
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: object())
-    monkeypatch.setattr(warmstart, "load_tokenizer",
-                        lambda source: SimpleNamespace(eos_token="<|im_end|>", pad_token="<|im_end|>"))
+    monkeypatch.setattr(
+        warmstart, "load_tokenizer", lambda source: SimpleNamespace(eos_token="<|im_end|>", pad_token="<|im_end|>")
+    )
     monkeypatch.setattr(trl, "SFTTrainer", fake_trainer)
     with pytest.raises(Stop):
         warmstart.run_sft("unused", rows[:4], PROFILES["smoke"], tmp_path, force=True)
@@ -166,8 +172,13 @@ def test_no_deprecated_arguments(monkeypatch, tmp_path, train_rows):
             for b, g, gpu in COMBOS:
                 config.build_grpo_config(knobs(b, g, gpu), tmp_path / "grpo", reward_weights=[1.0])
         run_sft_until_trainer(monkeypatch, tmp_path / "sft", train_rows)
-    named = {m for w in caught if issubclass(w.category, (FutureWarning, DeprecationWarning))
-             for m in re.findall(r"`(\w+)`", str(w.message)) if m in ours and "deprecated" in str(w.message)}
+    named = {
+        m
+        for w in caught
+        if issubclass(w.category, (FutureWarning, DeprecationWarning))
+        for m in re.findall(r"`(\w+)`", str(w.message))
+        if m in ours and "deprecated" in str(w.message)
+    }
     assert not named, f"deprecated in the installed TRL: {sorted(named)}"
 
 
@@ -193,39 +204,72 @@ def test_lora_config_keywords_and_build():
 def reward_contract(tree: cs.SourceTree) -> dict:
     """How GRPOTrainer calls a plain reward function, read from trl/trainer/grpo_trainer.py."""
     fn = tree.function("trl.trainer.grpo_trainer", "GRPOTrainer._calculate_rewards")
-    calls = [c for c in ast.walk(fn) if isinstance(c, ast.Call) and any(k.arg is None for k in c.keywords)
-             and {k.arg for k in c.keywords} >= {"completions"}]
+    calls = [
+        c
+        for c in ast.walk(fn)
+        if isinstance(c, ast.Call)
+        and any(k.arg is None for k in c.keywords)
+        and {k.arg for k in c.keywords} >= {"completions"}
+    ]
     assert calls, "GRPOTrainer._calculate_rewards no longer calls reward functions with keywords"
     splats = {cs.dotted(k.value) for c in calls for k in c.keywords if k.arg is None}
-    extras = {n.targets[0].slice.value for n in ast.walk(fn) if isinstance(n, ast.Assign)
-              and isinstance(n.targets[0], ast.Subscript) and cs.dotted(n.targets[0].value) in splats
-              and isinstance(n.targets[0].slice, ast.Constant)}
-    column_filters = [n for n in ast.walk(fn) if isinstance(n, ast.ListComp) and any(
-        isinstance(g.iter, ast.Subscript) and cs.dotted(g.iter.value) == "inputs" for g in n.generators)]
+    extras = {
+        n.targets[0].slice.value
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Assign)
+        and isinstance(n.targets[0], ast.Subscript)
+        and cs.dotted(n.targets[0].value) in splats
+        and isinstance(n.targets[0].slice, ast.Constant)
+    }
+    column_filters = [
+        n
+        for n in ast.walk(fn)
+        if isinstance(n, ast.ListComp)
+        and any(isinstance(g.iter, ast.Subscript) and cs.dotted(g.iter.value) == "inputs" for g in n.generators)
+    ]
     assert column_filters, "GRPOTrainer._calculate_rewards no longer takes the reward columns from inputs[0]"
-    excluded = {e.value for lc in column_filters for n in ast.walk(lc) if isinstance(n, ast.Compare)
-                and isinstance(n.ops[0], ast.NotIn) for c in n.comparators if isinstance(c, (ast.List, ast.Tuple))
-                for e in c.elts if isinstance(e, ast.Constant)}
-    return {"keywords": set.intersection(*({k.arg for k in c.keywords if k.arg} for c in calls)),
-            "splat": splats, "extras": extras, "excluded_columns": excluded}
+    excluded = {
+        e.value
+        for lc in column_filters
+        for n in ast.walk(lc)
+        if isinstance(n, ast.Compare) and isinstance(n.ops[0], ast.NotIn)
+        for c in n.comparators
+        if isinstance(c, (ast.List, ast.Tuple))
+        for e in c.elts
+        if isinstance(e, ast.Constant)
+    }
+    return {
+        "keywords": set.intersection(*({k.arg for k in c.keywords if k.arg} for c in calls)),
+        "splat": splats,
+        "extras": extras,
+        "excluded_columns": excluded,
+    }
 
 
 def check_reward_contract(contract: dict, rows) -> None:
     assert TRL_REWARD_ARGS <= contract["keywords"], contract
     assert contract["splat"], "dataset columns are no longer passed as **kwargs"
     records = trainer.grpo_records(rows[:2])
-    columns = {k: [r[k] for r in records for _ in range(2)] for k in records[0] if k not in contract["excluded_columns"]}
+    columns = {
+        k: [r[k] for r in records for _ in range(2)] for k in records[0] if k not in contract["excluded_columns"]
+    }
     clash = set(columns) & (contract["extras"] | contract["keywords"])
     assert not clash, f"dataset columns {clash} collide with what TRL passes itself"
     from utils.rewards import LIBRARY_REWARDS
     from utils.train.callbacks import CompletionRecorder
 
-    completions = [[{"role": "assistant", "content": t}] for t in
-                   ["<think>x</think><schedule></schedule>", "no format"] * len(records)]
-    kwargs = {"prompts": [r["prompt"] for r in records for _ in range(2)], "completions": completions,
-              "completion_ids": [[1, 2, 3]] * len(completions), **columns,
-              **{name: (lambda *a, **k: None) for name in contract["extras"]},
-              "trainer_state": SimpleNamespace(global_step=0, max_steps=1, epoch=0.0)}
+    completions = [
+        [{"role": "assistant", "content": t}]
+        for t in ["<think>x</think><schedule></schedule>", "no format"] * len(records)
+    ]
+    kwargs = {
+        "prompts": [r["prompt"] for r in records for _ in range(2)],
+        "completions": completions,
+        "completion_ids": [[1, 2, 3]] * len(completions),
+        **columns,
+        **{name: (lambda *a, **k: None) for name in contract["extras"]},
+        "trainer_state": SimpleNamespace(global_step=0, max_steps=1, epoch=0.0),
+    }
     funcs = list(LIBRARY_REWARDS.values())
     recorder = CompletionRecorder(funcs, Path("/dev/null"))
     for fn in funcs + recorder.wrapped:
@@ -249,9 +293,11 @@ def test_ast_reader_agrees_with_the_installed_packages():
     from peft import LoraConfig
 
     tree = installed_tree()
-    for module, name, cls in [("trl.trainer.grpo_config", "GRPOConfig", trl.GRPOConfig),
-                              ("trl.trainer.sft_config", "SFTConfig", trl.SFTConfig),
-                              ("peft", "LoraConfig", LoraConfig)]:
+    for module, name, cls in [
+        ("trl.trainer.grpo_config", "GRPOConfig", trl.GRPOConfig),
+        ("trl.trainer.sft_config", "SFTConfig", trl.SFTConfig),
+        ("peft", "LoraConfig", LoraConfig),
+    ]:
         assert tree.class_fields(module, name) == {f.name for f in dataclasses.fields(cls)}, name
     for module, name in [("trl.trainer.grpo_trainer", "GRPOTrainer"), ("trl.trainer.sft_trainer", "SFTTrainer")]:
         params = tree.method_params(module, name, "__init__")
@@ -264,8 +310,12 @@ def colab():
     """SourceTree over the Colab pins (see the module docstring for what is fetched, and how)."""
     pins = cs.by_name(cs.read_requirements(cs.COLAB_REQUIREMENTS))
     v = {name: str(cs.pinned_version(pins[name])) for name in cs.API_PINNED}
-    specs = [f"trl=={v['trl']}", f"unsloth=={v['unsloth']}", f"unsloth_zoo=={v['unsloth-zoo']}",
-             f"peft=={cs.COLAB_PREINSTALLED['peft']}"]  # Colab keeps its own peft (it fits peft>=0.18,<1)
+    specs = [
+        f"trl=={v['trl']}",
+        f"unsloth=={v['unsloth']}",
+        f"unsloth_zoo=={v['unsloth-zoo']}",
+        f"peft=={cs.COLAB_PREINSTALLED['peft']}",
+    ]  # Colab keeps its own peft (it fits peft>=0.18,<1)
     wheels = cs.pip_download(specs)
     sources = {spec.split("==")[0]: cs.WheelSource.local(path) for spec, path in wheels.items()}
     sources["transformers"] = cs.WheelSource("transformers", v["transformers"])
@@ -288,8 +338,13 @@ def test_colab_sft_config_has_every_run_sft_keyword(colab):
 
 
 @needs_index
-@pytest.mark.parametrize("trainer_class,fn,module", [("GRPOTrainer", "build_trainer", "trl.trainer.grpo_trainer"),
-                                                     ("SFTTrainer", "run_sft", "trl.trainer.sft_trainer")])
+@pytest.mark.parametrize(
+    "trainer_class,fn,module",
+    [
+        ("GRPOTrainer", "build_trainer", "trl.trainer.grpo_trainer"),
+        ("SFTTrainer", "run_sft", "trl.trainer.sft_trainer"),
+    ],
+)
 def test_colab_trainer_keywords(colab, trainer_class, fn, module):
     params = colab.tree.method_params(module, trainer_class, "__init__")
     missing = {k for k in keywords(FN[fn], trainer_class) if not params.accepts(k)}
@@ -324,8 +379,11 @@ def test_colab_vllm_inside_trls_supported_range(colab):
     from packaging.version import Version
 
     fn = colab.tree.function("trl.import_utils", "is_vllm_available")
-    bounds = [Version(c.args[0].value) for c in ast.walk(fn) if isinstance(c, ast.Call)
-              and cs.dotted(c.func) == "Version" and c.args and isinstance(c.args[0], ast.Constant)]
+    bounds = [
+        Version(c.args[0].value)
+        for c in ast.walk(fn)
+        if isinstance(c, ast.Call) and cs.dotted(c.func) == "Version" and c.args and isinstance(c.args[0], ast.Constant)
+    ]
     assert len(bounds) >= 2, "trl.import_utils.is_vllm_available no longer states a vLLM range"
     low, high = min(bounds), max(bounds)
     assert low <= Version(colab.vllm) <= high, f"vLLM {colab.vllm} outside TRL's supported {low}..{high}"

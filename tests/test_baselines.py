@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from utils.evaluate.baselines import BASELINES, baseline_completions, baseline_table, evaluate_baselines
-from utils.task.data import load_jsonl
 from utils.evaluate.evaluation import SUMMARY_KEYS, evaluate
-from utils.rewards.parsing import parse_completion
 from utils.paths import TEST_FILE, TRAIN_FILE
 from utils.rewards import format_reward
+from utils.rewards.parsing import parse_completion
 from utils.task import GREEDY_RULES
+from utils.task.data import load_jsonl
 
 ROWS = load_jsonl(TEST_FILE)
 

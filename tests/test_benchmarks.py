@@ -10,8 +10,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_run_all_quick_writes_figures_with_baselines(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--only", "rewards,evaluation",
-                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/run_all.py", "--quick", "--only", "rewards,evaluation", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     data = json.loads(out.read_text())
     assert {"command", "hardware", "versions", "figures"} <= set(data)

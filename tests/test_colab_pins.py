@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import re
 
+import colab_stack as cs
 import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-import colab_stack as cs
 
 OFFLINE = cs.offline_reason()
 needs_index = pytest.mark.skipif(OFFLINE is not None, reason=f"needs the package index: {OFFLINE}")
@@ -92,13 +91,18 @@ def test_agrees_with_cpu_requirements(colab, cpu):
                 problems.append(f"{name}: Colab {colab[name].specifier} vs requirements.txt {req.specifier}")
         elif name in cs.COLAB_PREINSTALLED:  # Colab's own copy serves the course
             if not req.specifier.contains(cs.COLAB_PREINSTALLED[name], prereleases=True):
-                problems.append(f"{name}: Colab ships {cs.COLAB_PREINSTALLED[name]}, requirements.txt says "
-                                f"{req.specifier}")
+                problems.append(
+                    f"{name}: Colab ships {cs.COLAB_PREINSTALLED[name]}, requirements.txt says {req.specifier}"
+                )
         else:
-            problems.append(f"{name}: needed by the course (requirements.txt) but neither in the Colab file "
-                            "nor preinstalled on Colab")
-    assert not problems, "undocumented differences (document them in utils/colab_stack.py " \
-                         "DOCUMENTED_DIFFERENCES, or align the files):\n" + "\n".join(problems)
+            problems.append(
+                f"{name}: needed by the course (requirements.txt) but neither in the Colab file "
+                "nor preinstalled on Colab"
+            )
+    assert not problems, (
+        "undocumented differences (document them in utils/colab_stack.py "
+        "DOCUMENTED_DIFFERENCES, or align the files):\n" + "\n".join(problems)
+    )
 
 
 def test_documented_differences_are_real(colab, cpu):
@@ -125,15 +129,18 @@ def test_vllm_is_the_cuda12_build_of_a_release_pinning_colab_torch(colab):
     assert req.url, "vllm must be the CUDA 12 wheel by URL: PyPI's vLLM >= 0.20 is the CUDA 13 build"
     version = cs.wheel_version(req.url)
     cuda = re.fullmatch(r"cu(\d\d)\d", version.local or "")
-    assert cuda and cuda.group(1) == cs.COLAB_TORCH_LOCAL[2:4], \
+    assert cuda and cuda.group(1) == cs.COLAB_TORCH_LOCAL[2:4], (
         f"vLLM {version} is not a CUDA {cs.COLAB_TORCH_LOCAL[2:4]} build (Colab's torch is +{cs.COLAB_TORCH_LOCAL})"
+    )
     assert req.url.startswith(f"https://github.com/vllm-project/vllm/releases/download/v{version.public}/"), req.url
-    assert Version(version.public) >= Version(cs.VLLM_CUDA13_DEFAULT_SINCE), \
+    assert Version(version.public) >= Version(cs.VLLM_CUDA13_DEFAULT_SINCE), (
         "before 0.20.0 the PyPI wheel is the CUDA 12 build: pin it from PyPI instead of by URL"
+    )
     # The recorded pin is compared with the wheel's metadata online (test_vllm_release_pins_colab_torch).
-    assert cs.vllm_torch(str(version)) == cs.COLAB_PREINSTALLED["torch"], \
-        f"vLLM {version} pins torch {cs.vllm_torch(str(version))}: it would replace Colab's torch " \
+    assert cs.vllm_torch(str(version)) == cs.COLAB_PREINSTALLED["torch"], (
+        f"vLLM {version} pins torch {cs.vllm_torch(str(version))}: it would replace Colab's torch "
         f"{cs.COLAB_PREINSTALLED['torch']}"
+    )
 
 
 def test_dry_run_flags_describe_colab():
@@ -153,8 +160,11 @@ def test_dry_run_resolves_without_replacing_colab_torch():
     for name in cs.DRY_RUN_KEEP:
         assert Version(result.kept[name]) == Version(cs.COLAB_PREINSTALLED[name]), name
     assert not cs.cpu_conflicts(result.installs), cs.cpu_conflicts(result.installs)
-    outside = {n: v for n, v in result.installs.items()
-               if n in cs.UNSLOTH_RANGES and not SpecifierSet(cs.UNSLOTH_RANGES[n]).contains(v, prereleases=True)}
+    outside = {
+        n: v
+        for n, v in result.installs.items()
+        if n in cs.UNSLOTH_RANGES and not SpecifierSet(cs.UNSLOTH_RANGES[n]).contains(v, prereleases=True)
+    }
     assert not outside, f"resolved outside unsloth's ranges: {outside}"
 
 
@@ -164,8 +174,9 @@ def test_recorded_unsloth_ranges_match_the_wheels():
     stated: dict[str, list[SpecifierSet]] = {}
     for path in wheels.values():
         for req in cs.WheelSource.local(path).requires():
-            if req.marker is None or req.marker.evaluate({"sys_platform": "linux", "platform_machine": "x86_64",
-                                                          "python_version": cs.COLAB_PYTHON, "extra": ""}):
+            if req.marker is None or req.marker.evaluate(
+                {"sys_platform": "linux", "platform_machine": "x86_64", "python_version": cs.COLAB_PYTHON, "extra": ""}
+            ):
                 stated.setdefault(canonicalize_name(req.name), []).append(req.specifier)
     for name, spec in cs.UNSLOTH_RANGES.items():
         assert name in stated, f"unsloth {cs.UNSLOTH_VERSION} no longer names {name}"
@@ -177,6 +188,7 @@ def test_vllm_release_pins_colab_torch(colab):
     version = cs.wheel_version(colab["vllm"].url).public
     requires = {canonicalize_name(r.name): r for r in cs.WheelSource("vllm", version).requires() if r.marker is None}
     for name in ("torch", "torchvision", "torchaudio"):
-        assert requires[name].specifier == SpecifierSet(f"=={cs.COLAB_PREINSTALLED[name]}"), \
+        assert requires[name].specifier == SpecifierSet(f"=={cs.COLAB_PREINSTALLED[name]}"), (
             f"vLLM {version} wants {name}{requires[name].specifier}; Colab has {cs.COLAB_PREINSTALLED[name]}"
+        )
     assert requires["transformers"].specifier.contains(cs.pinned_version(colab["transformers"]))

@@ -7,6 +7,7 @@ import json
 import pytest
 
 import utils.task.data as data
+from utils.paths import TRAIN_FILE
 from utils.task.data import (
     PUBLISHED_DATASET,
     REQUIRED_COLUMNS,
@@ -16,7 +17,6 @@ from utils.task.data import (
     to_hf_dataset,
     validate_rows,
 )
-from utils.paths import TRAIN_FILE
 
 
 def test_load_jsonl_missing_file(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 
@@ -9,30 +10,33 @@ import pytest
 from hypothesis import given, reject
 from hypothesis import strategies as st
 
+from utils.paths import TEST_FILE, TEST_OTHER_STYLE_FILE, TRAIN_FILE
+from utils.task import count_overlapping_pairs, optimal_schedule, time_to_minutes, to_interval
 from utils.task.data import REQUIRED_COLUMNS
 from utils.task.datagen import (
     DATASET_SEED,
+    OTHER_STYLE,
     TEST_SIZE,
     TRAIN_SIZE,
     GeneratorConfig,
     dumps_jsonl,
     generate_dataset,
+    generate_other_style_test,
     generate_problem,
     generate_splits,
     load_themes,
     main,
+    name_problem,
     problem_key,
 )
-from utils.paths import TEST_FILE, TRAIN_FILE
 from utils.task.prompts import format_problem
-from utils.task import count_overlapping_pairs, optimal_schedule, time_to_minutes, to_interval
 
 THEMES = load_themes()
 
 
 def naive_pairs(ivs) -> int:
     """The obvious O(n^2) count: the oracle for the task's sweep."""
-    return sum(a.start < b.end and b.start < a.end for i, a in enumerate(ivs) for b in ivs[i + 1:])
+    return sum(a.start < b.end and b.start < a.end for i, a in enumerate(ivs) for b in ivs[i + 1 :])
 
 
 def assert_respects(row: dict, config: GeneratorConfig) -> None:
@@ -62,8 +66,9 @@ def assert_respects(row: dict, config: GeneratorConfig) -> None:
     assert prios == [nm for nm in names if nm in set(prios)], "priorities not in event order"
     # names: unique and all from one theme
     assert len(set(names)) == n
-    themes = [config.theme] if config.theme else list(THEMES)
-    assert any(set(names) <= set(THEMES[t]) for t in themes), names
+    catalogue = config.catalogue()
+    themes = [config.theme] if config.theme else list(catalogue)
+    assert any(set(names) <= set(catalogue[t]) for t in themes), names
     assert row["optimal_score"] == optimal_schedule(events, prios)[0]
     assert row["prompt"] == format_problem(events, prios)
 
@@ -82,14 +87,38 @@ def test_cli_check(tmp_path, capsys):
     assert main(["--check"]) == 0
     assert "matches" in capsys.readouterr().out
     # a changed copy is caught, and writing regenerates it
-    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    train, test, other = tmp_path / "train.jsonl", tmp_path / "test.jsonl", tmp_path / "other.jsonl"
     train.write_text(TRAIN_FILE.read_text(encoding="utf-8").replace("07:", "06:", 1), encoding="utf-8")
     test.write_text(TEST_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    assert main(["--check", "--train", str(train), "--test", str(test)]) == 1
+    other.write_text(TEST_OTHER_STYLE_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    files = ["--test", str(test), "--test-other-style", str(other)]
+    assert main(["--check", "--train", str(train), *files]) == 1
     assert str(train) in capsys.readouterr().out
-    assert main(["--train", str(train), "--test", str(test)]) == 0
+    assert main(["--train", str(train), *files]) == 0
     assert train.read_bytes() == TRAIN_FILE.read_bytes()
-    assert main(["--check", "--train", str(tmp_path / "missing.jsonl"), "--test", str(test)]) == 1
+    assert main(["--check", "--train", str(tmp_path / "missing.jsonl"), *files]) == 1
+
+
+def test_other_style_test_set_is_held_out_and_different():
+    """The other-style set follows OTHER_STYLE: its own names, starts at any minute, the whole day."""
+    rows = generate_other_style_test()
+    assert dumps_jsonl(rows) == TEST_OTHER_STYLE_FILE.read_text(encoding="utf-8") and len(rows) == TEST_SIZE
+    for row in rows:
+        assert_respects(row, OTHER_STYLE)
+    ours = {n for names in THEMES.values() for n in names}
+    names = {e[0] for r in rows for e in r["events"]}
+    assert not names & ours, "no name may come from the training catalogue"
+    starts = {time_to_minutes(e[1]) % 5 for r in rows for e in r["events"]}
+    assert len(starts) == 5, "start times should fall on any minute, not a 5-minute grid"
+
+
+@pytest.mark.parametrize("name", ["A <b> c", "x</name>", " Gym", "Gym ", "", "two\nlines", 7])
+def test_names_that_would_break_an_answer_are_rejected(name, tmp_path):
+    assert name_problem(name)
+    bad = tmp_path / "names.json"
+    bad.write_text(json.dumps({"themes": {"t": ["Fine", name]}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="bad name"):
+        load_themes(bad)
 
 
 def test_committed_rows_respect_default_config(train_rows, test_rows):
@@ -106,8 +135,15 @@ def test_no_test_problem_is_in_train(train_rows, test_rows):
 
 def test_splits_replace_duplicates():
     # Two always-overlapping events from one theme: few distinct problems, many repeats.
-    config = GeneratorConfig(min_events=2, max_events=2, durations=(60,), day_start="07:00",
-                             day_end="08:00", max_overlap_ratio=0.5, theme="office")
+    config = GeneratorConfig(
+        min_events=2,
+        max_events=2,
+        durations=(60,),
+        day_start="07:00",
+        day_end="08:00",
+        max_overlap_ratio=0.5,
+        theme="office",
+    )
     train, test = generate_splits(seed=3, train_size=150, test_size=40, config=config)
     assert len({problem_key(r) for r in train}) < len(train), "expected repeats inside train"
     test_keys = [problem_key(r) for r in test]
@@ -216,8 +252,9 @@ def test_invalid_configs_raise(kwargs, message):
 
 def test_impossible_overlap_cap_gives_up_with_advice():
     # eight one-hour events in a one-hour day always overlap: 28 pairs, cap 0.4 * 8
-    config = GeneratorConfig(min_events=8, max_events=8, durations=(60,), day_start="07:00",
-                             day_end="08:00", max_tries=20)
+    config = GeneratorConfig(
+        min_events=8, max_events=8, durations=(60,), day_start="07:00", day_end="08:00", max_tries=20
+    )
     with pytest.raises(RuntimeError, match="max_overlap_ratio"):
         generate_problem(random.Random(0), config)
 
@@ -266,10 +303,14 @@ def test_event_table_and_plots(train_rows):
     assert len(events) == sum(len(r["events"]) for r in rows)
     assert set(events.duration) <= set(GeneratorConfig().durations)
     assert events.priority.sum() == sum(len(r["priority_events"]) for r in rows)
-    for fig in (plot_overview(rows), plot_overview({"a": rows, "b": train_rows[30:40]}),
-                plot_greedy_ratios(problem_table(rows)),
-                plot_timings(__import__("pandas").DataFrame(
-                    {"method": ["x", "x"], "n_events": [1, 2], "seconds": [1e-5, 2e-5]}))):
+    for fig in (
+        plot_overview(rows),
+        plot_overview({"a": rows, "b": train_rows[30:40]}),
+        plot_greedy_ratios(problem_table(rows)),
+        plot_timings(
+            __import__("pandas").DataFrame({"method": ["x", "x"], "n_events": [1, 2], "seconds": [1e-5, 2e-5]})
+        ),
+    ):
         assert fig.axes
         plt.close(fig)
 

@@ -1,4 +1,4 @@
-"""utils.evaluation: categories, precedence, agreement with the reference's regexes, I/O, CLI."""
+"""utils.evaluate: categories, precedence, agreement with the reference's regexes, I/O, CLI."""
 
 from __future__ import annotations
 
@@ -10,24 +10,31 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from utils.task.data import load_jsonl
 from utils.evaluate.evaluation import (
-    CATEGORIES, PUBLISHED_RESULTS, SUMMARY_KEYS, EvalSummary, evaluate, evaluate_completion,
-    load_completions, save_completions,
+    CATEGORIES,
+    PUBLISHED_RESULTS,
+    SUMMARY_KEYS,
+    EvalSummary,
+    evaluate,
+    evaluate_completion,
+    load_completions,
+    save_completions,
 )
 from utils.paths import REPO_ROOT, TEST_FILE
-from utils.task.prompts import format_answer
 from utils.rewards.reference import REFERENCE_EVAL_FORMAT_PATTERN
 from utils.task import optimal_schedule
+from utils.task.data import load_jsonl
+from utils.task.prompts import format_answer
 
 ROWS = load_jsonl(TEST_FILE)
 
 # ------------------------------------------------------------- a literal regex reference
 # The reference evaluation rewritten with its real regexes: only for short inputs (the
 # format regex backtracks catastrophically on long truncated text).
-from utils.rewards.reference import REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN  # noqa: E402
+from utils.rewards.reference import REFERENCE_CAPTURE_PATTERN  # noqa: E402
 
 REF_FORMAT = re.compile(REFERENCE_EVAL_FORMAT_PATTERN, re.DOTALL)
 REF_CAPTURE = re.compile(REFERENCE_CAPTURE_PATTERN)
@@ -64,8 +71,13 @@ def test_literal_pattern_is_the_published_one():
 
 # ------------------------------------------------------------------------ hand-made cases
 ROW = {
-    "events": [["Breakfast", "08:00", "08:30"], ["Gym", "08:30", "09:30"], ["Call", "09:00", "10:00"],
-               ["Lunch", "12:00", "13:00"], ["Jog", "08:00", "08:15"]],
+    "events": [
+        ["Breakfast", "08:00", "08:30"],
+        ["Gym", "08:30", "09:30"],
+        ["Call", "09:00", "10:00"],
+        ["Lunch", "12:00", "13:00"],
+        ["Jog", "08:00", "08:15"],
+    ],
     "priority_events": ["Call"],
     "optimal_score": 210,  # Breakfast 30 + Call 120 + Lunch 60 (Gym instead of Call: 60)
     "prompt": "",
@@ -91,10 +103,18 @@ CASES = [
     ("empty", "", "format_error", 0.0),
     ("truncated: events parse but no </schedule>", f"<think>x</think><schedule>{B}{C}{L}", "format_error", 0.0),
     ("one event", answer(C), "fewer_than_2_events", 0.0),
-    ("second event malformed", answer(B, "<event><name>Lunch</name><start>12:00</start></event>"),
-     "fewer_than_2_events", 0.0),
-    ("single-digit hour", answer(B, ev("Lunch", "12:00", "13:00").replace("12:00", "12:0")),
-     "fewer_than_2_events", 0.0),
+    (
+        "second event malformed",
+        answer(B, "<event><name>Lunch</name><start>12:00</start></event>"),
+        "fewer_than_2_events",
+        0.0,
+    ),
+    (
+        "single-digit hour",
+        answer(B, ev("Lunch", "12:00", "13:00").replace("12:00", "12:0")),
+        "fewer_than_2_events",
+        0.0,
+    ),
     ("wrong time", answer(B, ev("Lunch", "12:00", "13:30")), "nonexistent", 0.0),
     ("invented event", answer(B, ev("Nap", "14:00", "15:00")), "nonexistent", 0.0),
     ("name with surrounding spaces", answer(B, ev(" Lunch ", "12:00", "13:00")), "nonexistent", 0.0),
@@ -109,9 +129,13 @@ CASES = [
     ("events drafted in <think> are repeats", answer(B, C, L, think=f"draft: {B}{C}"), "nonexistent", 0.0),
     ("one event in <think>, one in schedule -> valid", answer(L, think=f"first {B}"), "valid", 90 / 210),
     ("<think> event out of order -> unsorted", answer(B, think=f"maybe {L}"), "unsorted", 0.0),
-    ("whitespace between tags", "<schedule><event>\n <name>Breakfast</name>\n<start>08:00</start>\t"
-     "<end>08:30</end>\n</event><event><name>Lunch</name><start>12:00</start><end>13:00</end></event></schedule>",
-     "valid", 90 / 210),
+    (
+        "whitespace between tags",
+        "<schedule><event>\n <name>Breakfast</name>\n<start>08:00</start>\t"
+        "<end>08:30</end>\n</event><event><name>Lunch</name><start>12:00</start><end>13:00</end></event></schedule>",
+        "valid",
+        90 / 210,
+    ),
 ]
 
 
@@ -160,8 +184,11 @@ NAMES = [e[0] for row in ROWS[:10] for e in row["events"]]
 @st.composite
 def mutated_event(draw, row):
     name, start, end = draw(st.sampled_from(row["events"]))
-    kind = draw(st.sampled_from(["same"] * 6 + ["spaces", "other_name", "time", "swap", "unicode_digit",
-                                                 "newline", "lt", "short_time"]))
+    kind = draw(
+        st.sampled_from(
+            ["same"] * 6 + ["spaces", "other_name", "time", "swap", "unicode_digit", "newline", "lt", "short_time"]
+        )
+    )
     if kind == "spaces":
         name = draw(st.sampled_from([" ", "\n"])) + name + draw(st.sampled_from(["", " "]))
     elif kind == "other_name":
@@ -245,14 +272,32 @@ def test_evaluate_summary():
     summary = evaluate([ROW] * len(completions), completions)
     assert isinstance(summary, EvalSummary)
     d = summary.as_dict()
-    assert tuple(d) == SUMMARY_KEYS == ("n", "valid", "mean_score", "format_errors", "fewer_than_2_events",
-                                        "nonexistent", "unsorted", "overlaps")
-    assert d == {"n": 7, "valid": 2, "mean_score": pytest.approx(100 * (1 + 150 / 210) / 7), "format_errors": 1,
-                 "fewer_than_2_events": 1, "nonexistent": 1, "unsorted": 1, "overlaps": 1}
+    assert (
+        tuple(d)
+        == SUMMARY_KEYS
+        == ("n", "valid", "mean_score", "format_errors", "fewer_than_2_events", "nonexistent", "unsorted", "overlaps")
+    )
+    assert d == {
+        "n": 7,
+        "valid": 2,
+        "mean_score": pytest.approx(100 * (1 + 150 / 210) / 7),
+        "format_errors": 1,
+        "fewer_than_2_events": 1,
+        "nonexistent": 1,
+        "unsorted": 1,
+        "overlaps": 1,
+    }
     frame = summary.to_frame()
     assert list(frame.columns) == ["row", "category", "score", "n_events", "reason"]
-    assert frame["category"].tolist() == ["valid", "valid", "format_error", "fewer_than_2_events", "unsorted",
-                                          "overlap", "nonexistent"]
+    assert frame["category"].tolist() == [
+        "valid",
+        "valid",
+        "format_error",
+        "fewer_than_2_events",
+        "unsorted",
+        "overlap",
+        "nonexistent",
+    ]
     assert "mean score" in str(summary)
 
 
@@ -315,9 +360,14 @@ def test_load_errors(tmp_path):
 
 
 # -------------------------------------------------------------------------------- CLI
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "utils.evaluation", *map(str, args)],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+def run_cli(*args: str, module: str = "utils.evaluate") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.fixture()
@@ -329,10 +379,11 @@ def small_data(tmp_path) -> tuple[Path, list[str]]:
     return data, completions
 
 
-def test_cli_jsonl_json(small_data, tmp_path):
+@pytest.mark.parametrize("module", ["utils.evaluate", "utils.evaluation"])  # the old name still runs
+def test_cli_jsonl_json(small_data, tmp_path, module):
     data, completions = small_data
     path = save_completions(tmp_path / "c.jsonl", completions)
-    out = run_cli("--data", data, "--completions", path, "--json")
+    out = run_cli("--data", data, "--completions", path, "--json", module=module)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert tuple(result) == SUMMARY_KEYS

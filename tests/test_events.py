@@ -1,17 +1,30 @@
 """The task's geometry (utils.task.events): one set of overlap functions for the whole course,
 checked against the obvious O(n^2) definitions."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from utils.task import (clashing, count_overlapping_pairs, event_key, in_time_order, is_chronological,
-                        overlapping_pairs, overlaps, to_interval)
+from utils.task import (
+    clashing,
+    count_overlapping_pairs,
+    event_key,
+    in_time_order,
+    is_chronological,
+    overlapping_pairs,
+    overlaps,
+    to_interval,
+)
 
 span = st.tuples(st.integers(0, 100), st.integers(1, 40)).map(lambda t: (t[0], t[0] + t[1]))
 
 
 def brute_pairs(spans):
-    return [(i, j) for i in range(len(spans)) for j in range(i + 1, len(spans))
-            if spans[i][0] < spans[j][1] and spans[j][0] < spans[i][1]]
+    return [
+        (i, j)
+        for i in range(len(spans))
+        for j in range(i + 1, len(spans))
+        if spans[i][0] < spans[j][1] and spans[j][0] < spans[i][1]
+    ]
 
 
 @given(st.lists(span, max_size=12))

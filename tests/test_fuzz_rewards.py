@@ -9,18 +9,37 @@ import math
 import time
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from utils.task.data import load_split
-from utils.rewards.gallery import back_to_back_completion, make_gallery
-from utils.task.prompts import format_answer
 from utils.rewards import LIBRARY_REWARDS, explain
+from utils.rewards.gallery import back_to_back_completion, make_gallery
 from utils.task import optimal_schedule
+from utils.task.data import load_split
+from utils.task.prompts import format_answer
 
 ROWS = load_split("train", limit=20)
 REWARDS = list(LIBRARY_REWARDS.values())
-TAGS = ["<think>", "</think>", "<schedule>", "</schedule>", "<event>", "</event>", "<name>", "</name>",
-        "<start>", "</start>", "<end>", "</end>", "25:99", "7:5", "00:00", "24:00", "\x00", "\n"]
+TAGS = [
+    "<think>",
+    "</think>",
+    "<schedule>",
+    "</schedule>",
+    "<event>",
+    "</event>",
+    "<name>",
+    "</name>",
+    "<start>",
+    "</start>",
+    "<end>",
+    "</end>",
+    "25:99",
+    "7:5",
+    "00:00",
+    "24:00",
+    "\x00",
+    "\n",
+]
 
 
 def check_all(completions, rows):
@@ -51,7 +70,7 @@ def mutation(draw):
         if op == "cut":
             text = text[:a] + text[b:]
         elif op == "delete":
-            text = text[:a] + text[a + 1:]
+            text = text[:a] + text[a + 1 :]
         elif op == "insert":
             text = text[:a] + draw(st.one_of(st.sampled_from(TAGS), st.text(max_size=5))) + text[a:]
         elif op == "duplicate":
@@ -61,9 +80,15 @@ def mutation(draw):
     return i, text
 
 
-anything = st.one_of(st.none(), st.integers(), st.floats(), st.binary(max_size=50), st.text(max_size=200),
-                     st.lists(st.sampled_from(TAGS), max_size=30).map("".join),
-                     st.lists(st.dictionaries(st.sampled_from(["role", "content"]), st.text(max_size=20)), max_size=2))
+anything = st.one_of(
+    st.none(),
+    st.integers(),
+    st.floats(),
+    st.binary(max_size=50),
+    st.text(max_size=200),
+    st.lists(st.sampled_from(TAGS), max_size=30).map("".join),
+    st.lists(st.dictionaries(st.sampled_from(["role", "content"]), st.text(max_size=20)), max_size=2),
+)
 
 
 @given(st.lists(mutation(), min_size=1, max_size=4))

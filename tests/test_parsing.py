@@ -20,8 +20,10 @@ def test_good_answer():
     assert p.problems == []
 
 
-@pytest.mark.parametrize("completion", [GOOD, [{"role": "assistant", "content": GOOD}],
-                                        {"role": "assistant", "content": GOOD}, GOOD.encode()])
+@pytest.mark.parametrize(
+    "completion",
+    [GOOD, [{"role": "assistant", "content": GOOD}], {"role": "assistant", "content": GOOD}, GOOD.encode()],
+)
 def test_every_form_gives_the_same_text(completion):
     assert completion_text(completion) == GOOD
     assert len(parse_completion(completion).events) == 3
@@ -75,7 +77,10 @@ def test_event_ending_before_it_starts():
 
 
 def test_names_are_stripped_times_are_not_forgiven():
-    text = "<think>x</think><schedule><event> <name> Gym </name>\n<start>07:00</start>\t<end>08:00</end> </event></schedule>"
+    text = (
+        "<think>x</think><schedule><event> <name> Gym </name>\n<start>07:00</start>\t<end>08:00</end> </event>"
+        "</schedule>"
+    )
     assert [e.as_list() for e in parse_completion(text).events] == [["Gym", "07:00", "08:00"]]
     assert parse_completion(text.replace("<start>07:00", "<start> 07:00")).events == []
 
@@ -106,13 +111,16 @@ def test_repr_does_not_print_a_megabyte():
     assert len(repr(parse_completion("<think>" + "x" * 100_000))) < 1000
 
 
-@pytest.mark.parametrize("text", [
-    "<think>x</think><schedule>" + "<event><name>" * 80_000,  # 1 MB of repeated tags
-    "<think>x</think><schedule>" + "<event>" + " " * 1_000_000,  # a megabyte of whitespace
-    "<think>x</think><schedule><event><name>" + "a" * 1_000_000,  # a name that never ends
-    "<think>" + "</think" * 150_000,
-    back_to_back_completion(14_000),  # 1 MB of real events, cut before </schedule>
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<think>x</think><schedule>" + "<event><name>" * 80_000,  # 1 MB of repeated tags
+        "<think>x</think><schedule>" + "<event>" + " " * 1_000_000,  # a megabyte of whitespace
+        "<think>x</think><schedule><event><name>" + "a" * 1_000_000,  # a name that never ends
+        "<think>" + "</think" * 150_000,
+        back_to_back_completion(14_000),  # 1 MB of real events, cut before </schedule>
+    ],
+)
 def test_megabyte_inputs_parse_fast(text):
     assert len(text) >= 1_000_000
     t0 = time.perf_counter()

@@ -8,32 +8,74 @@ three reference rewards with a direct transliteration of the published functions
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from utils.rewards.gallery import back_to_back_completion
-from utils.task.prompts import format_answer
-from utils.rewards.reference import (REFERENCE_CAPTURE_PATTERN, REFERENCE_EVAL_FORMAT_PATTERN, REFERENCE_TRAIN_FORMAT_PATTERN,
-                             reference_eval_format_ok, reference_events, reference_format_reward,
-                             reference_score_reward, reference_sorted_events_reward, reference_train_format_ok,
-                             time_regex_in_subprocess)
+from utils.rewards.reference import (
+    REFERENCE_CAPTURE_PATTERN,
+    REFERENCE_EVAL_FORMAT_PATTERN,
+    REFERENCE_TRAIN_FORMAT_PATTERN,
+    reference_eval_format_ok,
+    reference_events,
+    reference_format_reward,
+    reference_score_reward,
+    reference_sorted_events_reward,
+    reference_train_format_ok,
+    time_regex_in_subprocess,
+)
 from utils.task import optimal_schedule
+from utils.task.prompts import format_answer
 
 TRAIN_RX = re.compile(REFERENCE_TRAIN_FORMAT_PATTERN, re.DOTALL)
 EVAL_RX = re.compile(REFERENCE_EVAL_FORMAT_PATTERN, re.DOTALL)
 CAPTURE_RX = re.compile(REFERENCE_CAPTURE_PATTERN)
 # The published extractor is written with re.VERBOSE over several lines; same pattern.
-CAPTURE_VERBOSE_RX = re.compile(r"""
+CAPTURE_VERBOSE_RX = re.compile(
+    r"""
     <event>\s*
         <name>([^<]+)</name>\s*
         <start>(\d{2}:\d{2})</start>\s*
         <end>(\d{2}:\d{2})</end>\s*
     </event>
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
-TAGS = ["<think>", "</think>", "<schedule>", "</schedule>", "<event>", "</event>", "<name>", "</name>",
-        "<start>", "</start>", "<end>", "</end>"]
-PIECES = TAGS + ["0", "1", "9", "12", ":", "07:30", "7:3", "a", "Gym", " ", "\n", "\t", "<", ">", "/",
-                 "\u0663", "\u00a0", "\x1c"]  # an Arabic-Indic digit (\d matches it), odd whitespace
+TAGS = [
+    "<think>",
+    "</think>",
+    "<schedule>",
+    "</schedule>",
+    "<event>",
+    "</event>",
+    "<name>",
+    "</name>",
+    "<start>",
+    "</start>",
+    "<end>",
+    "</end>",
+]
+PIECES = TAGS + [
+    "0",
+    "1",
+    "9",
+    "12",
+    ":",
+    "07:30",
+    "7:3",
+    "a",
+    "Gym",
+    " ",
+    "\n",
+    "\t",
+    "<",
+    ">",
+    "/",
+    "\u0663",
+    "\u00a0",
+    "\x1c",
+]  # an Arabic-Indic digit (\d matches it), odd whitespace
 
 
 @st.composite
@@ -45,15 +87,25 @@ def tag_soup(draw, max_pieces=16):
 @st.composite
 def near_events(draw):
     """Mostly well-formed events, with one random edit: hits both the match and near misses."""
-    events = draw(st.lists(st.tuples(st.sampled_from(["Gym", "A b", " x ", "Q\n"]),
-                                     st.sampled_from(["07:00", "23:59", "99:99", "\u0661\u0662:00"]),
-                                     st.sampled_from(["08:00", "7:00", "12:3"])), min_size=1, max_size=4))
+    events = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["Gym", "A b", " x ", "Q\n"]),
+                st.sampled_from(["07:00", "23:59", "99:99", "\u0661\u0662:00"]),
+                st.sampled_from(["08:00", "7:00", "12:3"]),
+            ),
+            min_size=1,
+            max_size=4,
+        )
+    )
     sep = draw(st.sampled_from(["", " ", "\n", "\n  ", "\r\n"]))
-    text = "".join(f"<event>{sep}<name>{n}</name>{sep}<start>{s}</start>{sep}<end>{e}</end>{sep}</event>{sep}"
-                   for n, s, e in events)
+    text = "".join(
+        f"<event>{sep}<name>{n}</name>{sep}<start>{s}</start>{sep}<end>{e}</end>{sep}</event>{sep}"
+        for n, s, e in events
+    )
     if draw(st.booleans()) and text:
         i = draw(st.integers(0, len(text) - 1))
-        text = text[:i] + draw(st.sampled_from(PIECES + [""])) + text[i + 1:]
+        text = text[:i] + draw(st.sampled_from(PIECES + [""])) + text[i + 1 :]
     prefix = draw(st.sampled_from(["", "<think>r</think><schedule>", "<schedule>", "junk "]))
     suffix = draw(st.sampled_from(["", "</schedule>", "</schedule> tail"]))
     return prefix + text + suffix
@@ -62,7 +114,9 @@ def near_events(draw):
 @st.composite
 def mutated_answers(draw):
     """Whole answers (think + schedule + events) with a few random cuts, insertions and deletions."""
-    think = draw(st.sampled_from(["<think>r</think>", "<think></think>", "<think>a</think>b</think>", "", " <think>r</think>"]))
+    think = draw(
+        st.sampled_from(["<think>r</think>", "<think></think>", "<think>a</think>b</think>", "", " <think>r</think>"])
+    )
     text = think + draw(st.sampled_from(["", "\n"])) + "<schedule>" + draw(near_events()) + "</schedule>"
     for _ in range(draw(st.integers(0, 3))):
         i = draw(st.integers(0, len(text)))
@@ -71,8 +125,9 @@ def mutated_answers(draw):
     return text
 
 
-texts = st.one_of(tag_soup(), near_events(), mutated_answers(),
-                  st.text(alphabet="<>/:0123456789 abceghiknmrstvd\n", max_size=40))
+texts = st.one_of(
+    tag_soup(), near_events(), mutated_answers(), st.text(alphabet="<>/:0123456789 abceghiknmrstvd\n", max_size=40)
+)
 MANY = settings(max_examples=1000)  # the proof of equivalence: many cases, each short and fast
 
 
@@ -137,8 +192,15 @@ def oracle_score(text, valid_events, priorities, opt_score):
     return score / opt_score * 70
 
 
-PROBLEM = {"events": [["Gym", "07:00", "08:00"], ["A b", "07:30", "09:00"], ["Lunch", "12:00", "13:00"],
-                      ["Q\n", "08:00", "12:00"]], "priority_events": ["Lunch"]}
+PROBLEM = {
+    "events": [
+        ["Gym", "07:00", "08:00"],
+        ["A b", "07:30", "09:00"],
+        ["Lunch", "12:00", "13:00"],
+        ["Q\n", "08:00", "12:00"],
+    ],
+    "priority_events": ["Lunch"],
+}
 PROBLEM["optimal_score"] = optimal_schedule(PROBLEM["events"], PROBLEM["priority_events"])[0]
 
 
@@ -146,10 +208,16 @@ PROBLEM["optimal_score"] = optimal_schedule(PROBLEM["events"], PROBLEM["priority
 def answers(draw):
     chosen = draw(st.lists(st.sampled_from(PROBLEM["events"] + [["Gym", "07:00", "07:45"]]), max_size=5))
     sep = draw(st.sampled_from(["", "\n", " \n "]))
-    body = "".join(f"<event>{sep}<name>{n}</name>{sep}<start>{s}</start>{sep}<end>{e}</end>{sep}</event>{sep}"
-                   for n, s, e in chosen)
-    return draw(st.sampled_from(["<think>r</think>", "", "<think></think>"])) + "<schedule>" + body + \
-        draw(st.sampled_from(["</schedule>", ""]))
+    body = "".join(
+        f"<event>{sep}<name>{n}</name>{sep}<start>{s}</start>{sep}<end>{e}</end>{sep}</event>{sep}"
+        for n, s, e in chosen
+    )
+    return (
+        draw(st.sampled_from(["<think>r</think>", "", "<think></think>"]))
+        + "<schedule>"
+        + body
+        + draw(st.sampled_from(["</schedule>", ""]))
+    )
 
 
 @given(st.one_of(answers(), texts))
@@ -159,7 +227,8 @@ def test_reference_rewards_equal_the_published_functions(text):
         assert reference_format_reward([completion]) == [oracle_format(text)]
         assert reference_sorted_events_reward([completion]) == [oracle_sorted(text)]
         assert reference_score_reward([completion], **cols) == pytest.approx(
-            [oracle_score(text, PROBLEM["events"], PROBLEM["priority_events"], PROBLEM["optimal_score"])])
+            [oracle_score(text, PROBLEM["events"], PROBLEM["priority_events"], PROBLEM["optimal_score"])]
+        )
 
 
 def test_format_reward_on_the_backtracking_input_is_instant():

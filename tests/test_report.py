@@ -6,8 +6,7 @@ matplotlib.use("Agg")
 
 from utils.evaluate.baselines import baseline_completions  # noqa: E402
 from utils.evaluate.evaluation import PUBLISHED_RESULTS, evaluate  # noqa: E402
-from utils.evaluate.report import (failure_gallery, pick_examples, plot_categories, plot_score_histograms,  # noqa: E402
-                          results_table)
+from utils.evaluate.report import failure_gallery, pick_examples, plot_categories, plot_score_histograms, results_table  # noqa: E402
 from utils.rewards import default_reward_funcs  # noqa: E402
 from utils.train.group_probe import group_rewards, zero_variance_share  # noqa: E402
 

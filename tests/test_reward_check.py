@@ -6,10 +6,15 @@ import time
 
 import pytest
 
-from utils.rewards.reference import REFERENCE_TRAIN_FORMAT_PATTERN
-from utils.rewards.checker import (DEFAULT_TIMEOUT_S, assert_reward_ok, check_reward_function, extra_probes,
-                                probe_completions)
 from utils.rewards import LIBRARY_REWARDS
+from utils.rewards.checker import (
+    DEFAULT_TIMEOUT_S,
+    assert_reward_ok,
+    check_reward_function,
+    extra_probes,
+    probe_completions,
+)
+from utils.rewards.reference import REFERENCE_TRAIN_FORMAT_PATTERN
 
 BACKTRACKING = re.compile(REFERENCE_TRAIN_FORMAT_PATTERN, re.DOTALL)
 
@@ -62,13 +67,16 @@ def test_crash_names_the_probe():
     assert not report.ok and "ZeroDivisionError" in str(report) and "'empty string'" in str(report)
 
 
-@pytest.mark.parametrize("body, message", [
-    (lambda cs: [0.0], "returned 1 values"),
-    (lambda cs: [math.nan] * len(cs), "not a finite number"),
-    (lambda cs: ["10"] * len(cs), "not a finite number"),
-    (lambda cs: {"a": 1}, "must return a list"),
-    (lambda cs: [(lambda: 0)] * len(cs), "cannot be sent back"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (lambda cs: [0.0], "returned 1 values"),
+        (lambda cs: [math.nan] * len(cs), "not a finite number"),
+        (lambda cs: ["10"] * len(cs), "not a finite number"),
+        (lambda cs: {"a": 1}, "must return a list"),
+        (lambda cs: [(lambda: 0)] * len(cs), "cannot be sent back"),
+    ],
+)
 def test_bad_return_values(body, message):
     def reward(completions, **kwargs):
         return body(completions)

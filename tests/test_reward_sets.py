@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from utils.rewards.saved import load_reward_set, reward_set_path, save_reward_set
 from utils.rewards import DEFAULT_REWARDS, format_reward, partial_format_reward, score_reward
+from utils.rewards.saved import load_reward_set, reward_set_path, save_reward_set
 
 THINK = re.compile(r"<think>", re.I)
 BONUS = 2.5

@@ -7,20 +7,30 @@ import math
 import random
 
 import pytest
-from hypothesis import given, strategies as st
 
+from utils.evaluate.evaluation import evaluate_completion
+from utils.grpo import group_advantages
+from utils.rewards import (
+    check_schedule,
+    default_reward_funcs,
+    explain,
+    format_reward,
+    get_reward,
+    length_penalty_reward,
+    overlap_penalty_score_reward,
+    partial_format_reward,
+    partial_score_reward,
+    score_reward,
+    sorted_events_reward,
+    total_reward,
+    truncation_penalty_reward,
+)
 from utils.rewards.gallery import GALLERY_LABELS, back_to_back_completion, make_gallery
 from utils.rewards.inspector import CUSTOM, OPTIMAL, Inspector, completion_options, draw_view, inspect_completion
-from utils.task.prompts import format_answer
-from utils.evaluate.evaluation import evaluate_completion
 from utils.rewards.reference import reference_format_reward, reference_score_reward, reference_sorted_events_reward
-from utils.grpo import group_advantages
-from utils.rewards import (check_schedule, default_reward_funcs, explain, format_reward, get_reward,
-                           length_penalty_reward, overlap_penalty_score_reward, partial_format_reward,
-                           partial_score_reward, score_reward, sorted_events_reward, total_reward,
-                           truncation_penalty_reward)
 from utils.rewards.schedule_check import MAX_LISTED_PAIRS
 from utils.task import GREEDY_RULES, greedy_schedule, optimal_schedule, time_to_minutes
+from utils.task.prompts import format_answer
 
 OURS = (format_reward, sorted_events_reward, score_reward)
 THEIRS = (reference_format_reward, reference_sorted_events_reward, reference_score_reward)
@@ -39,7 +49,9 @@ def touching(events):
 # ------------------------------------------------------------------ layouts of one answer
 def layout(events, style, reasoning="Weighing the clashes."):
     def ev(n, s, e, sep, ind=""):
-        return f"{ind}<event>{sep}{ind}<name>{n}</name>{sep}{ind}<start>{s}</start>{sep}{ind}<end>{e}</end>{sep}{ind}</event>"
+        parts = (f"<name>{n}</name>", f"<start>{s}</start>", f"<end>{e}</end>", "</event>")
+        return f"{ind}<event>" + "".join(f"{sep}{ind}{part}" for part in parts)
+
     if style == "one line":
         body = "".join(ev(*e, "") for e in events)
         return f"<think>{reasoning}</think><schedule>{body}</schedule>"
@@ -92,7 +104,7 @@ def test_rewards_agree_with_the_reference_except_touching(reference_valid_cases)
     c = cols(rows)
     for ours, theirs in zip(OURS, THEIRS):
         a, b = ours(texts, **c), theirs(texts, **c)
-        for (row, text, sched), x, y in zip(reference_valid_cases, a, b):
+        for (_row, text, sched), x, y in zip(reference_valid_cases, a, b):
             if ours is score_reward and touching(sched):
                 assert x >= y - 1e-9  # the fix only ever gives back points the reference wrongly took
             else:
@@ -100,8 +112,11 @@ def test_rewards_agree_with_the_reference_except_touching(reference_valid_cases)
 
 
 def test_touching_is_the_only_difference(reference_valid_cases):
-    diffs = [(row, sched) for row, text, sched in reference_valid_cases
-             if score_reward([text], **cols([row]))[0] != pytest.approx(reference_score_reward([text], **cols([row]))[0])]
+    diffs = [
+        (row, sched)
+        for row, text, sched in reference_valid_cases
+        if score_reward([text], **cols([row]))[0] != pytest.approx(reference_score_reward([text], **cols([row]))[0])
+    ]
     assert diffs, "the generated cases should include touching events"
     assert all(touching(sched) for _, sched in diffs)
 
@@ -133,8 +148,10 @@ def test_rows_where_the_reference_penalises_the_optimum(train_rows, test_rows):
 
 
 def test_touching_events_constructed():
-    row = {"events": [["Gym", "07:00", "08:00"], ["Standup", "08:00", "08:30"], ["Call", "07:30", "08:15"]],
-           "priority_events": ["Standup"]}
+    row = {
+        "events": [["Gym", "07:00", "08:00"], ["Standup", "08:00", "08:30"], ["Call", "07:30", "08:15"]],
+        "priority_events": ["Standup"],
+    }
     row["optimal_score"] = optimal_schedule(row["events"], row["priority_events"])[0]
     text = format_answer("touching is fine", [["Gym", "07:00", "08:00"], ["Standup", "08:00", "08:30"]])
     assert row["optimal_score"] == 120
@@ -147,8 +164,14 @@ def test_trl_keyword_call(train_rows):
     row = train_rows[0]
     text = format_answer("r", optimal_schedule(row["events"], row["priority_events"])[1])
     extra = {"prompts": ["p"], "completion_ids": [[1, 2]], "prompt": [row["prompt"]], "trainer_state": None}
-    for fn in (*OURS, partial_format_reward, partial_score_reward, overlap_penalty_score_reward,
-               truncation_penalty_reward, length_penalty_reward):
+    for fn in (
+        *OURS,
+        partial_format_reward,
+        partial_score_reward,
+        overlap_penalty_score_reward,
+        truncation_penalty_reward,
+        length_penalty_reward,
+    ):
         out = fn(completions=[text], **cols([row]), **extra)
         assert isinstance(out, list) and len(out) == 1 and isinstance(out[0], float)
 
@@ -171,8 +194,9 @@ def test_a_check_lists_a_bounded_number_of_pairs_but_every_clashing_event():
     """An answer repeating one event 3,000 times has 4.5 million pairs: the check lists the
     first MAX_LISTED_PAIRS and still knows every event clashes."""
     one = "<event><name>Gym</name><start>07:00</start><end>08:00</end></event>"
-    chk = check_schedule(format_answer("x", []).replace("</schedule>", one * 3000 + "</schedule>"),
-                         [["Gym", "07:00", "08:00"]], [], 60)
+    chk = check_schedule(
+        format_answer("x", []).replace("</schedule>", one * 3000 + "</schedule>"), [["Gym", "07:00", "08:00"]], [], 60
+    )
     assert len(chk.overlaps) == MAX_LISTED_PAIRS and chk.clashing == set(range(3000))
 
 
@@ -187,8 +211,9 @@ def test_gallery_rewards(row):
     assert list(g) == list(GALLERY_LABELS)
     table = {label: explain(row, text).rewards for label, text in g.items()}
     assert sum(table["optimal (DP)"].values()) == 100
-    assert table["greedy"]["score_reward"] < 70 or optimal_schedule(row["events"], row["priority_events"])[0] == \
-        max(greedy_schedule(row["events"], row["priority_events"], r)[0] for r in GREEDY_RULES)
+    assert table["greedy"]["score_reward"] < 70 or optimal_schedule(row["events"], row["priority_events"])[0] == max(
+        greedy_schedule(row["events"], row["priority_events"], r)[0] for r in GREEDY_RULES
+    )
     assert table["plausible wrong answer"]["score_reward"] == 0
     assert table["unsorted"]["sorted_events_reward"] == 0 and table["unsorted"]["score_reward"] == 70
     assert table["overlapping"]["score_reward"] < 70
@@ -215,9 +240,14 @@ def test_back_to_back_is_cut_before_the_end():
 
 # --------------------------------------------------------------------- alternatives
 def test_partial_format_is_graded():
-    steps = ["", "<think>", "<think>r</think>", "<think>r</think><schedule>",
-             "<think>r</think><schedule><event><name>A</name><start>01:00</start><end>02:00</end></event>",
-             "<think>r</think><schedule><event><name>A</name><start>01:00</start><end>02:00</end></event></schedule>"]
+    steps = [
+        "",
+        "<think>",
+        "<think>r</think>",
+        "<think>r</think><schedule>",
+        "<think>r</think><schedule><event><name>A</name><start>01:00</start><end>02:00</end></event>",
+        "<think>r</think><schedule><event><name>A</name><start>01:00</start><end>02:00</end></event></schedule>",
+    ]
     assert partial_format_reward(steps) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
 
 
@@ -232,9 +262,19 @@ def test_overlap_penalty_counts_pairs(row):
     everything = sorted(row["events"], key=lambda e: e[1])
     text = format_answer("r", everything)
     chk = explain(row, text).check
-    expected = max(0.0, 70 * min(1.0, sum(
-        (2 if e[0] in row["priority_events"] else 1) * (time_to_minutes(e[2]) - time_to_minutes(e[1]))
-        for e in everything) / row["optimal_score"]) - 15 * len(chk.overlaps))
+    expected = max(
+        0.0,
+        70
+        * min(
+            1.0,
+            sum(
+                (2 if e[0] in row["priority_events"] else 1) * (time_to_minutes(e[2]) - time_to_minutes(e[1]))
+                for e in everything
+            )
+            / row["optimal_score"],
+        )
+        - 15 * len(chk.overlaps),
+    )
     assert overlap_penalty_score_reward([text], **cols([row])) == [pytest.approx(expected)]
 
 

@@ -11,7 +11,10 @@ from utils.train import checkpoint_step, choose_backend, prepare_run_dir
 
 def test_overrides_are_typed_and_applied(monkeypatch):
     assert parse_overrides("grpo.steps=20, grpo.learning_rate=2e-4,model=qwen2.5-0.5b") == {
-        "grpo.steps": "20", "grpo.learning_rate": "2e-4", "model": "qwen2.5-0.5b"}
+        "grpo.steps": "20",
+        "grpo.learning_rate": "2e-4",
+        "model": "qwen2.5-0.5b",
+    }
     monkeypatch.setenv(OVERRIDES_ENV, "grpo.steps=7,data.n_eval=3,warm_start.epochs=0.5")
     p = get_profile("smoke")
     assert (p.name, p.grpo.steps, p.data.n_eval, p.warm_start.epochs) == ("smoke", 7, 3, 0.5)
@@ -73,9 +76,18 @@ def tiny_model_dir(tmp_path_factory):
 
     tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
-                      tie_word_embeddings=True, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     path = tmp_path_factory.mktemp("tiny")
     LlamaForCausalLM(cfg).save_pretrained(path)
     tok.save_pretrained(path)
@@ -87,8 +99,9 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     from utils.rewards import default_reward_funcs
     from utils.train import read_run_info, train_grpo
 
-    profile = get_profile("smoke", {"grpo.steps": 2, "grpo.save_steps": 1, "grpo.max_completion_length": 8,
-                                    "grpo.sample_every": 1})
+    profile = get_profile(
+        "smoke", {"grpo.steps": 2, "grpo.save_steps": 1, "grpo.max_completion_length": 8, "grpo.sample_every": 1}
+    )
     run = tmp_path / "grpo"
     kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl", reward_weights=[1.0, 2.0, 0.5])
     first = train_grpo(train_rows[:4], default_reward_funcs(), profile, stop_after=1, **kwargs)
@@ -122,8 +135,26 @@ def test_training_script_one_process(tiny_model_dir, tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     out = tmp_path / "run"
-    cmd = [sys.executable, "scripts/train_grpo.py", "--profile", "smoke", "--base", tiny_model_dir, "--steps", "1",
-           "--backend", "trl", "--skip-eval", "base", "--skip-eval", "sft", "--skip-eval", "grpo", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "scripts/train_grpo.py",
+        "--profile",
+        "smoke",
+        "--base",
+        tiny_model_dir,
+        "--steps",
+        "1",
+        "--backend",
+        "trl",
+        "--skip-eval",
+        "base",
+        "--skip-eval",
+        "sft",
+        "--skip-eval",
+        "grpo",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())

@@ -9,8 +9,18 @@ import sys
 
 COURSE_REPO = "grpo-course/grpo-scheduling-course"  # GitHub owner/name the Colab badges open
 COURSE_BRANCH = "main"
-COURSE_PACKAGES = ("torch", "transformers", "trl", "peft", "datasets", "unsloth", "vllm",
-                   "matplotlib", "pandas", "ipywidgets")
+COURSE_PACKAGES = (
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "unsloth",
+    "vllm",
+    "matplotlib",
+    "pandas",
+    "ipywidgets",
+)
 
 
 def in_colab() -> bool:

@@ -9,7 +9,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 TRAIN_FILE = DATA_DIR / "train.jsonl"
 TEST_FILE = DATA_DIR / "test.jsonl"
+TEST_OTHER_STYLE_FILE = DATA_DIR / "test_other_style.jsonl"  # held out: names and times in another style
 EVENT_NAMES_FILE = DATA_DIR / "event_names.json"
+OTHER_STYLE_NAMES_FILE = DATA_DIR / "event_names_other_style.json"
 
 
 def output_dir() -> Path:

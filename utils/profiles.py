@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 PROFILE_ENV = "COURSE_PROFILE"
 OVERRIDES_ENV = "COURSE_OVERRIDES"  # e.g. "grpo.steps=20,data.n_eval=50"
@@ -79,30 +80,63 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
-        name="smoke", model="smollm2-135m",
+        name="smoke",
+        model="smollm2-135m",
         data=DataSizes(n_generate=60, n_train=16, n_eval=2),
         demos=Demos(brute_force_max_n=12, backtracking_demo_max_events=8, backtracking_timeout_s=1.0),
         warm_start=WarmStart(n_problems=2, epochs=1, batch_size=2, learning_rate=5e-5),
-        grpo=GRPO(steps=2, num_generations=2, per_device_batch=2, max_completion_length=24, learning_rate=1e-4,
-                  lora_r=8, save_steps=1, logging_steps=1, sample_every=1, n_probe=1),
+        grpo=GRPO(
+            steps=2,
+            num_generations=2,
+            per_device_batch=2,
+            max_completion_length=24,
+            learning_rate=1e-4,
+            lora_r=8,
+            save_steps=1,
+            logging_steps=1,
+            sample_every=1,
+            n_probe=1,
+        ),
         eval=Evaluation(max_new_tokens=24, batch_size=4),
     ),
     "cpu": Profile(
-        name="cpu", model="smollm2-135m",
+        name="cpu",
+        model="smollm2-135m",
         data=DataSizes(n_generate=500, n_train=160, n_eval=12),
         demos=Demos(brute_force_max_n=16, backtracking_demo_max_events=11, backtracking_timeout_s=3.0),
         warm_start=WarmStart(n_problems=48, epochs=1, batch_size=8, learning_rate=5e-5),
-        grpo=GRPO(steps=6, num_generations=4, per_device_batch=4, max_completion_length=160, learning_rate=1e-4,
-                  lora_r=16, save_steps=3, logging_steps=1, sample_every=2, n_probe=4),
+        grpo=GRPO(
+            steps=6,
+            num_generations=4,
+            per_device_batch=4,
+            max_completion_length=160,
+            learning_rate=1e-4,
+            lora_r=16,
+            save_steps=3,
+            logging_steps=1,
+            sample_every=2,
+            n_probe=4,
+        ),
         eval=Evaluation(max_new_tokens=320, batch_size=12),
     ),
     "gpu": Profile(
-        name="gpu", model="auto",
+        name="gpu",
+        model="auto",
         data=DataSizes(n_generate=2000, n_train=500, n_eval=100),
         demos=Demos(brute_force_max_n=18, backtracking_demo_max_events=13, backtracking_timeout_s=10.0),
         warm_start=WarmStart(n_problems=500, epochs=3, batch_size=16, learning_rate=5e-5),
-        grpo=GRPO(steps=300, num_generations=8, per_device_batch=64, max_completion_length=512, learning_rate=1e-4,
-                  lora_r=32, save_steps=25, logging_steps=1, sample_every=10, n_probe=16),
+        grpo=GRPO(
+            steps=300,
+            num_generations=8,
+            per_device_batch=64,
+            max_completion_length=512,
+            learning_rate=1e-4,
+            lora_r=32,
+            save_steps=25,
+            logging_steps=1,
+            sample_every=10,
+            n_probe=16,
+        ),
         eval=Evaluation(max_new_tokens=768, batch_size=100),
     ),
 }

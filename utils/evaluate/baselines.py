@@ -13,7 +13,7 @@ completion does.
 from __future__ import annotations
 
 import random
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ..task.events import in_time_order, overlaps, to_interval
 from ..task.prompts import format_answer
@@ -83,7 +83,9 @@ def baseline_completions(name: str, rows: Iterable[Mapping], seed: int = 0) -> l
     return [fn(row, seed * 100_003 + i) for i, row in enumerate(rows)]
 
 
-def evaluate_baselines(rows: Iterable[Mapping], names: Iterable[str] | None = None, seed: int = 0) -> dict[str, EvalSummary]:
+def evaluate_baselines(
+    rows: Iterable[Mapping], names: Iterable[str] | None = None, seed: int = 0
+) -> dict[str, EvalSummary]:
     """:func:`utils.evaluate.evaluate` of each baseline on ``rows``."""
     rows = list(rows)
     return {name: evaluate(rows, baseline_completions(name, rows, seed)) for name in (names or BASELINES)}

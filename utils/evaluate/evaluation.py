@@ -37,9 +37,10 @@ import json
 import numbers
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..rewards.parsing import completion_text
 from ..rewards.reference import reference_eval_format_ok, reference_events
@@ -47,7 +48,12 @@ from ..task.events import overlapping_pairs, weight_of
 from ..task.times import clock_minutes
 
 CATEGORIES: tuple[str, ...] = (
-    "format_error", "fewer_than_2_events", "nonexistent", "unsorted", "overlap", "valid",
+    "format_error",
+    "fewer_than_2_events",
+    "nonexistent",
+    "unsorted",
+    "overlap",
+    "valid",
 )
 # Summary keys for the five failure categories, in the reference's check order.
 COUNT_KEYS: dict[str, str] = {
@@ -60,16 +66,28 @@ COUNT_KEYS: dict[str, str] = {
 SUMMARY_KEYS: tuple[str, ...] = ("n", "valid", "mean_score", *COUNT_KEYS.values())
 REQUIRED_ROW_KEYS = ("events", "priority_events", "optimal_score")
 
-_SOURCE = ("'Qwen Scheduler GRPO' (anakin87, 2025): github.com/anakin87/qwen-scheduler-grpo, "
-           "evaluation/eval.py on its published outputs")
+_SOURCE = (
+    "'Qwen Scheduler GRPO' (anakin87, 2025): github.com/anakin87/qwen-scheduler-grpo, "
+    "evaluation/eval.py on its published outputs"
+)
 _NOTE = "measured on the published anakin87/events-scheduling test set (100 rows), not on ours; greedy decoding"
 PUBLISHED_RESULTS: list[dict[str, Any]] = [
     {"model": "Qwen2.5-Coder-7B-Instruct", "valid": 9, "mean_score": 8.05, "source": _SOURCE, "note": _NOTE},
     {"model": "Qwen2.5-Coder-14B-Instruct", "valid": 48, "mean_score": 45.85, "source": _SOURCE, "note": _NOTE},
-    {"model": "anakin87/qwen-scheduler-7b-grpo", "valid": 63, "mean_score": 58.54, "source": _SOURCE,
-     "note": _NOTE + "; the write-up's chart says 62 valid"},
-    {"model": "qwen-scheduler-7b-grpo, 2-epoch checkpoint", "valid": 67, "mean_score": 62.26,
-     "source": _SOURCE, "note": _NOTE},
+    {
+        "model": "anakin87/qwen-scheduler-7b-grpo",
+        "valid": 63,
+        "mean_score": 58.54,
+        "source": _SOURCE,
+        "note": _NOTE + "; the write-up's chart says 62 valid",
+    },
+    {
+        "model": "qwen-scheduler-7b-grpo, 2-epoch checkpoint",
+        "valid": 67,
+        "mean_score": 62.26,
+        "source": _SOURCE,
+        "note": _NOTE,
+    },
 ]
 """The reference's published figures (valid schedules out of 100, mean score x100)."""
 
@@ -112,8 +130,10 @@ def _format_reason(text: str) -> str:
         return "no <schedule> tag"
     if text.find("</schedule>", open_at) < 0:
         return "<schedule> never closed with </schedule> (truncated?)"
-    return ("no complete <event> (<name>, <start>HH:MM</start>, <end>HH:MM</end>, </event>) "
-            "between <schedule> and </schedule>")
+    return (
+        "no complete <event> (<name>, <start>HH:MM</start>, <end>HH:MM</end>, </event>) "
+        "between <schedule> and </schedule>"
+    )
 
 
 def evaluate_completion(row: Mapping, completion: Any) -> EvalResult:
@@ -128,16 +148,16 @@ def evaluate_completion(row: Mapping, completion: Any) -> EvalResult:
 
     events = [ev.as_list() for ev in reference_events(text)]
     if len(events) < 2:
-        return EvalResult("fewer_than_2_events", 0.0, events,
-                          f"found {len(events)} complete event(s); at least 2 needed")
+        return EvalResult(
+            "fewer_than_2_events", 0.0, events, f"found {len(events)} complete event(s); at least 2 needed"
+        )
 
     known = {tuple(e) for e in row["events"]}
     seen: set[tuple[str, str, str]] = set()
     for name, start, end in events:
         key = (name, start, end)
         if key not in known:
-            return EvalResult("nonexistent", 0.0, events,
-                              f"{name!r} {start}-{end} is not one of the problem's events")
+            return EvalResult("nonexistent", 0.0, events, f"{name!r} {start}-{end} is not one of the problem's events")
         if key in seen:  # the reference counts a set, so a repeat lands here too
             return EvalResult("nonexistent", 0.0, events, f"{name!r} {start}-{end} is listed twice")
         seen.add(key)
@@ -147,9 +167,12 @@ def evaluate_completion(row: Mapping, completion: Any) -> EvalResult:
     spans = [(clock_minutes(s), clock_minutes(e)) for _, s, e in events]
     for k in range(1, len(spans)):
         if not spans[k - 1][0] < spans[k][0]:
-            return EvalResult("unsorted", 0.0, events,
-                              f"{events[k][0]!r} starts at {events[k][1]}, not after "
-                              f"{events[k - 1][0]!r} at {events[k - 1][1]}")
+            return EvalResult(
+                "unsorted",
+                0.0,
+                events,
+                f"{events[k][0]!r} starts at {events[k][1]}, not after {events[k - 1][0]!r} at {events[k - 1][1]}",
+            )
 
     pairs = overlapping_pairs(spans)  # the first pair in list order, as the reference reports it
     if pairs:
@@ -182,15 +205,22 @@ class EvalSummary:
         """Per-row results as a pandas DataFrame."""
         import pandas as pd
 
-        return pd.DataFrame([
-            {"row": i, "category": r.category, "score": r.score, "n_events": len(r.events), "reason": r.reason}
-            for i, r in enumerate(self.results)
-        ])
+        return pd.DataFrame(
+            [
+                {"row": i, "category": r.category, "score": r.score, "n_events": len(r.events), "reason": r.reason}
+                for i, r in enumerate(self.results)
+            ]
+        )
 
     def to_text(self) -> str:
         """A small readable table."""
-        labels = {"format_errors": "format errors", "fewer_than_2_events": "fewer than 2 events",
-                  "nonexistent": "nonexistent events", "unsorted": "unsorted", "overlaps": "overlaps"}
+        labels = {
+            "format_errors": "format errors",
+            "fewer_than_2_events": "fewer than 2 events",
+            "nonexistent": "nonexistent events",
+            "unsorted": "unsorted",
+            "overlaps": "overlaps",
+        }
         lines = [f"{'completions':<22}{self.n:>8}"]
         lines += [f"{labels[k]:<22}{self.counts[k]:>8}" for k in COUNT_KEYS.values()]
         lines += [f"{'valid schedules':<22}{self.valid:>8}", f"{'mean score (x100)':<22}{self.mean_score:>8.2f}"]
@@ -204,8 +234,10 @@ def evaluate(rows: Iterable[Mapping], completions: Iterable[Any]) -> EvalSummary
     """Evaluate one completion per row (same order). Raises ``ValueError`` on a count mismatch."""
     rows, completions = list(rows), list(completions)
     if len(rows) != len(completions):
-        raise ValueError(f"{len(completions)} completions for {len(rows)} dataset rows: "
-                         "need exactly one completion per row, in the dataset's order")
+        raise ValueError(
+            f"{len(completions)} completions for {len(rows)} dataset rows: "
+            "need exactly one completion per row, in the dataset's order"
+        )
     if not rows:
         raise ValueError("nothing to evaluate: no dataset rows")
     for i, row in enumerate(rows):
@@ -254,8 +286,9 @@ def _load_folder(folder: Path) -> list[str]:
     missing = [i for i in range(n) if i not in numbered]
     if missing:
         shown = ", ".join(f"{i}.txt" for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
-        raise ValueError(f"{folder}: completions must be numbered 0..{n - 1} without gaps; "
-                         f"missing {len(missing)}: {shown}")
+        raise ValueError(
+            f"{folder}: completions must be numbered 0..{n - 1} without gaps; missing {len(missing)}: {shown}"
+        )
     # Text mode with universal newlines, as the reference reads its files.
     return [numbered[i].read_text(encoding="utf-8", errors="replace") for i in range(n)]
 
@@ -269,11 +302,13 @@ def _load_jsonl(path: Path) -> list[str]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}); "
-                                 'expected one {"completion": ...} object per line') from exc
+                raise ValueError(
+                    f'{path}:{lineno}: not valid JSON ({exc.msg}); expected one {{"completion": ...}} object per line'
+                ) from exc
             if not isinstance(record, dict) or "completion" not in record:
-                raise ValueError(f'{path}:{lineno}: no "completion" key; '
-                                 'expected one {"completion": ...} object per line')
+                raise ValueError(
+                    f'{path}:{lineno}: no "completion" key; expected one {{"completion": ...}} object per line'
+                )
             out.append(completion_text(record["completion"]))
     if not out:
         raise ValueError(f"{path}: no completions in this file")
@@ -302,7 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Evaluate completions like the public reference (first failing check wins).",
     )
     parser.add_argument("--data", required=True, help="dataset JSONL (events, priority_events, optimal_score, prompt)")
-    parser.add_argument("--completions", required=True, help="JSONL of {\"completion\": ...} or a folder of 0.txt, 1.txt, ...")
+    parser.add_argument(
+        "--completions", required=True, help='JSONL of {"completion": ...} or a folder of 0.txt, 1.txt, ...'
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args(argv)
 

@@ -6,14 +6,20 @@ problems, same order), so notebook 06 and the tests call the same code.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..task.scheduling import optimal_schedule
 from .evaluation import CATEGORIES, COUNT_KEYS, PUBLISHED_RESULTS, EvalSummary
 
 Summaries = Mapping[str, EvalSummary]
-CATEGORY_COLORS = {"format_error": "#9e9e9e", "fewer_than_2_events": "#bcaaa4", "nonexistent": "#edae49",
-                   "unsorted": "#f28e2b", "overlap": "#d1495b", "valid": "#00798c"}
+CATEGORY_COLORS = {
+    "format_error": "#9e9e9e",
+    "fewer_than_2_events": "#bcaaa4",
+    "nonexistent": "#edae49",
+    "unsorted": "#f28e2b",
+    "overlap": "#d1495b",
+    "valid": "#00798c",
+}
 
 
 def results_table(summaries: Summaries, baselines: Summaries | None = None, published: bool = True):
@@ -24,14 +30,30 @@ def results_table(summaries: Summaries, baselines: Summaries | None = None, publ
     import pandas as pd
 
     def row(name: str, s: EvalSummary, kind: str) -> dict:
-        return {"model": name, "kind": kind, "n": s.n, "valid %": 100.0 * s.valid / s.n, "mean score": s.mean_score,
-                **{k: 100.0 * v / s.n for k, v in s.counts.items()}, "source": "this notebook"}
+        return {
+            "model": name,
+            "kind": kind,
+            "n": s.n,
+            "valid %": 100.0 * s.valid / s.n,
+            "mean score": s.mean_score,
+            **{k: 100.0 * v / s.n for k, v in s.counts.items()},
+            "source": "this notebook",
+        }
 
     rows = [row(n, s, "ours") for n, s in summaries.items()]
     rows += [row(n, s, "baseline (no model)") for n, s in (baselines or {}).items()]
     if published:
-        rows += [{"model": p["model"], "kind": "published", "n": 100, "valid %": float(p["valid"]),
-                  "mean score": p["mean_score"], "source": p["source"]} for p in PUBLISHED_RESULTS]
+        rows += [
+            {
+                "model": p["model"],
+                "kind": "published",
+                "n": 100,
+                "valid %": float(p["valid"]),
+                "mean score": p["mean_score"],
+                "source": p["source"],
+            }
+            for p in PUBLISHED_RESULTS
+        ]
     return pd.DataFrame(rows).set_index("model").round(1)
 
 
@@ -52,8 +74,13 @@ def plot_categories(summaries: Summaries, ax=None, title: str = "Where the answe
     ax.set_xlabel("% of test problems")
     ax.invert_yaxis()
     # below the axis label, whatever the number of models
-    ax.legend(ncol=3, fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.6 / (0.6 * len(names) + 1.4) - 0.12),
-              frameon=False)
+    ax.legend(
+        ncol=3,
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(0.0, -0.6 / (0.6 * len(names) + 1.4) - 0.12),
+        frameon=False,
+    )
     ax.figure.tight_layout()
     ax.set_title(title)
     return ax
@@ -98,14 +125,16 @@ def draw_example(row: Mapping, result, label: str = "model", ax=None):
     return compare_schedules(row, {label: model_schedule(result), "optimal (DP)": best}, ax=ax, title=title)
 
 
-def failure_gallery(summary: EvalSummary, completions: Sequence[str], per_category: int = 2,
-                    max_chars: int = 700) -> dict[str, list[dict]]:
+def failure_gallery(
+    summary: EvalSummary, completions: Sequence[str], per_category: int = 2, max_chars: int = 700
+) -> dict[str, list[dict]]:
     """Failed answers grouped by category, with the reason and the raw text (shortened)."""
     out: dict[str, list[dict]] = {}
     for i, (r, text) in enumerate(zip(summary.results, completions)):
         if r.valid or len(out.setdefault(r.category, [])) >= per_category:
             continue
         text = str(text)
-        out[r.category].append({"row": i, "reason": r.reason,
-                                "completion": text if len(text) <= max_chars else text[:max_chars] + " […]"})
+        out[r.category].append(
+            {"row": i, "reason": r.reason, "completion": text if len(text) <= max_chars else text[:max_chars] + " […]"}
+        )
     return {k: v for k, v in out.items() if v}

@@ -4,5 +4,3 @@ Rewards -> group advantages (:mod:`.advantages`) -> ... (the rest of the update 
 """
 
 from .advantages import group_advantages
-
-__all__ = ["group_advantages"]

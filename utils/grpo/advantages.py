@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def group_advantages(rewards: Sequence[float], group_size: int, eps: float = 1e-4) -> list[float]:
@@ -15,7 +15,7 @@ def group_advantages(rewards: Sequence[float], group_size: int, eps: float = 1e-
         raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
     out: list[float] = []
     for g in range(0, len(rewards), group_size):
-        group = [float(r) for r in rewards[g:g + group_size]]
+        group = [float(r) for r in rewards[g : g + group_size]]
         mean = sum(group) / len(group)
         std = math.sqrt(sum((r - mean) ** 2 for r in group) / (len(group) - 1)) if len(group) > 1 else 0.0
         out += [(r - mean) / (std + eps) for r in group]

@@ -4,11 +4,17 @@
 :mod:`.generation` - the one place that picks how answers are generated, and batched generation.
 """
 
-from .generation import (PATHS, GenerationChoice, choose_generation, generate_completions, model_completions,
-                         vllm_usable)
-from .models import (EMBEDDED_KEY, MODELS, ModelSpec, choose_model, default_dtype, embedded_checkpoint,
-                     load_causal_lm, load_model, load_tokenizer, merge_and_save, model_source)
-
-__all__ = ["PATHS", "GenerationChoice", "choose_generation", "generate_completions", "model_completions",
-           "vllm_usable", "EMBEDDED_KEY", "MODELS", "ModelSpec", "choose_model", "default_dtype",
-           "embedded_checkpoint", "load_causal_lm", "load_model", "load_tokenizer", "merge_and_save", "model_source"]
+from .generation import PATHS, GenerationChoice, choose_generation, generate_completions, model_completions, vllm_usable
+from .models import (
+    EMBEDDED_KEY,
+    MODELS,
+    ModelSpec,
+    choose_model,
+    default_dtype,
+    embedded_checkpoint,
+    load_causal_lm,
+    load_model,
+    load_tokenizer,
+    merge_and_save,
+    model_source,
+)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..task.prompts import build_messages
 
@@ -36,8 +36,10 @@ def vllm_usable() -> bool:
     try:
         import vllm  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - any import failure means: do not use it
-        print(f"vllm is installed but does not import ({type(exc).__name__}: {str(exc)[:150]}); "
-              "generating with transformers instead")
+        print(
+            f"vllm is installed but does not import ({type(exc).__name__}: {str(exc)[:150]}); "
+            "generating with transformers instead"
+        )
         return False
     return True
 
@@ -68,8 +70,10 @@ def choose_generation(purpose: str = "eval", backend: str = "trl", requested: st
         raise ValueError(f"generation path must be one of {PATHS} or auto, got {requested!r}")
     if requested != "auto":
         if purpose == "train" and backend == "unsloth" and requested == "static-cache":
-            raise ValueError("with the unsloth backend, training generates with Unsloth's own engine: "
-                             "choose 'vllm' or 'plain' (or the trl backend for static-cache)")
+            raise ValueError(
+                "with the unsloth backend, training generates with Unsloth's own engine: "
+                "choose 'vllm' or 'plain' (or the trl backend for static-cache)"
+            )
         return GenerationChoice(requested, f"chosen by {forced_by}")
     if not has_cuda():
         return GenerationChoice("plain", "no CUDA GPU: compiling the decoding step does not pay on a CPU")
@@ -94,21 +98,36 @@ def _progress(total: int, desc: str):
 
 
 def generate_completions(
-    model, tokenizer, rows: Sequence[dict], max_new_tokens: int = 768, batch_size: int = 32,
-    do_sample: bool = False, temperature: float = 1.0, path: str | None = None, desc: str = "generating",
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    max_new_tokens: int = 768,
+    batch_size: int = 32,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    path: str | None = None,
+    desc: str = "generating",
 ) -> list[str]:
     """One completion per row, in order, with transformers (paths ``static-cache``/``plain``)."""
     import torch
 
     path = choose_generation("eval", requested=path).path
     if path == "vllm":
-        path = "static-cache" if torch.cuda.is_available() else "plain"  # vLLM needs a saved model: see generate_with_vllm
-    prompts = [tokenizer.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=False) for r in rows]
+        path = (
+            "static-cache" if torch.cuda.is_available() else "plain"
+        )  # vLLM needs a saved model: see generate_with_vllm
+    prompts = [
+        tokenizer.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=False) for r in rows
+    ]
     tokenizer.padding_side = "left"
     out: list[str] = [""] * len(prompts)
     bar = _progress(len(prompts), desc)
-    gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    gen_kwargs = dict(
+        max_new_tokens=max_new_tokens,
+        do_sample=do_sample,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     if do_sample:
         gen_kwargs["temperature"] = temperature
     if path == "static-cache":
@@ -121,7 +140,7 @@ def generate_completions(
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = {k: v.to(model.device) for k, v in enc.items()}
             gen = model.generate(**enc, **gen_kwargs)
-            texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             for i, t in zip(idx, texts):
                 out[i] = t
             if bar is not None:
@@ -131,20 +150,31 @@ def generate_completions(
     return out
 
 
-def generate_with_vllm(model_dir: str, rows: Sequence[dict], max_new_tokens: int = 768, gpu_memory_utilization: float = 0.5) -> list[str]:
+def generate_with_vllm(
+    model_dir: str, rows: Sequence[dict], max_new_tokens: int = 768, gpu_memory_utilization: float = 0.5
+) -> list[str]:
     """Greedy completions with vLLM from a saved (merged) model folder. Needs vllm + a GPU."""
     from transformers import AutoTokenizer
     from vllm import LLM, SamplingParams
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    prompts = [tokenizer.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=False) for r in rows]
+    prompts = [
+        tokenizer.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=False) for r in rows
+    ]
     llm = LLM(model=model_dir, gpu_memory_utilization=gpu_memory_utilization, max_model_len=4096)
     params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
     return [o.outputs[0].text for o in llm.generate(prompts, params)]
 
 
-def model_completions(source: str, rows: Sequence[dict], adapter: str | None = None, max_new_tokens: int = 768,
-                      batch_size: int = 32, path: str | None = None, desc: str = "generating") -> tuple[list[str], float, str]:
+def model_completions(
+    source: str,
+    rows: Sequence[dict],
+    adapter: str | None = None,
+    max_new_tokens: int = 768,
+    batch_size: int = 32,
+    path: str | None = None,
+    desc: str = "generating",
+) -> tuple[list[str], float, str]:
     """Greedy completions of a model (+ LoRA adapter) for ``rows``: (texts, seconds, path used).
 
     With vLLM usable the adapter is merged into a saved copy first (vLLM loads folders); if
@@ -160,7 +190,9 @@ def model_completions(source: str, rows: Sequence[dict], adapter: str | None = N
                 from ..paths import output_dir
                 from .models import merge_and_save
 
-                model_dir = str(merge_and_save(source, adapter, Path(tempfile.mkdtemp(dir=output_dir(), prefix="merged-"))))
+                model_dir = str(
+                    merge_and_save(source, adapter, Path(tempfile.mkdtemp(dir=output_dir(), prefix="merged-")))
+                )
             return generate_with_vllm(model_dir, rows, max_new_tokens), time.perf_counter() - t0, "vllm"
         except Exception as exc:  # noqa: BLE001 - any vLLM trouble: fall back, do not lose the evaluation
             print(f"vLLM generation failed ({type(exc).__name__}: {str(exc)[:200]}); using transformers instead")
@@ -171,8 +203,9 @@ def model_completions(source: str, rows: Sequence[dict], adapter: str | None = N
     from .models import load_model
 
     model, tokenizer = load_model(source, adapter=adapter)
-    texts = generate_completions(model, tokenizer, rows, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                 path=path, desc=desc)
+    texts = generate_completions(
+        model, tokenizer, rows, max_new_tokens=max_new_tokens, batch_size=batch_size, path=path, desc=desc
+    )
     del model
     return texts, time.perf_counter() - t0, path
 

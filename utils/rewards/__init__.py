@@ -13,30 +13,27 @@
 Every reward has TRL's signature ``fn(completions, **kwargs) -> list[float]``.
 """
 
-from .alternatives import (length_penalty_reward, overlap_penalty_score_reward, partial_format_reward,
-                           partial_score_reward, truncation_penalty_reward)
+from .alternatives import (
+    length_penalty_reward,
+    overlap_penalty_score_reward,
+    partial_format_reward,
+    partial_score_reward,
+    truncation_penalty_reward,
+)
 from .checker import CheckReport, assert_reward_ok, check_reward_function
 from .common import RewardFn, problem_columns, reward_name, safe
-from .course import (FORMAT_POINTS, SCORE_POINTS, SORTED_POINTS, format_reward, score_reward,
-                     sorted_events_reward)
+from .course import FORMAT_POINTS, SCORE_POINTS, SORTED_POINTS, format_reward, score_reward, sorted_events_reward
 from .explain import Explanation, explain
 from .gallery import GALLERY_LABELS, back_to_back_completion, make_gallery
 from .inspector import build_inspector
 from .parsing import ParsedCompletion, RawEvent, ScheduledEvent, completion_text, parse_completion
-from .reference import (REFERENCE_REWARDS, reference_format_reward, reference_score_reward,
-                        reference_sorted_events_reward, time_regex_in_subprocess)
+from .reference import (
+    REFERENCE_REWARDS,
+    reference_format_reward,
+    reference_score_reward,
+    reference_sorted_events_reward,
+    time_regex_in_subprocess,
+)
 from .registry import DEFAULT_REWARDS, LIBRARY_REWARDS, default_reward_funcs, get_reward, total_reward
 from .saved import load_reward_set, reward_set_path, save_reward_set
 from .schedule_check import ScheduleCheck, check_schedule, event_value
-
-__all__ = [
-    "length_penalty_reward", "overlap_penalty_score_reward", "partial_format_reward", "partial_score_reward",
-    "truncation_penalty_reward", "CheckReport", "assert_reward_ok", "check_reward_function", "RewardFn",
-    "problem_columns", "reward_name", "safe", "FORMAT_POINTS", "SCORE_POINTS", "SORTED_POINTS", "format_reward",
-    "score_reward", "sorted_events_reward", "Explanation", "explain", "GALLERY_LABELS", "back_to_back_completion",
-    "make_gallery", "build_inspector", "ParsedCompletion", "RawEvent", "ScheduledEvent", "completion_text",
-    "parse_completion", "REFERENCE_REWARDS", "reference_format_reward", "reference_score_reward",
-    "reference_sorted_events_reward", "time_regex_in_subprocess", "DEFAULT_REWARDS", "LIBRARY_REWARDS",
-    "default_reward_funcs", "get_reward", "total_reward", "load_reward_set", "reward_set_path", "save_reward_set",
-    "ScheduleCheck", "check_schedule", "event_value",
-]

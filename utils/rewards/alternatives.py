@@ -7,13 +7,15 @@ behaviour instead of forbidding it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..task.events import clashing, event_key
 from .common import problem_columns, safe
 from .course import FORMAT_POINTS, SCORE_POINTS
 from .parsing import parse_completion
 from .schedule_check import check_schedule, event_value
+
 
 def partial_format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Up to 10 in steps: 2 each for opening with <think>, closing it, opening <schedule>,
@@ -32,6 +34,7 @@ def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     5 points) instead of zeroing everything; overlapping pairs are dropped as usual."""
     out = []
     for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
+
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             parsed = parse_completion(c)
             known = {event_key(e) for e in events}
@@ -58,6 +61,7 @@ def overlap_penalty_score_reward(completions: Sequence[Any], **kwargs) -> list[f
     Easier to satisfy than removal; notebook 03 shows how it can be gamed."""
     out = []
     for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
+
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             chk = check_schedule(c, events, prios, opt)
             if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:

@@ -16,8 +16,9 @@ import numbers
 import pickle
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..task.prompts import format_answer
 from ..task.scheduling import optimal_schedule
@@ -31,8 +32,12 @@ DEFAULT_TIMEOUT_S = 3.0
 LONG_PROBE_EVENTS = 14
 
 SAMPLE_PROBLEM = {
-    "events": [["Morning Run", "07:00", "08:00"], ["Team Standup", "07:30", "08:30"],
-               ["Client Call", "08:30", "09:30"], ["Lunch", "12:00", "13:00"]],
+    "events": [
+        ["Morning Run", "07:00", "08:00"],
+        ["Team Standup", "07:30", "08:30"],
+        ["Client Call", "08:30", "09:30"],
+        ["Lunch", "12:00", "13:00"],
+    ],
     "priority_events": ["Client Call"],
 }
 SAMPLE_PROBLEM["optimal_score"] = optimal_schedule(SAMPLE_PROBLEM["events"], SAMPLE_PROBLEM["priority_events"])[0]
@@ -81,8 +86,12 @@ class CheckReport:
 
 
 def _call(fn: Callable, completions: list, columns: dict) -> Any:
-    return fn(prompts=[SAMPLE_PROBLEM["prompt"]] * len(completions), completions=completions,
-              completion_ids=[[0]] * len(completions), **columns)
+    return fn(
+        prompts=[SAMPLE_PROBLEM["prompt"]] * len(completions),
+        completions=completions,
+        completion_ids=[[0]] * len(completions),
+        **columns,
+    )
 
 
 def _child(fn, completions, columns, queue) -> None:  # runs in a forked process
@@ -161,8 +170,9 @@ def _signature_problems(fn: Callable) -> list[str]:
         out.append("it must accept a `completions` argument")
     if not var_kw:
         out.append("add **kwargs: TRL passes prompts, completion_ids and every dataset column by keyword")
-    required = [n for n, p in params.items()
-                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [
+        n for n, p in params.items() if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     unknown = [n for n in required if n not in ("prompts", "completions", "completion_ids", *SAMPLE_PROBLEM)]
     if unknown:
         out.append(f"required arguments TRL will not pass: {unknown} (give them defaults)")
@@ -171,8 +181,9 @@ def _signature_problems(fn: Callable) -> list[str]:
     return out
 
 
-def check_reward_function(fn: Callable, timeout: float = DEFAULT_TIMEOUT_S,
-                          value_range: tuple[float, float] | None = None) -> CheckReport:
+def check_reward_function(
+    fn: Callable, timeout: float = DEFAULT_TIMEOUT_S, value_range: tuple[float, float] | None = None
+) -> CheckReport:
     """Check ``fn`` against TRL's calling convention and nasty completions.
 
     The probe batch (see :func:`probe_completions`) goes through ``fn`` twice, as plain
@@ -200,8 +211,10 @@ def check_reward_function(fn: Callable, timeout: float = DEFAULT_TIMEOUT_S,
         status, result = _run_with_timeout(fn, batch, _columns(n), timeout)
         report.seconds = max(report.seconds, time.perf_counter() - t0)
         if status == "timeout":
-            report.fail(f"[{form}] did not return within {timeout:g} s: a hang would stall training "
-                        "(a backtracking regex on the 'long truncated' probe? an endless loop?)")
+            report.fail(
+                f"[{form}] did not return within {timeout:g} s: a hang would stall training "
+                "(a backtracking regex on the 'long truncated' probe? an endless loop?)"
+            )
             break  # the other form would hang the same way: don't wait twice
         if status == "error":
             culprits = _culprits(fn, list(zip([label for label, _ in probes], batch)), _columns(n), timeout)
@@ -226,12 +239,19 @@ def check_reward_function(fn: Callable, timeout: float = DEFAULT_TIMEOUT_S,
     if report.ok:
         extras = extra_probes()
         status, result = _run_with_timeout(fn, [c for _, c in extras], _columns(len(extras)), timeout)
-        if status != "ok" or not isinstance(result, (list, tuple)) or not all(v is None or _is_number(v) for v in result):
-            report.messages.append("note: it breaks on input TRL never sends (None, bytes, a number); "
-                                   "fine for training, but a robust reward returns 0 for them")
+        if (
+            status != "ok"
+            or not isinstance(result, (list, tuple))
+            or not all(v is None or _is_number(v) for v in result)
+        ):
+            report.messages.append(
+                "note: it breaks on input TRL never sends (None, bytes, a number); "
+                "fine for training, but a robust reward returns 0 for them"
+            )
     if report.ok and len(set(report.values.values())) == 1:
-        report.messages.append("note: the same value for every probe, including the optimal answer: "
-                               "a constant reward gives GRPO no signal")
+        report.messages.append(
+            "note: the same value for every probe, including the optimal answer: a constant reward gives GRPO no signal"
+        )
     return report
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 RewardFn = Callable[..., list]
 PROBLEM_COLUMNS = ("events", "priority_events", "optimal_score")
@@ -34,7 +34,7 @@ def safe(fn: Callable[[], float]) -> float:
     try:
         value = float(fn())
     except Exception as exc:  # noqa: BLE001 - a reward must not kill training
-        warnings.warn(f"reward error treated as 0: {type(exc).__name__}: {exc}", RuntimeWarning)
+        warnings.warn(f"reward error treated as 0: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
         return 0.0
     return value if math.isfinite(value) else 0.0
 

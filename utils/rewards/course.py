@@ -11,7 +11,8 @@ strings, or lists of chat messages for conversational datasets: both work.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..task.events import is_chronological
 from .common import problem_columns, safe
@@ -55,6 +56,7 @@ def score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """
     out = []
     for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
+
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             chk = check_schedule(c, events, prios, opt)
             if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..task.events import weight_of
 from .common import RewardFn, reward_name
@@ -42,22 +43,44 @@ class Explanation:
         prios = set(self.priorities)
         rows = []
         for i, ev in enumerate(c.events):
-            status = ("not in problem" if id(ev) in invented else "repeated" if id(ev) in repeated
-                      else "overlaps" if i in c.clashing else "ok")
+            status = (
+                "not in problem"
+                if id(ev) in invented
+                else "repeated"
+                if id(ev) in repeated
+                else "overlaps"
+                if i in c.clashing
+                else "ok"
+            )
             weight = weight_of(ev.name, prios)
-            rows.append({"#": i + 1, "name": ev.name, "start": ev.start, "end": ev.end,
-                         "priority": ev.name in prios, "value": weight * (ev.end_min - ev.start_min),
-                         "status": status})
+            rows.append(
+                {
+                    "#": i + 1,
+                    "name": ev.name,
+                    "start": ev.start,
+                    "end": ev.end,
+                    "priority": ev.name in prios,
+                    "value": weight * (ev.end_min - ev.start_min),
+                    "status": status,
+                }
+            )
         return rows
 
     def summary(self) -> dict:
         """The headline facts as a flat dict (one table row per completion)."""
         c, p = self.check, self.check.parsed
         return {
-            "reasoning": p.has_reasoning, "schedule": self.schedule_state, "events": len(c.events),
-            "invented": len(c.invented) + len(c.impossible_times), "repeated": len(c.repeated),
-            "overlapping pairs": len(c.overlaps), "chronological": c.chronological,
-            "weighted": c.weighted_score, "optimal": c.optimal_score, **self.rewards, "TOTAL": self.total,
+            "reasoning": p.has_reasoning,
+            "schedule": self.schedule_state,
+            "events": len(c.events),
+            "invented": len(c.invented) + len(c.impossible_times),
+            "repeated": len(c.repeated),
+            "overlapping pairs": len(c.overlaps),
+            "chronological": c.chronological,
+            "weighted": c.weighted_score,
+            "optimal": c.optimal_score,
+            **self.rewards,
+            "TOTAL": self.total,
         }
 
     @property
@@ -72,8 +95,11 @@ class Explanation:
             f"events parsed: {len(c.events)}",
         ]
         rows = self.event_rows()
-        lines += [f"  {r['#']:>2}. {r['start']}-{r['end']}  {r['name'][:28]:<28}{' *' if r['priority'] else '  '}"
-                  f" {r['value']:>4}  {r['status']}" for r in rows[:MAX_TEXT_ROWS]]
+        lines += [
+            f"  {r['#']:>2}. {r['start']}-{r['end']}  {r['name'][:28]:<28}{' *' if r['priority'] else '  '}"
+            f" {r['value']:>4}  {r['status']}"
+            for r in rows[:MAX_TEXT_ROWS]
+        ]
         if len(rows) > MAX_TEXT_ROWS:
             lines.append(f"  ... {len(rows) - MAX_TEXT_ROWS} more events")
         if c.invented:
@@ -87,8 +113,10 @@ class Explanation:
             more = f" (+{len(c.overlaps) - 10} more)" if len(c.overlaps) > 10 else ""
             lines.append(f"overlapping pairs: {shown}{more}")
         lines.append(f"chronological (strictly increasing starts, >= 2 events): {c.chronological}")
-        lines.append(f"weighted score (overlapping events removed): {c.weighted_score} / optimal "
-                     f"{c.optimal_score:g} = {c.score_ratio:.1%}")
+        lines.append(
+            f"weighted score (overlapping events removed): {c.weighted_score} / optimal "
+            f"{c.optimal_score:g} = {c.score_ratio:.1%}"
+        )
         if p.problems:
             lines.append("problems: " + "; ".join(p.problems))
         for k, v in self.rewards.items():
@@ -102,9 +130,10 @@ class Explanation:
         return self.to_text()
 
 
-
 def explain(
-    problem: Mapping, completion: Any, reward_funcs: Sequence[RewardFn] | None = None,
+    problem: Mapping,
+    completion: Any,
+    reward_funcs: Sequence[RewardFn] | None = None,
     weights: Sequence[float] | None = None,
 ) -> Explanation:
     """Everything about one (problem, completion): parsed events, which are invented,
@@ -118,8 +147,11 @@ def explain(
     if len(weights) != len(funcs):
         raise ValueError(f"{len(funcs)} reward functions but {len(weights)} weights")
     check = check_schedule(completion, problem["events"], problem["priority_events"], problem["optimal_score"])
-    columns = {"events": [problem["events"]], "priority_events": [problem["priority_events"]],
-               "optimal_score": [problem["optimal_score"]]}
+    columns = {
+        "events": [problem["events"]],
+        "priority_events": [problem["priority_events"]],
+        "optimal_score": [problem["optimal_score"]],
+    }
     rewards: dict[str, float] = {}
     weight_of: dict[str, float] = {}
     ranges: dict[str, tuple[float, float] | None] = {}
@@ -131,10 +163,8 @@ def explain(
             value = fn(completions=[completion], prompts=[problem.get("prompt", "")], **columns)[0]
             value = 0.0 if value is None else float(value)
         except Exception as exc:  # noqa: BLE001 - show it, don't crash the inspector
-            warnings.warn(f"{name} failed: {type(exc).__name__}: {exc}", RuntimeWarning)
+            warnings.warn(f"{name} failed: {type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
             value = float("nan")
         rewards[name], weight_of[name] = value, w
         ranges[name] = getattr(fn, "reward_range", None)
-    return Explanation(check, rewards, weight_of, ranges=ranges,
-                       priorities=tuple(problem.get("priority_events") or ()))
-
+    return Explanation(check, rewards, weight_of, ranges=ranges, priorities=tuple(problem.get("priority_events") or ()))

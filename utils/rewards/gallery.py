@@ -9,7 +9,7 @@ the reference's format regex backtrack (notebook 03, the checker and the benchma
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..task.events import event_spans, in_time_order, overlapping_pairs, overlaps, to_interval, to_intervals
 from ..task.prompts import format_answer, format_schedule
@@ -20,9 +20,18 @@ INVENTED_NAME = "Coffee with Sam"
 
 #: Gallery labels, in display order. Reward hacks start with "hack:".
 GALLERY_LABELS = (
-    "optimal (DP)", "greedy", "plausible wrong answer", "unsorted", "overlapping", "invented event",
-    "empty reasoning", "truncated", "no tags (plain text)", "hack: every event",
-    "hack: only priority events", "hack: one event repeated",
+    "optimal (DP)",
+    "greedy",
+    "plausible wrong answer",
+    "unsorted",
+    "overlapping",
+    "invented event",
+    "empty reasoning",
+    "truncated",
+    "no tags (plain text)",
+    "hack: every event",
+    "hack: only priority events",
+    "hack: one event repeated",
 )
 
 
@@ -80,8 +89,14 @@ def make_gallery(problem: Mapping) -> dict[str, str]:
 
     # Overlapping: the optimum plus one event that clashes with it.
     chosen = {tuple(e) for e in best}
-    clash = next((e for e in events if tuple(e) not in chosen
-                  and any(overlaps(to_interval(e).span, to_interval(b).span) for b in best)), None)
+    clash = next(
+        (
+            e
+            for e in events
+            if tuple(e) not in chosen and any(overlaps(to_interval(e).span, to_interval(b).span) for b in best)
+        ),
+        None,
+    )
     overlapping = in_time_order(best + ([clash] if clash else []))
 
     start, end = _free_slot(events)
@@ -103,8 +118,9 @@ def make_gallery(problem: Mapping) -> dict[str, str]:
         "truncated": truncated,
         "no tags (plain text)": plain,
         "hack: every event": format_answer("Keep everything.", in_time_order(events)),
-        "hack: only priority events": format_answer("Only priorities matter.",
-                                                    in_time_order([e for e in events if e[0] in prios])),
+        "hack: only priority events": format_answer(
+            "Only priorities matter.", in_time_order([e for e in events if e[0] in prios])
+        ),
         "hack: one event repeated": format_answer(f"{top[0]} is worth the most.", [top] * 4),
     }
     return {label: gallery[label] for label in GALLERY_LABELS}
@@ -121,6 +137,8 @@ def back_to_back_completion(n_events: int, reasoning: str = "Checking every even
     parts = []
     for i in range(n_events):
         start = (8 * 60 + 15 * i) % (24 * 60 - 15)
-        parts.append(f"<event><name>Event {i + 1}</name><start>{minutes_to_time(start)}</start>"
-                     f"<end>{minutes_to_time(start + 15)}</end></event>")
+        parts.append(
+            f"<event><name>Event {i + 1}</name><start>{minutes_to_time(start)}</start>"
+            f"<end>{minutes_to_time(start + 15)}</end></event>"
+        )
     return f"<think>{reasoning}</think>\n<schedule>" + "".join(parts)

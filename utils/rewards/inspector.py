@@ -9,11 +9,12 @@ them to ipywidgets. Headless (CI, nbmake) the widgets build but draw nothing.
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from .gallery import make_gallery
 from .explain import Explanation, explain
+from .gallery import make_gallery
 
 CUSTOM = "✏️ my own text"
 OPTIMAL = "optimal (DP)"
@@ -57,11 +58,18 @@ def completion_options(problem: Mapping) -> dict[str, str]:
     return {**make_gallery(problem), CUSTOM: ""}
 
 
-def inspect_completion(problem: Mapping, completion: Any, reward_funcs: Sequence[Callable] | None = None,
-                       weights: Sequence[float] | None = None) -> InspectorView:
+def inspect_completion(
+    problem: Mapping,
+    completion: Any,
+    reward_funcs: Sequence[Callable] | None = None,
+    weights: Sequence[float] | None = None,
+) -> InspectorView:
     """Parse and score one completion. Never raises on a bad completion."""
-    return InspectorView(problem, completion if isinstance(completion, str) else str(completion or ""),
-                         explain(problem, completion, reward_funcs, weights))
+    return InspectorView(
+        problem,
+        completion if isinstance(completion, str) else str(completion or ""),
+        explain(problem, completion, reward_funcs, weights),
+    )
 
 
 def draw_view(view: InspectorView, ax=None):
@@ -70,8 +78,12 @@ def draw_view(view: InspectorView, ax=None):
 
     exp = view.explanation
     top = exp.max_total
-    title = f"total reward {exp.total:.1f}" + (f" / {top:g}" if top is not None else "") + "   |   " + \
-        "  ".join(f"{k.replace('_reward', '')} {v:.1f}" for k, v in exp.rewards.items())
+    title = (
+        f"total reward {exp.total:.1f}"
+        + (f" / {top:g}" if top is not None else "")
+        + "   |   "
+        + "  ".join(f"{k.replace('_reward', '')} {v:.1f}" for k, v in exp.rewards.items())
+    )
     return compare_schedules(view.problem, view.schedules, ax=ax, title=title)
 
 
@@ -82,8 +94,13 @@ def problem_label(i: int, problem: Mapping) -> str:
 class Inspector:
     """The widget. ``Inspector(problems).widget`` is what the notebook displays."""
 
-    def __init__(self, problems: Sequence[Mapping], reward_funcs: Sequence[Callable] | None = None,
-                 weights: Sequence[float] | None = None, index: int = 0):
+    def __init__(
+        self,
+        problems: Sequence[Mapping],
+        reward_funcs: Sequence[Callable] | None = None,
+        weights: Sequence[float] | None = None,
+        index: int = 0,
+    ):
         import ipywidgets as W
 
         if not problems:
@@ -92,11 +109,16 @@ class Inspector:
         self.options: dict[str, str] = {}
         self.view: InspectorView | None = None
         self._syncing = False
-        self.problem = W.Dropdown(options=[(problem_label(i, p), i) for i, p in enumerate(self.problems)],
-                                  value=index, description="problem", layout=W.Layout(width="420px"))
+        self.problem = W.Dropdown(
+            options=[(problem_label(i, p), i) for i, p in enumerate(self.problems)],
+            value=index,
+            description="problem",
+            layout=W.Layout(width="420px"),
+        )
         self.choice = W.Dropdown(description="answer", layout=W.Layout(width="420px"))
-        self.text = W.Textarea(layout=W.Layout(width="100%", height="150px"),
-                               placeholder="Type or paste a completion here")
+        self.text = W.Textarea(
+            layout=W.Layout(width="100%", height="150px"), placeholder="Type or paste a completion here"
+        )
         self.plot = W.Output()
         self.report = W.HTML()
         self.problem.observe(lambda _: self._new_problem(), names="value")
@@ -136,8 +158,9 @@ class Inspector:
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        self.view = inspect_completion(self.problems[self.problem.value], self.text.value,
-                                       self.reward_funcs, self.weights)
+        self.view = inspect_completion(
+            self.problems[self.problem.value], self.text.value, self.reward_funcs, self.weights
+        )
         self.report.value = f"<pre style='font-size:12px'>{html.escape(self.view.text)}</pre>"
         with self.plot:
             self.plot.clear_output(wait=True)
@@ -147,7 +170,11 @@ class Inspector:
         return self.view
 
 
-def build_inspector(problems: Sequence[Mapping], reward_funcs: Sequence[Callable] | None = None,
-                    weights: Sequence[float] | None = None, index: int = 0):
+def build_inspector(
+    problems: Sequence[Mapping],
+    reward_funcs: Sequence[Callable] | None = None,
+    weights: Sequence[float] | None = None,
+    index: int = 0,
+):
     """The inspector widget for ``problems`` (display it as a cell's last expression)."""
     return Inspector(problems, reward_funcs, weights, index).widget

@@ -1,4 +1,4 @@
-"""Parse a model completion into a structured result, in linear time.
+r"""Parse a model completion into a structured result, in linear time.
 
 No backtracking regular expression here: every search is ``str.find`` moving forward
 (plus a ``\s*`` scan for whitespace, which cannot backtrack), so a 1 MB
@@ -197,8 +197,11 @@ class ParsedCompletion:
     def well_formed(self) -> bool:
         """Reasoning first, a closed schedule, at least one event, and nothing broken in it."""
         return (
-            self.think_at_start and self.has_reasoning and self.schedule_closed
-            and len(self.events) >= 1 and len(self.events) == self.event_tags
+            self.think_at_start
+            and self.has_reasoning
+            and self.schedule_closed
+            and len(self.events) >= 1
+            and len(self.events) == self.event_tags
         )
 
 

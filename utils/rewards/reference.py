@@ -18,7 +18,8 @@ Two known defects, shown in notebook 03 and fixed in :mod:`utils.rewards.course`
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..task.times import clock_minutes
 from .parsing import RawEvent, completion_text, find_strict_events
@@ -46,8 +47,15 @@ def _find_time_tag(text: str, tag: str, pos: int) -> int:
     while i >= 0:
         j = i + len(open_t)
         t = text[j : j + 5]
-        if (len(t) == 5 and t[2] == ":" and t[0].isdecimal() and t[1].isdecimal()
-                and t[3].isdecimal() and t[4].isdecimal() and text.startswith(close_t, j + 5)):
+        if (
+            len(t) == 5
+            and t[2] == ":"
+            and t[0].isdecimal()
+            and t[1].isdecimal()
+            and t[3].isdecimal()
+            and t[4].isdecimal()
+            and text.startswith(close_t, j + 5)
+        ):
             return j + 5 + len(close_t)
         i = text.find(open_t, i + 1)
     return -1
@@ -184,8 +192,14 @@ def time_regex_in_subprocess(text: str, timeout: float, pattern: str = REFERENCE
     import sys
 
     try:
-        out = subprocess.run([sys.executable, "-c", _TIMING_CHILD], input=pattern + "\x00" + text,
-                             capture_output=True, text=True, timeout=timeout, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _TIMING_CHILD],
+            input=pattern + "\x00" + text,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
     except subprocess.TimeoutExpired:
         return None
     return float(out.stdout.strip())

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from .alternatives import (length_penalty_reward, overlap_penalty_score_reward, partial_format_reward,
-                           partial_score_reward, truncation_penalty_reward)
+from .alternatives import (
+    length_penalty_reward,
+    overlap_penalty_score_reward,
+    partial_format_reward,
+    partial_score_reward,
+    truncation_penalty_reward,
+)
 from .common import RewardFn
 from .course import format_reward, score_reward, sorted_events_reward
 from .reference import REFERENCE_REWARDS
 
-LIBRARY_REWARDS: dict[str, RewardFn] = {f.__name__: f for f in (
-    format_reward, sorted_events_reward, score_reward, partial_format_reward, partial_score_reward,
-    overlap_penalty_score_reward, truncation_penalty_reward, length_penalty_reward, *REFERENCE_REWARDS)}
+LIBRARY_REWARDS: dict[str, RewardFn] = {
+    f.__name__: f
+    for f in (
+        format_reward,
+        sorted_events_reward,
+        score_reward,
+        partial_format_reward,
+        partial_score_reward,
+        overlap_penalty_score_reward,
+        truncation_penalty_reward,
+        length_penalty_reward,
+        *REFERENCE_REWARDS,
+    )
+}
 """Every reward the library ships, by name."""
 
 DEFAULT_REWARDS: tuple[str, ...] = ("format_reward", "sorted_events_reward", "score_reward")
@@ -38,4 +55,3 @@ def total_reward(
         for i, v in enumerate(fn(completions=list(completions), **columns)):
             totals[i] += w * (v or 0.0)
     return totals
-

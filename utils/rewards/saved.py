@@ -14,8 +14,9 @@ import json
 import re
 import textwrap
 import types
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..paths import output_dir
 from .registry import DEFAULT_REWARDS, LIBRARY_REWARDS, get_reward
@@ -60,7 +61,9 @@ def _dependencies(fn: Callable, seen: set | None = None) -> tuple[list[str], lis
             lines.append(f"import {obj.__name__} as {name}" if obj.__name__ != name else f"import {name}")
         elif isinstance(obj, re.Pattern):
             lines.append(f"import re as _re\n{name} = _re.compile({obj.pattern!r}, {int(obj.flags)})")
-        elif isinstance(obj, _SIMPLE) or (isinstance(obj, (tuple, frozenset)) and all(isinstance(x, _SIMPLE) for x in obj)):
+        elif isinstance(obj, _SIMPLE) or (
+            isinstance(obj, (tuple, frozenset)) and all(isinstance(x, _SIMPLE) for x in obj)
+        ):
             lines.append(f"{name} = {obj!r}")
         elif getattr(obj, "__module__", "").startswith("utils."):
             lines.append(f"from {obj.__module__} import {obj.__name__} as {name}")
@@ -99,7 +102,9 @@ def _try_call(fn: Callable) -> None:
         pass
 
 
-def save_reward_set(funcs: Sequence[Callable], weights: Sequence[float] | None = None, path: Path | None = None) -> Path:
+def save_reward_set(
+    funcs: Sequence[Callable], weights: Sequence[float] | None = None, path: Path | None = None
+) -> Path:
     weights = list(weights) if weights is not None else [1.0] * len(funcs)
     if len(weights) != len(funcs):
         raise ValueError(f"{len(funcs)} rewards but {len(weights)} weights")
@@ -114,8 +119,10 @@ def save_reward_set(funcs: Sequence[Callable], weights: Sequence[float] | None =
                 raise ValueError(f"cannot save {name!r}: its source is not available ({exc})") from exc
             lines, unsaved = _dependencies(fn)
             if unsaved:
-                raise ValueError(f"cannot save {name!r}: it uses {unsaved} from the notebook; move them "
-                                 "inside the function (or import them there) and save again")
+                raise ValueError(
+                    f"cannot save {name!r}: it uses {unsaved} from the notebook; move them "
+                    "inside the function (or import them there) and save again"
+                )
             entry["source"] = "\n".join([*lines, source])
             rr = getattr(fn, "reward_range", None)
             if rr is not None:
@@ -123,7 +130,9 @@ def save_reward_set(funcs: Sequence[Callable], weights: Sequence[float] | None =
             try:
                 _try_call(_load_source(entry))
             except Exception as exc:  # noqa: BLE001 - better now than in notebook 05
-                raise ValueError(f"cannot save {name!r}: its saved source does not run ({type(exc).__name__}: {exc})") from exc
+                raise ValueError(
+                    f"cannot save {name!r}: its saved source does not run ({type(exc).__name__}: {exc})"
+                ) from exc
         entries.append(entry)
     path = Path(path) if path else reward_set_path()
     path.write_text(json.dumps({"rewards": entries}, indent=1), encoding="utf-8")
@@ -149,5 +158,9 @@ def load_reward_set(path: Path | None = None) -> tuple[list[Callable], list[floa
             weights.append(float(e.get("weight", 1.0)))
     except Exception as exc:  # noqa: BLE001 - a broken file must not block training
         print(f"Could not load the reward set from {path} ({type(exc).__name__}: {exc}); using the library default.")
-        return [get_reward(n) for n in DEFAULT_REWARDS], [1.0] * len(DEFAULT_REWARDS), "library default (saved set unreadable)"
+        return (
+            [get_reward(n) for n in DEFAULT_REWARDS],
+            [1.0] * len(DEFAULT_REWARDS),
+            "library default (saved set unreadable)",
+        )
     return funcs, weights, str(path)

@@ -8,8 +8,9 @@ so they never disagree about an answer. Clashes use the task's geometry
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..task.events import clashing, event_key, is_chronological, overlapping_pairs, weight_of
 from .parsing import ParsedCompletion, ScheduledEvent, parse_completion
@@ -54,7 +55,9 @@ class ScheduleCheck:
         return not (self.invented or self.repeated or self.impossible_times)
 
 
-def check_schedule(completion: Any, events: Sequence, priority_events: Sequence[str], optimal_score: float) -> ScheduleCheck:
+def check_schedule(
+    completion: Any, events: Sequence, priority_events: Sequence[str], optimal_score: float
+) -> ScheduleCheck:
     """Parse ``completion`` (or take a :class:`ParsedCompletion`) and measure it against the problem."""
     parsed = completion if isinstance(completion, ParsedCompletion) else parse_completion(completion)
     known = {event_key(e) for e in (events or [])}
@@ -79,4 +82,3 @@ def check_schedule(completion: Any, events: Sequence, priority_events: Sequence[
     prios = set(priority_events or [])
     check.weighted_score = sum(event_value(ev, prios) for i, ev in enumerate(evs) if i not in check.clashing)
     return check
-

@@ -8,22 +8,30 @@ statistics (:mod:`.stats`) and Gantt charts (:mod:`.plotting`).
 
 from .data import PUBLISHED_DATASET, load_jsonl, load_problems, load_published, load_split, to_hf_dataset
 from .datagen import DATASET_SEED, GeneratorConfig, generate_dataset, generate_problem, problem_key
-from .events import (NORMAL_WEIGHT, PRIORITY_WEIGHT, Interval, clashing, count_overlapping_pairs, event_key,
-                     event_spans, in_time_order, is_chronological, overlapping_pairs, overlaps, to_interval,
-                     to_intervals, weight_of)
+from .events import (
+    NORMAL_WEIGHT,
+    PRIORITY_WEIGHT,
+    Interval,
+    clashing,
+    count_overlapping_pairs,
+    event_key,
+    event_spans,
+    in_time_order,
+    is_chronological,
+    overlapping_pairs,
+    overlaps,
+    to_interval,
+    to_intervals,
+    weight_of,
+)
 from .prompts import SYSTEM_PROMPT, build_messages, format_answer, format_problem, format_schedule
-from .scheduling import (GREEDY_RULES, brute_force_schedule, greedy_schedule, is_feasible, optimal_schedule,
-                         schedule_score, solve_dp)
+from .scheduling import (
+    GREEDY_RULES,
+    brute_force_schedule,
+    greedy_schedule,
+    is_feasible,
+    optimal_schedule,
+    schedule_score,
+    solve_dp,
+)
 from .times import MINUTES_PER_DAY, clock_minutes, minutes_to_time, time_to_minutes
-
-__all__ = [
-    "PUBLISHED_DATASET", "load_jsonl", "load_problems", "load_published", "load_split", "to_hf_dataset",
-    "DATASET_SEED", "GeneratorConfig", "generate_dataset", "generate_problem", "problem_key",
-    "NORMAL_WEIGHT", "PRIORITY_WEIGHT", "Interval", "clashing", "count_overlapping_pairs", "event_key",
-    "event_spans", "in_time_order", "is_chronological", "overlapping_pairs", "overlaps", "to_interval",
-    "to_intervals", "weight_of",
-    "SYSTEM_PROMPT", "build_messages", "format_answer", "format_problem", "format_schedule",
-    "GREEDY_RULES", "brute_force_schedule", "greedy_schedule", "is_feasible", "optimal_schedule",
-    "schedule_score", "solve_dp",
-    "MINUTES_PER_DAY", "clock_minutes", "minutes_to_time", "time_to_minutes",
-]

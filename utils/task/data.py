@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from ..paths import TEST_FILE, TRAIN_FILE
+from ..paths import TEST_FILE, TEST_OTHER_STYLE_FILE, TRAIN_FILE
 
 PUBLISHED_DATASET = "anakin87/events-scheduling"
 REQUIRED_COLUMNS = ("events", "priority_events", "optimal_score", "prompt")
@@ -37,8 +37,9 @@ def validate_rows(rows: Iterable[dict], source: str = "dataset") -> None:
 
 
 def load_split(split: str = "train", limit: int | None = None) -> list[dict]:
-    """Our committed problems: ``split`` is ``train`` (500) or ``test`` (100)."""
-    files = {"train": TRAIN_FILE, "test": TEST_FILE}
+    """Our committed problems: ``train`` (500), ``test`` (100) or ``test_other_style`` (100, held out:
+    names and times written in another style)."""
+    files = {"train": TRAIN_FILE, "test": TEST_FILE, "test_other_style": TEST_OTHER_STYLE_FILE}
     if split not in files:
         raise ValueError(f"split must be one of {sorted(files)}, got {split!r}")
     rows = load_jsonl(files[split])

@@ -5,8 +5,12 @@ Each row: ``events`` (``[name, "HH:MM", "HH:MM"]`` sorted by start), ``priority_
 
 Regenerate the committed dataset byte for byte::
 
-    python -m utils.task.datagen            # writes data/train.jsonl and data/test.jsonl
-    python -m utils.task.datagen --check    # exits 1 if the committed files differ
+    python -m utils.task            # writes data/train.jsonl, test.jsonl, test_other_style.jsonl
+    python -m utils.task --check    # exits 1 if the committed files differ
+
+``test_other_style.jsonl`` is a held-out test set written in another style
+(:data:`OTHER_STYLE`: sentence-case names with digits and punctuation, start times at any
+minute of the whole day): does a model trained on our style generalise?
 """
 
 from __future__ import annotations
@@ -14,12 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from ..paths import EVENT_NAMES_FILE, TEST_FILE, TRAIN_FILE
+from ..paths import EVENT_NAMES_FILE, OTHER_STYLE_NAMES_FILE, TEST_FILE, TEST_OTHER_STYLE_FILE, TRAIN_FILE
 from .events import Interval, overlapping_pairs
 from .prompts import format_problem
 from .scheduling import optimal_schedule
@@ -28,6 +31,8 @@ from .times import minutes_to_time, time_to_minutes
 DATASET_SEED = 20251125
 TRAIN_SIZE = 500
 TEST_SIZE = 100
+OTHER_STYLE_SEED = 20261126
+CATALOGUES = {"default": EVENT_NAMES_FILE, "other_style": OTHER_STYLE_NAMES_FILE}  # event-name files
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,13 @@ class GeneratorConfig:
     min_priority_ratio: float = 0.2
     max_priority_ratio: float = 0.4
     theme: str | None = None  # None = a random theme per problem
+    names: str = "default"  # which name catalogue: a key of CATALOGUES
     max_tries: int = 1000  # resampling budget per problem before giving up
+
+    def catalogue(self) -> dict[str, list[str]]:
+        if self.names not in CATALOGUES:
+            raise ValueError(f"unknown name catalogue {self.names!r}; choose from {sorted(CATALOGUES)}")
+        return load_themes(CATALOGUES[self.names])
 
     def validate(self, themes: dict[str, list[str]]) -> None:
         if not 1 <= self.min_events <= self.max_events:
@@ -63,7 +74,9 @@ class GeneratorConfig:
         off_grid = [d for d in self.durations if d % self.time_step]
         off_grid += [t for t in (self.day_start, self.day_end) if time_to_minutes(t) % self.time_step]
         if off_grid:
-            raise ValueError(f"durations, day_start and day_end must be multiples of time_step={self.time_step}, got {off_grid}")
+            raise ValueError(
+                f"durations, day_start and day_end must be multiples of time_step={self.time_step}, got {off_grid}"
+            )
         window = time_to_minutes(self.day_end) - time_to_minutes(self.day_start)
         if max(self.durations) > window:
             raise ValueError(f"the day window ({window} min) is shorter than the longest duration")
@@ -81,14 +94,34 @@ class GeneratorConfig:
             )
 
 
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be an event name, or None. A name appears between ``<name>`` tags in
+    the answer, so ``<`` and ``>`` would make the DP-optimal answer unparseable; surrounding
+    spaces would be stripped by the parser and no longer match the problem."""
+    if not isinstance(name, str) or not name.strip():
+        return "names must be non-empty strings"
+    if "<" in name or ">" in name:
+        return "names must not contain '<' or '>' (they would break the answer's tags)"
+    if name != name.strip() or "\n" in name:
+        return "names must not start or end with spaces, nor contain line breaks"
+    return None
+
+
 @lru_cache(maxsize=4)
 def _load_themes(path: str) -> dict[str, tuple[str, ...]]:
     with open(path, encoding="utf-8") as fh:
-        return {k: tuple(v) for k, v in json.load(fh)["themes"].items()}
+        themes = {k: tuple(v) for k, v in json.load(fh)["themes"].items()}
+    for theme, names in themes.items():
+        bad = [(n, why) for n in names if (why := name_problem(n))]
+        if bad:
+            raise ValueError(f"{path}: theme {theme!r} has a bad name {bad[0][0]!r}: {bad[0][1]}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{path}: theme {theme!r} repeats a name")
+    return themes
 
 
 def load_themes(path: Path | str = EVENT_NAMES_FILE) -> dict[str, list[str]]:
-    """The themed event-name catalogue from ``data/event_names.json``."""
+    """A themed event-name catalogue (default ``data/event_names.json``), names checked."""
     return {k: list(v) for k, v in _load_themes(str(path)).items()}
 
 
@@ -101,7 +134,7 @@ def _random_start(rng: random.Random, lo: int, hi: int, step: int) -> int:
 
 def generate_problem(rng: random.Random, config: GeneratorConfig = GeneratorConfig(), themes=None) -> dict:
     """One problem row. Resamples until the overlap constraints hold."""
-    themes = themes or load_themes()
+    themes = themes or config.catalogue()
     config.validate(themes)
     day_start, day_end = time_to_minutes(config.day_start), time_to_minutes(config.day_end)
     # Size, theme and names first, so rejection below does not bias the event count.
@@ -118,7 +151,11 @@ def generate_problem(rng: random.Random, config: GeneratorConfig = GeneratorConf
                 other = rng.choice(placed)
                 lo = max(day_start, other.start - duration + config.time_step)
                 hi = min(latest, other.end - config.time_step)
-                start = _random_start(rng, lo, hi, config.time_step) if hi >= lo else _random_start(rng, day_start, latest, config.time_step)
+                start = (
+                    _random_start(rng, lo, hi, config.time_step)
+                    if hi >= lo
+                    else _random_start(rng, day_start, latest, config.time_step)
+                )
             else:
                 start = _random_start(rng, day_start, latest, config.time_step)
             placed.append(Interval(name, start, start + duration, duration))
@@ -147,7 +184,7 @@ def generate_problem(rng: random.Random, config: GeneratorConfig = GeneratorConf
 def generate_dataset(n: int, seed: int, config: GeneratorConfig = GeneratorConfig()) -> list[dict]:
     """``n`` problems from one seed: same seed and config, same rows, on any machine."""
     rng = random.Random(seed)
-    themes = load_themes()
+    themes = config.catalogue()
     return [generate_problem(rng, config, themes) for _ in range(n)]
 
 
@@ -156,12 +193,14 @@ def problem_key(row: dict) -> str:
 
 
 def generate_splits(
-    seed: int = DATASET_SEED, train_size: int = TRAIN_SIZE, test_size: int = TEST_SIZE,
+    seed: int = DATASET_SEED,
+    train_size: int = TRAIN_SIZE,
+    test_size: int = TEST_SIZE,
     config: GeneratorConfig = GeneratorConfig(),
 ) -> tuple[list[dict], list[dict]]:
     """Train and test from one stream; any test problem also in train is replaced."""
     rng = random.Random(seed)
-    themes = load_themes()
+    themes = config.catalogue()
     train = [generate_problem(rng, config, themes) for _ in range(train_size)]
     seen = {problem_key(r) for r in train}
     test: list[dict] = []
@@ -173,6 +212,20 @@ def generate_splits(
     return train, test
 
 
+OTHER_STYLE = GeneratorConfig(
+    names="other_style",
+    day_start="00:00",
+    day_end="24:00",
+    time_step=1,
+    durations=(15, 20, 25, 30, 40, 45, 50, 60, 75, 90, 105, 120),
+)
+"""The held-out style: other names (sentence case, digits, punctuation), starts at any minute, the whole day."""
+
+
+def generate_other_style_test(seed: int = OTHER_STYLE_SEED, size: int = TEST_SIZE) -> list[dict]:
+    return generate_dataset(size, seed, OTHER_STYLE)
+
+
 def dumps_jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
@@ -182,10 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DATASET_SEED)
     parser.add_argument("--train", type=Path, default=TRAIN_FILE)
     parser.add_argument("--test", type=Path, default=TEST_FILE)
+    parser.add_argument("--test-other-style", type=Path, default=TEST_OTHER_STYLE_FILE)
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
     args = parser.parse_args(argv)
     train, test = generate_splits(args.seed)
-    outputs = {args.train: dumps_jsonl(train), args.test: dumps_jsonl(test)}
+    outputs = {
+        args.train: dumps_jsonl(train),
+        args.test: dumps_jsonl(test),
+        args.test_other_style: dumps_jsonl(generate_other_style_test()),
+    }
     if args.check:
         bad = [str(p) for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
         print("differs: " + ", ".join(bad) if bad else "dataset matches its seed")
@@ -195,7 +253,3 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path} ({text.count(chr(10))} rows)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,8 +12,8 @@ Two spans overlap when one starts strictly before the other ends: touching event
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .times import minutes_to_time, time_to_minutes
 

@@ -6,8 +6,8 @@ notebooks can compose figures and headless runs can save them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import matplotlib
 
@@ -41,8 +41,11 @@ def _hour_axis(ax, lo: int, hi: int) -> None:
 
 
 def gantt(
-    events: Sequence[Sequence[str]], priority_events: Iterable[str] = (), chosen: Iterable[Sequence] | None = None,
-    ax=None, title: str | None = None,
+    events: Sequence[Sequence[str]],
+    priority_events: Iterable[str] = (),
+    chosen: Iterable[Sequence] | None = None,
+    ax=None,
+    title: str | None = None,
 ):
     """One row per event (in start order); priority events in red, others in teal.
 
@@ -60,9 +63,16 @@ def gantt(
             continue
         lo, hi = min(lo, s), max(hi, e)
         picked = chosen_keys is None or _key(ev) in chosen_keys
-        ax.barh(y, e - s, left=s, height=0.6, color=PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
-                alpha=1.0 if picked else FADED_ALPHA,
-                edgecolor=CHOSEN_EDGE if (chosen_keys is not None and picked) else "none", linewidth=1.5)
+        ax.barh(
+            y,
+            e - s,
+            left=s,
+            height=0.6,
+            color=PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
+            alpha=1.0 if picked else FADED_ALPHA,
+            edgecolor=CHOSEN_EDGE if (chosen_keys is not None and picked) else "none",
+            linewidth=1.5,
+        )
         ax.text(e + 4, y, f"{ev[0]}{' ★' if ev[0] in prios else ''}", va="center", fontsize=8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels([f"{e[1]}-{e[2]}" for e in rows], fontsize=8)
@@ -97,17 +107,23 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
             if s is None or e is None or e <= s:
                 continue
             r = next((i for i, end in enumerate(rows_end) if end <= s), len(rows_end))
-            rows_end[r:r + 1] = [e] if r < len(rows_end) else rows_end.append(e) or [e]
+            rows_end[r : r + 1] = [e] if r < len(rows_end) else rows_end.append(e) or [e]
             placed.append((ev, s, e, r))
         n_rows = max(1, len(rows_end))
         for ev, s, e, r in placed:
             lo, hi = min(lo, s), max(hi, e)
             invented = _key(ev) not in known
             yy = y + r * 0.7
-            ax.barh(yy, e - s, left=s, height=0.55,
-                    color="lightgrey" if invented else PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
-                    hatch="//" if invented else None, alpha=0.45 if label == "problem" else 1.0,
-                    edgecolor=CHOSEN_EDGE if label != "problem" else "none")
+            ax.barh(
+                yy,
+                e - s,
+                left=s,
+                height=0.55,
+                color="lightgrey" if invented else PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
+                hatch="//" if invented else None,
+                alpha=0.45 if label == "problem" else 1.0,
+                edgecolor=CHOSEN_EDGE if label != "problem" else "none",
+            )
             fit = int((e - s) / minutes_per_char) - 1
             name = str(ev[0]) if len(str(ev[0])) <= fit else str(ev[0])[: max(0, fit - 1)] + "…"
             if fit >= 2:

@@ -5,7 +5,7 @@ Same content and tags as the public recipe (see README, "Sources"), in our own w
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 SYSTEM_PROMPT = (
     "You plan days precisely. First reason step by step inside <think> and </think>. "
@@ -56,9 +56,7 @@ def build_messages(row: Mapping) -> list[dict[str, str]]:
 
 def format_schedule(events: Sequence[Sequence[str]]) -> str:
     """The ``<schedule>`` block for a list of events."""
-    body = "".join(
-        f"<event><name>{n}</name><start>{s}</start><end>{e}</end></event>\n" for n, s, e in events
-    )
+    body = "".join(f"<event><name>{n}</name><start>{s}</start><end>{e}</end></event>\n" for n, s, e in events)
     return f"<schedule>\n{body}</schedule>"
 
 

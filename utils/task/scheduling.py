@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .events import Interval, clashing, overlaps, to_intervals
 
@@ -67,9 +67,7 @@ def solve_dp(events: Iterable[Sequence], priority_events: Iterable[str]) -> DPTr
     return DPTrace(ivs, pred, table, take, chosen)
 
 
-def optimal_schedule(
-    events: Iterable[Sequence], priority_events: Iterable[str]
-) -> tuple[int, list[list[str]]]:
+def optimal_schedule(events: Iterable[Sequence], priority_events: Iterable[str]) -> tuple[int, list[list[str]]]:
     """Best total weighted duration and the events achieving it, in chronological order."""
     trace = solve_dp(events, priority_events)
     return trace.table[-1], [iv.as_event() for iv in trace.chosen]

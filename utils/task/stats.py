@@ -7,11 +7,11 @@ notebook can show them and :func:`utils.plotting.save_figure` can keep them.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from .events import count_overlapping_pairs, to_interval
 from .scheduling import GREEDY_RULES, greedy_schedule, optimal_schedule
@@ -57,19 +57,33 @@ def event_table(rows: Sequence[Row]) -> pd.DataFrame:
         prios = set(row["priority_events"])
         for ev in row["events"]:
             iv = to_interval(ev)
-            records.append({"problem": i, "name": iv.name, "start": iv.start, "end": iv.end,
-                            "duration": iv.end - iv.start, "priority": iv.name in prios})
+            records.append(
+                {
+                    "problem": i,
+                    "name": iv.name,
+                    "start": iv.start,
+                    "end": iv.end,
+                    "duration": iv.end - iv.start,
+                    "priority": iv.name in prios,
+                }
+            )
     return pd.DataFrame(records, columns=["problem", "name", "start", "end", "duration", "priority"])
 
 
 def greedy_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per greedy rule: mean and worst score ratio, and how often it is optimal."""
     cols = [c for c in table.columns if c.startswith("greedy_")]
-    return pd.DataFrame({
-        "mean_ratio": table[cols].mean(),
-        "worst_ratio": table[cols].min(),
-        "optimal_share": (table[cols] >= 1.0 - 1e-12).mean(),
-    }).rename(index=lambda c: c.removeprefix("greedy_")).sort_values("mean_ratio", ascending=False)
+    return (
+        pd.DataFrame(
+            {
+                "mean_ratio": table[cols].mean(),
+                "worst_ratio": table[cols].min(),
+                "optimal_share": (table[cols] >= 1.0 - 1e-12).mean(),
+            }
+        )
+        .rename(index=lambda c: c.removeprefix("greedy_"))
+        .sort_values("mean_ratio", ascending=False)
+    )
 
 
 def _as_datasets(data: Sequence[Row] | Datasets) -> dict[str, Sequence[Row]]:
@@ -159,8 +173,12 @@ def plot_timings(timings: pd.DataFrame, logx: bool = True, figsize=(8, 4.5)):
     return fig
 
 
-def random_problem(n: int, seed: int = 0, day: tuple[str, str] = ("07:00", "23:00"),
-                   durations: Sequence[int] = (15, 30, 45, 60, 75, 90, 105, 120)) -> tuple[list, list]:
+def random_problem(
+    n: int,
+    seed: int = 0,
+    day: tuple[str, str] = ("07:00", "23:00"),
+    durations: Sequence[int] = (15, 30, 45, 60, 75, 90, 105, 120),
+) -> tuple[list, list]:
     """``n`` events with names ``E0..E{n-1}`` placed uniformly in the day; about 30% priorities.
 
     For timing solvers at sizes the themed generator cannot reach (it has 16 names a theme).
@@ -204,6 +222,7 @@ def time_solvers(solvers: Mapping[str, tuple], seed: int = 0, min_seconds: float
     for label, (fn, sizes) in solvers.items():
         for n in sizes:
             events, priority = random_problem(n, seed=seed + n)
-            records.append({"method": label, "n_events": n,
-                            "seconds": time_call(fn, events, priority, min_seconds=min_seconds)})
+            records.append(
+                {"method": label, "n_events": n, "seconds": time_call(fn, events, priority, min_seconds=min_seconds)}
+            )
     return pd.DataFrame(records)

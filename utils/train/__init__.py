@@ -13,15 +13,14 @@ Heavy libraries load inside the functions: importing this package does not impor
 from .backend import choose_backend, preload_backend
 from .config import Knob, build_grpo_config, grpo_knobs, knobs_table, lora_config
 from .group_probe import group_rewards, group_signal, sample_groups, zero_variance_share
-from .runs import (RUN_INFO, checkpoint_step, latest_checkpoint, prepare_run_dir, push_to_hub, read_run_info,
-                   write_run_info)
+from .runs import (
+    RUN_INFO,
+    checkpoint_step,
+    latest_checkpoint,
+    prepare_run_dir,
+    push_to_hub,
+    read_run_info,
+    write_run_info,
+)
 from .trainer import TrainerSetup, TrainResult, build_trainer, grpo_records, load_policy, prompt_lengths, train_grpo
 from .warmstart import dp_answer, dp_reasoning, run_sft, sft_records
-
-__all__ = [
-    "choose_backend", "preload_backend", "Knob", "build_grpo_config", "grpo_knobs", "knobs_table", "lora_config",
-    "group_rewards", "group_signal", "sample_groups", "zero_variance_share", "RUN_INFO", "checkpoint_step",
-    "latest_checkpoint", "prepare_run_dir", "push_to_hub", "read_run_info", "write_run_info", "TrainerSetup",
-    "TrainResult", "build_trainer", "grpo_records", "load_policy", "prompt_lengths", "train_grpo", "dp_answer",
-    "dp_reasoning", "run_sft", "sft_records",
-]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from transformers import TrainerCallback
 
@@ -19,8 +19,14 @@ class CompletionRecorder:
     The wrapped functions keep their names, so TRL logs ``rewards/<name>/mean`` as usual.
     """
 
-    def __init__(self, reward_funcs: Sequence[Callable], path: Path, every: int = 10, show: int = 0,
-                 weights: Sequence[float] | None = None):
+    def __init__(
+        self,
+        reward_funcs: Sequence[Callable],
+        path: Path,
+        every: int = 10,
+        show: int = 0,
+        weights: Sequence[float] | None = None,
+    ):
         self.path = Path(path)
         # the total is what GRPO optimises: the weighted sum, as TRL computes it
         self.weights = {f.__name__: float(w) for f, w in zip(reward_funcs, weights or [1.0] * len(reward_funcs))}
@@ -127,7 +133,9 @@ def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=
     steps = [h.get("step", i + 1) for i, h in enumerate(logs)]
     ax = axes[0]
     ax.plot(steps, [h["reward"] for h in logs], "k-o", ms=3, label="total")
-    names = reward_names or sorted({k.split("/")[1] for h in logs for k in h if k.startswith("rewards/") and k.endswith("/mean")})
+    names = reward_names or sorted(
+        {k.split("/")[1] for h in logs for k in h if k.startswith("rewards/") and k.endswith("/mean")}
+    )
     for n in names:
         key = f"rewards/{n}/mean"
         ax.plot(steps, [h.get(key, math.nan) for h in logs], "-", label=n)

@@ -9,9 +9,10 @@ change the experiment without a word (the pins and ``tests/test_api_drift.py`` k
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..llm.models import ModelSpec, bf16_supported
 from ..profiles import Profile
@@ -33,35 +34,54 @@ def check_supported(cls, kwargs: dict) -> dict:
     if unknown:
         import trl
 
-        raise TypeError(f"{cls.__name__} of the installed TRL {trl.__version__} has no {unknown}: the course is "
-                        "written for the TRL in requirements.txt; install that version (or update the knobs)")
+        raise TypeError(
+            f"{cls.__name__} of the installed TRL {trl.__version__} has no {unknown}: the course is "
+            "written for the TRL in requirements.txt; install that version (or update the knobs)"
+        )
     return kwargs
 
 
-def grpo_knobs(profile: Profile, backend: str, max_prompt_tokens: int, gen_path: str, on_gpu: bool,
-               spec: ModelSpec | None = None) -> list[Knob]:
+def grpo_knobs(
+    profile: Profile, backend: str, max_prompt_tokens: int, gen_path: str, on_gpu: bool, spec: ModelSpec | None = None
+) -> list[Knob]:
     """The GRPO settings with the reason for each. Public recipe values on GPU (README, Sources)."""
     bf16 = on_gpu and bf16_supported()
-    lr = Knob("learning_rate", profile.grpo.learning_rate,
-              "LoRA on a small model tolerates a larger step than the recipe's 8e-6 for a 7B model")
+    lr = Knob(
+        "learning_rate",
+        profile.grpo.learning_rate,
+        "LoRA on a small model tolerates a larger step than the recipe's 8e-6 for a 7B model",
+    )
     if spec is not None and spec.grpo_learning_rate is not None:
         lr = Knob("learning_rate", spec.grpo_learning_rate, f"the value used for {spec.hub_id} (public recipe)")
     knobs = [
         lr,
-        Knob("adam_beta1", 0.9, "recipe"), Knob("adam_beta2", 0.99, "recipe: shorter memory of squared gradients"),
+        Knob("adam_beta1", 0.9, "recipe"),
+        Knob("adam_beta2", 0.99, "recipe: shorter memory of squared gradients"),
         Knob("weight_decay", 0.1, "recipe: keeps LoRA weights small"),
         Knob("warmup_steps", 0.01, "recipe's warmup ratio 0.01 (transformers 5 reads a float < 1 as a ratio)"),
         Knob("lr_scheduler_type", "cosine", "recipe: decay towards the end of the run"),
-        Knob("optim", "paged_adamw_8bit" if backend == "unsloth" else "adamw_torch",
-             "8-bit paged Adam saves GPU memory (needs bitsandbytes); plain AdamW elsewhere"),
+        Knob(
+            "optim",
+            "paged_adamw_8bit" if backend == "unsloth" else "adamw_torch",
+            "8-bit paged Adam saves GPU memory (needs bitsandbytes); plain AdamW elsewhere",
+        ),
         Knob("max_steps", profile.grpo.steps, "the run length of this profile"),
-        Knob("per_device_train_batch_size", profile.grpo.per_device_batch,
-             "completions per step; a multiple of num_generations"),
+        Knob(
+            "per_device_train_batch_size",
+            profile.grpo.per_device_batch,
+            "completions per step; a multiple of num_generations",
+        ),
         Knob("gradient_accumulation_steps", 1, "recipe"),
-        Knob("num_generations", profile.grpo.num_generations,
-             "group size: GRPO compares completions of the same prompt within a group"),
-        Knob("max_completion_length", profile.grpo.max_completion_length,
-             f"new-token budget; prompts here are <= {max_prompt_tokens} tokens (TRL 1.x has no max_prompt_length)"),
+        Knob(
+            "num_generations",
+            profile.grpo.num_generations,
+            "group size: GRPO compares completions of the same prompt within a group",
+        ),
+        Knob(
+            "max_completion_length",
+            profile.grpo.max_completion_length,
+            f"new-token budget; prompts here are <= {max_prompt_tokens} tokens (TRL 1.x has no max_prompt_length)",
+        ),
         Knob("temperature", 1.0, "sampling diversity inside a group is what creates a learning signal"),
         Knob("max_grad_norm", 0.1, "recipe: clip hard, RL gradients are noisy"),
         Knob("beta", 0.0, "no KL penalty (TRL's default): no reference model to keep in memory"),
@@ -70,24 +90,34 @@ def grpo_knobs(profile: Profile, backend: str, max_prompt_tokens: int, gen_path:
         Knob("save_total_limit", 2, "keep disk use bounded"),
         Knob("bf16", bf16, "half precision on GPUs that support bf16"),
         Knob("fp16", on_gpu and not bf16, "older GPUs (T4) use fp16 instead of bf16"),
-        Knob("gradient_checkpointing", False,
-             "off here: for these model sizes memory is not the limit, speed is (Unsloth applies its own)"),
+        Knob(
+            "gradient_checkpointing",
+            False,
+            "off here: for these model sizes memory is not the limit, speed is (Unsloth applies its own)",
+        ),
         Knob("report_to", "none", "the notebook draws its own live plots; set 'wandb' or 'tensorboard' if you like"),
         Knob("seed", 3407, "reproducible sampling and LoRA initialisation"),
         Knob("log_completions", False, "we show our own sample table instead of TRL's console print"),
     ]
     if gen_path == "vllm" and backend == "unsloth":
-        knobs.append(Knob("use_vllm", True, "Unsloth's own vLLM engine (fast_inference=True) generates, sharing the GPU"))
+        knobs.append(
+            Knob("use_vllm", True, "Unsloth's own vLLM engine (fast_inference=True) generates, sharing the GPU")
+        )
     if gen_path == "vllm" and backend == "trl":
-        knobs += [Knob("use_vllm", True, "vLLM generates many times faster than model.generate"),
-                  Knob("vllm_mode", "colocate", "vLLM shares the training GPU (no separate server)"),
-                  Knob("vllm_gpu_memory_utilization", 0.3, "leave memory for training")]
+        knobs += [
+            Knob("use_vllm", True, "vLLM generates many times faster than model.generate"),
+            Knob("vllm_mode", "colocate", "vLLM shares the training GPU (no separate server)"),
+            Knob("vllm_gpu_memory_utilization", 0.3, "leave memory for training"),
+        ]
     if gen_path == "static-cache":
-        knobs.append(Knob("cache_implementation", "static",
-                          "preallocated KV cache: transformers compiles the decoding step (benchmarks/)"))
+        knobs.append(
+            Knob(
+                "cache_implementation",
+                "static",
+                "preallocated KV cache: transformers compiles the decoding step (benchmarks/)",
+            )
+        )
     return knobs
-
-
 
 
 def knobs_table(knobs: Sequence[Knob]):
@@ -101,14 +131,22 @@ def build_grpo_config(knobs: Sequence[Knob], out_dir: Path, reward_weights: Sequ
     from trl import GRPOConfig
 
     kwargs = {k.name: k.value for k in knobs}
-    kwargs.update(output_dir=str(out_dir), reward_weights=list(reward_weights) if reward_weights else None,
-                  save_strategy="steps", **extra)
+    kwargs.update(
+        output_dir=str(out_dir),
+        reward_weights=list(reward_weights) if reward_weights else None,
+        save_strategy="steps",
+        **extra,
+    )
     return GRPOConfig(**check_supported(GRPOConfig, kwargs))
 
 
 def lora_config(profile: Profile):
     from peft import LoraConfig
 
-    return LoraConfig(r=profile.grpo.lora_r, lora_alpha=profile.grpo.lora_r, lora_dropout=0.0,
-                      target_modules=LORA_TARGETS, task_type="CAUSAL_LM")
-
+    return LoraConfig(
+        r=profile.grpo.lora_r,
+        lora_alpha=profile.grpo.lora_r,
+        lora_dropout=0.0,
+        target_modules=LORA_TARGETS,
+        task_type="CAUSAL_LM",
+    )

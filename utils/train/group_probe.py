@@ -9,26 +9,45 @@ model (all zero: no signal) and after the warm-start.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ..grpo.advantages import group_advantages
 
 COLUMNS = ("events", "priority_events", "optimal_score")
 
 
-def sample_groups(model, tokenizer, rows: Sequence[dict], group_size: int, max_new_tokens: int,
-                  temperature: float = 1.0, batch_size: int = 32) -> list[list[str]]:
+def sample_groups(
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    group_size: int,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    batch_size: int = 32,
+) -> list[list[str]]:
     """``group_size`` sampled completions per row (sampling, like GRPO's rollouts)."""
     from ..llm.generation import generate_completions
 
     repeated = [r for r in rows for _ in range(group_size)]
-    texts = generate_completions(model, tokenizer, repeated, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                 do_sample=True, temperature=temperature, desc="sampling groups")
-    return [texts[i:i + group_size] for i in range(0, len(texts), group_size)]
+    texts = generate_completions(
+        model,
+        tokenizer,
+        repeated,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        do_sample=True,
+        temperature=temperature,
+        desc="sampling groups",
+    )
+    return [texts[i : i + group_size] for i in range(0, len(texts), group_size)]
 
 
-def group_rewards(rows: Sequence[dict], groups: Sequence[Sequence[str]], funcs: Sequence[Callable],
-                  weights: Sequence[float] | None = None):
+def group_rewards(
+    rows: Sequence[dict],
+    groups: Sequence[Sequence[str]],
+    funcs: Sequence[Callable],
+    weights: Sequence[float] | None = None,
+):
     """One row per completion: problem, each reward, weighted total and GRPO's advantage."""
     import pandas as pd
 
@@ -36,12 +55,22 @@ def group_rewards(rows: Sequence[dict], groups: Sequence[Sequence[str]], funcs: 
     records = []
     for p, (row, group) in enumerate(zip(rows, groups)):
         columns = {k: [row[k]] * len(group) for k in COLUMNS}
-        per_fn = {f.__name__: f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs}
+        per_fn = {
+            f.__name__: f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs
+        }
         totals = [sum(w * (per_fn[f.__name__][i] or 0.0) for f, w in zip(funcs, weights)) for i in range(len(group))]
         advantages = group_advantages(totals, len(group))
         for i, text in enumerate(group):
-            records.append({"problem": p, "sample": i, **{n: v[i] for n, v in per_fn.items()},
-                            "total": totals[i], "advantage": advantages[i], "completion": text})
+            records.append(
+                {
+                    "problem": p,
+                    "sample": i,
+                    **{n: v[i] for n, v in per_fn.items()},
+                    "total": totals[i],
+                    "advantage": advantages[i],
+                    "completion": text,
+                }
+            )
     return pd.DataFrame(records)
 
 
@@ -51,8 +80,15 @@ def zero_variance_share(frame) -> float:
     return float((spread < 1e-9).mean()) if len(spread) else float("nan")
 
 
-def group_signal(model, tokenizer, rows: Sequence[dict], funcs: Sequence[Callable], weights=None,
-                 group_size: int = 4, max_new_tokens: int = 256):
+def group_signal(
+    model,
+    tokenizer,
+    rows: Sequence[dict],
+    funcs: Sequence[Callable],
+    weights=None,
+    group_size: int = 4,
+    max_new_tokens: int = 256,
+):
     """(table, zero-variance share) for sampled groups on ``rows``."""
     frame = group_rewards(rows, sample_groups(model, tokenizer, rows, group_size, max_new_tokens), funcs, weights)
     return frame, zero_variance_share(frame)

@@ -49,8 +49,11 @@ def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) ->
         fresh = True
     elif fresh is None:
         fresh = done >= max_steps
-        decision = (f"the last run finished ({done}/{max_steps} steps): starting a new run" if fresh
-                    else f"unfinished run found at step {done}/{max_steps}: resuming from {last}")
+        decision = (
+            f"the last run finished ({done}/{max_steps} steps): starting a new run"
+            if fresh
+            else f"unfinished run found at step {done}/{max_steps}: resuming from {last}"
+        )
     else:
         decision = "starting a new run (fresh=True)" if fresh else f"resuming from {last} (step {done})"
     if fresh and out_dir.exists():
@@ -62,16 +65,22 @@ def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) ->
 def write_run_info(result: TrainResult, profile: Profile, spec: ModelSpec, funcs, weights) -> Path:
     """What notebook 05 needs: adapter, base, profile, log history. A known place, JSON."""
     info = {
-        "adapter_dir": str(result.adapter_dir), "base_model": result.base_model, "model_key": spec.key,
-        "profile": dataclasses.asdict(profile), "backend": result.backend, "generation": result.generation,
-        "global_step": result.global_step, "train_seconds": round(result.seconds, 1),
-        "rewards": [f.__name__ for f in funcs], "reward_weights": list(weights) if weights else None,
-        "log_history": result.log_history, "samples_file": str(result.samples_file),
+        "adapter_dir": str(result.adapter_dir),
+        "base_model": result.base_model,
+        "model_key": spec.key,
+        "profile": dataclasses.asdict(profile),
+        "backend": result.backend,
+        "generation": result.generation,
+        "global_step": result.global_step,
+        "train_seconds": round(result.seconds, 1),
+        "rewards": [f.__name__ for f in funcs],
+        "reward_weights": list(weights) if weights else None,
+        "log_history": result.log_history,
+        "samples_file": str(result.samples_file),
     }
     path = result.output_dir / RUN_INFO
     path.write_text(json.dumps(info, indent=1, default=str))
     return path
-
 
 
 def hub_token() -> str | None:

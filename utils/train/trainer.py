@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from ..llm.generation import choose_generation
 from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm, model_source
@@ -22,16 +22,30 @@ from .backend import choose_backend
 from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, lora_config
 from .runs import latest_checkpoint, write_run_info
 
+
 def grpo_records(rows: Sequence[dict]) -> list[dict]:
     """Conversational prompts plus the columns the rewards read (TRL passes them by name)."""
-    return [{"prompt": build_messages(r), "events": r["events"], "priority_events": r["priority_events"],
-             "optimal_score": r["optimal_score"]} for r in rows]
+    return [
+        {
+            "prompt": build_messages(r),
+            "events": r["events"],
+            "priority_events": r["priority_events"],
+            "optimal_score": r["optimal_score"],
+        }
+        for r in rows
+    ]
 
 
 def prompt_lengths(rows: Sequence[dict], tokenizer) -> list[int]:
     """Tokens of each chat prompt, generation header included (what the model reads)."""
-    return [len(tokenizer.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=True,
-                                              return_dict=True)["input_ids"]) for r in rows]
+    return [
+        len(
+            tokenizer.apply_chat_template(
+                build_messages(r), add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+        )
+        for r in rows
+    ]
 
 
 @dataclass
@@ -54,11 +68,20 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
 
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=source if spec.unsloth_id is None or os.path.isdir(source) else spec.unsloth_id,
-            max_seq_length=max_seq_length, load_in_4bit=spec.key != "smollm2-135m",
-            fast_inference=gen_path == "vllm", max_lora_rank=profile.grpo.lora_r, gpu_memory_utilization=0.85)
+            max_seq_length=max_seq_length,
+            load_in_4bit=spec.key != "smollm2-135m",
+            fast_inference=gen_path == "vllm",
+            max_lora_rank=profile.grpo.lora_r,
+            gpu_memory_utilization=0.85,
+        )
         model = FastLanguageModel.get_peft_model(
-            model, r=profile.grpo.lora_r, target_modules=LORA_TARGETS, lora_alpha=profile.grpo.lora_r,
-            use_gradient_checkpointing="unsloth", random_state=3407)
+            model,
+            r=profile.grpo.lora_r,
+            target_modules=LORA_TARGETS,
+            lora_alpha=profile.grpo.lora_r,
+            use_gradient_checkpointing="unsloth",
+            random_state=3407,
+        )
         return model, tokenizer, None
     model, tokenizer = load_causal_lm(source, default_dtype("cuda" if has_cuda() else "cpu"))
     return model, tokenizer, lora_config(profile)
@@ -79,10 +102,20 @@ class TrainerSetup:
 
 
 def build_trainer(
-    rows: Sequence[dict], reward_funcs: Sequence[Callable], profile: Profile, *, base: str | None = None,
-    reward_weights: Sequence[float] | None = None, backend: str | None = None, out_dir: Path | None = None,
-    callbacks: Sequence = (), max_steps: int | None = None, stop_after: int | None = None,
-    model_key: str | None = None, extra_config: dict | None = None, show_samples: int = 0,
+    rows: Sequence[dict],
+    reward_funcs: Sequence[Callable],
+    profile: Profile,
+    *,
+    base: str | None = None,
+    reward_weights: Sequence[float] | None = None,
+    backend: str | None = None,
+    out_dir: Path | None = None,
+    callbacks: Sequence = (),
+    max_steps: int | None = None,
+    stop_after: int | None = None,
+    model_key: str | None = None,
+    extra_config: dict | None = None,
+    show_samples: int = 0,
 ) -> TrainerSetup:
     """The policy (base model + LoRA), the ``GRPOConfig`` and TRL's ``GRPOTrainer``, ready to train.
 
@@ -104,8 +137,13 @@ def build_trainer(
 
     from .callbacks import CompletionRecorder, StopAfterStep
 
-    recorder = CompletionRecorder(reward_funcs, out_dir / "samples.jsonl", every=profile.grpo.sample_every,
-                                  show=show_samples, weights=reward_weights)
+    recorder = CompletionRecorder(
+        reward_funcs,
+        out_dir / "samples.jsonl",
+        every=profile.grpo.sample_every,
+        show=show_samples,
+        weights=reward_weights,
+    )
     model, tokenizer, peft_cfg = load_policy(backend, spec, source, profile, 2048, generation)
     max_prompt = max(prompt_lengths(rows[: min(len(rows), 200)], tokenizer))
     knobs = grpo_knobs(profile, backend, max_prompt, generation, has_cuda(), spec)
@@ -115,14 +153,21 @@ def build_trainer(
     cbs = [recorder.callback(), *callbacks]
     if stop_after is not None:
         cbs.append(StopAfterStep(stop_after))
-    trainer = GRPOTrainer(model=model, reward_funcs=recorder.wrapped, args=config,
-                          train_dataset=Dataset.from_list(grpo_records(rows)), processing_class=tokenizer,
-                          peft_config=peft_cfg, callbacks=cbs)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=recorder.wrapped,
+        args=config,
+        train_dataset=Dataset.from_list(grpo_records(rows)),
+        processing_class=tokenizer,
+        peft_config=peft_cfg,
+        callbacks=cbs,
+    )
     return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs)
 
 
-def train_grpo(rows: Sequence[dict], reward_funcs: Sequence[Callable], profile: Profile, *, resume: bool = True,
-               **build) -> TrainResult:
+def train_grpo(
+    rows: Sequence[dict], reward_funcs: Sequence[Callable], profile: Profile, *, resume: bool = True, **build
+) -> TrainResult:
     """Build the trainer (:func:`build_trainer`, same keyword arguments), train, save the adapter.
 
     Resumes from the last checkpoint in ``out_dir`` when there is one (``resume=False`` ignores it)."""
@@ -138,7 +183,16 @@ def train_grpo(rows: Sequence[dict], reward_funcs: Sequence[Callable], profile: 
     adapter_dir = out_dir / "adapter"
     trainer.save_model(str(adapter_dir))  # LoRA weights only (small)
     setup.tokenizer.save_pretrained(str(adapter_dir))
-    result = TrainResult(out_dir, adapter_dir, setup.source, trainer.state.log_history, trainer.state.global_step,
-                         seconds, setup.backend, setup.generation, setup.recorder.path)
+    result = TrainResult(
+        out_dir,
+        adapter_dir,
+        setup.source,
+        trainer.state.log_history,
+        trainer.state.global_step,
+        seconds,
+        setup.backend,
+        setup.generation,
+        setup.recorder.path,
+    )
     write_run_info(result, profile, setup.spec, reward_funcs, build.get("reward_weights"))
     return result

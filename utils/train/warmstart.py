@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ..llm.models import bf16_supported, load_tokenizer
 from ..profiles import Profile
@@ -64,13 +64,28 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     on_gpu = torch.cuda.is_available()
     tokenizer = load_tokenizer(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    kwargs = dict(output_dir=str(out_dir / "checkpoints"), num_train_epochs=profile.warm_start.epochs,
-                  per_device_train_batch_size=profile.warm_start.batch_size, learning_rate=profile.warm_start.learning_rate,
-                  lr_scheduler_type="cosine", warmup_steps=0.05, logging_steps=5, save_strategy="no",
-                  report_to="none", bf16=on_gpu and bf16_supported(), max_length=1024, seed=3407,
-                  completion_only_loss=True, eos_token=tokenizer.eos_token)  # pad: set on the tokenizer
-    trainer = SFTTrainer(model=model, args=SFTConfig(**check_supported(SFTConfig, kwargs)), train_dataset=Dataset.from_list(sft_records(rows)),
-                         processing_class=tokenizer)
+    kwargs = dict(
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=profile.warm_start.epochs,
+        per_device_train_batch_size=profile.warm_start.batch_size,
+        learning_rate=profile.warm_start.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        logging_steps=5,
+        save_strategy="no",
+        report_to="none",
+        bf16=on_gpu and bf16_supported(),
+        max_length=1024,
+        seed=3407,
+        completion_only_loss=True,
+        eos_token=tokenizer.eos_token,
+    )  # pad: set on the tokenizer
+    trainer = SFTTrainer(
+        model=model,
+        args=SFTConfig(**check_supported(SFTConfig, kwargs)),
+        train_dataset=Dataset.from_list(sft_records(rows)),
+        processing_class=tokenizer,
+    )
     t0 = time.perf_counter()
     trainer.train()
     print(f"Warm-start: {trainer.state.global_step} steps in {time.perf_counter() - t0:.0f} s")
@@ -78,4 +93,3 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     tokenizer.save_pretrained(str(done))
     (out_dir / "sft_log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
     return done
-

@@ -1,0 +1,70 @@
+"""Paired statistics (utils.evaluate.statistics) on small tables worked out by hand."""
+
+import math
+
+import pytest
+
+from utils.evaluate import evaluate
+from utils.evaluate.baselines import baseline_completions
+from utils.evaluate.statistics import compare, mcnemar_exact, mean_difference_interval, paired_bootstrap, transitions
+
+
+@pytest.mark.parametrize(
+    "improved, worsened, expected",
+    [
+        (0, 0, 1.0),  # nothing changed
+        (5, 0, 2 / 32),  # 5 of 5 changes one way: 2 * 0.5^5
+        (9, 1, 2 * 11 / 1024),  # 2 * (C(10,0) + C(10,1)) / 2^10
+        (1, 9, 2 * 11 / 1024),  # symmetric
+        (3, 3, 1.0),  # capped at 1
+        (26, 9, 2 * sum(math.comb(35, k) for k in range(10)) / 2**35),
+    ],
+)
+def test_mcnemar_exact(improved, worsened, expected):
+    assert mcnemar_exact(improved, worsened) == pytest.approx(expected)
+
+
+def test_mcnemar_rejects_negative_counts():
+    with pytest.raises(ValueError):
+        mcnemar_exact(-1, 2)
+
+
+def test_transitions_count_every_problem():
+    before = [True, True, False, False, False]
+    after = [True, False, True, True, False]
+    assert transitions(before, after) == {
+        "valid->valid": 1,
+        "invalid->valid": 2,
+        "valid->invalid": 1,
+        "invalid->invalid": 1,
+    }
+    with pytest.raises(ValueError, match="same problems"):
+        transitions(before, after[:3])
+
+
+def test_paired_bootstrap_is_reproducible_and_brackets_the_mean():
+    before = [0.0, 0.5, 0.2, 0.9, 0.0, 1.0, 0.3, 0.4]
+    after = [0.5, 0.5, 0.9, 0.9, 0.0, 1.0, 0.8, 0.1]
+    first = paired_bootstrap(before, after, n_boot=2000, seed=7)
+    assert first == paired_bootstrap(before, after, n_boot=2000, seed=7)
+    mean, low, high = first
+    assert mean == pytest.approx(sum(a - b for b, a in zip(before, after)) / len(before))
+    assert low <= mean <= high
+    assert paired_bootstrap(before, before, n_boot=200) == (0.0, 0.0, 0.0)  # no difference, no width
+
+
+def test_mean_difference_interval_excludes_zero_for_a_clear_shift():
+    low_rewards, high_rewards = [40.0, 42.0, 38.0, 41.0, 39.0], [60.0, 62.0, 58.0, 61.0, 59.0]
+    point, low, high = mean_difference_interval(low_rewards, high_rewards, n_boot=2000, seed=1)
+    assert point == pytest.approx(20.0) and 0 < low <= point <= high
+
+
+def test_compare_two_evaluations(test_rows):
+    rows = test_rows[:20]
+    worse = evaluate(rows, baseline_completions("all_events", rows))
+    better = evaluate(rows, baseline_completions("dp_optimal", rows))
+    c = compare(worse, better, "all events", "DP")
+    assert c.transitions["invalid->valid"] == 20 - worse.valid and c.transitions["valid->invalid"] == 0
+    assert c.p_value == pytest.approx(mcnemar_exact(20 - worse.valid, 0))
+    assert c.score_low <= c.score_diff <= c.score_high and c.score_diff > 0
+    assert "DP vs all events" in str(c)

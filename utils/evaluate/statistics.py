@@ -1,0 +1,141 @@
+"""Is a difference real? Paired tests for two models on the same problems, and intervals for curves.
+
+Two models answer the same 100 problems, so the comparison is *paired*: what matters is how
+many problems changed verdict, not the two totals. The course uses
+
+* :func:`mcnemar_exact` - the exact McNemar test on the problems whose verdict (valid or not)
+  changed: under "no difference" a change is equally likely in either direction, so the count
+  of improvements is Binomial(changes, 1/2);
+* :func:`paired_bootstrap` - a percentile bootstrap interval of the mean per-problem score
+  difference (problems resampled with replacement, the pairing kept);
+* :func:`mean_difference_interval` - an unpaired bootstrap interval, for e.g. the rewards of the
+  first and the last quarter of a training run.
+
+Every function is pure and seeded: the same inputs give the same interval on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+def mcnemar_exact(improved: int, worsened: int) -> float:
+    """Two-sided exact McNemar p-value from the two off-diagonal counts.
+
+    ``improved``: problems invalid before and valid after; ``worsened``: the reverse.
+
+    >>> round(mcnemar_exact(9, 1), 4)  # 10 changes, 9 of them improvements
+    0.0215
+    >>> mcnemar_exact(3, 3)
+    1.0
+    """
+    if improved < 0 or worsened < 0:
+        raise ValueError(f"counts must be >= 0, got {improved}, {worsened}")
+    n = improved + worsened
+    if n == 0:
+        return 1.0
+    k = min(improved, worsened)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def transitions(before: Sequence[bool], after: Sequence[bool]) -> dict[str, int]:
+    """How each problem's verdict moved: ``valid->valid``, ``invalid->valid``, ``valid->invalid``,
+    ``invalid->invalid`` (same problems, same order)."""
+    if len(before) != len(after):
+        raise ValueError(f"{len(before)} verdicts before but {len(after)} after: compare the same problems")
+    out = {"valid->valid": 0, "invalid->valid": 0, "valid->invalid": 0, "invalid->invalid": 0}
+    for b, a in zip(before, after):
+        out[f"{'valid' if b else 'invalid'}->{'valid' if a else 'invalid'}"] += 1
+    return out
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile of an already sorted list (``q`` in [0, 1])."""
+    pos = q * (len(sorted_values) - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def paired_bootstrap(
+    before: Sequence[float], after: Sequence[float], n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean of ``after - before``, low, high): a percentile bootstrap interval, problems resampled
+    with replacement, each keeping its pair."""
+    if len(before) != len(after) or not before:
+        raise ValueError("need two non-empty score lists of the same length (the same problems)")
+    diffs = [a - b for b, a in zip(before, after)]
+    rng = random.Random(seed)
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    alpha = (1 - confidence) / 2
+    return sum(diffs) / n, _percentile(means, alpha), _percentile(means, 1 - alpha)
+
+
+def mean_difference_interval(
+    first: Sequence[float], second: Sequence[float], n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean(second) - mean(first), low, high) with an unpaired percentile bootstrap: each group
+    resampled on its own. For two sets of values that are not matched one to one."""
+    if not first or not second:
+        raise ValueError("both groups need at least one value")
+    rng = random.Random(seed)
+
+    def mean_of_resample(values: Sequence[float]) -> float:
+        return sum(values[rng.randrange(len(values))] for _ in values) / len(values)
+
+    diffs = sorted(mean_of_resample(second) - mean_of_resample(first) for _ in range(n_boot))
+    alpha = (1 - confidence) / 2
+    point = sum(second) / len(second) - sum(first) / len(first)
+    return point, _percentile(diffs, alpha), _percentile(diffs, 1 - alpha)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Model B against model A on the same problems."""
+
+    a: str
+    b: str
+    n: int
+    valid_a: int
+    valid_b: int
+    transitions: dict[str, int]
+    p_value: float  # exact McNemar on valid / not valid
+    score_diff: float  # mean per-problem score difference B - A, x100
+    score_low: float
+    score_high: float
+
+    def to_text(self) -> str:
+        t = self.transitions
+        return (
+            f"{self.b} vs {self.a} on {self.n} problems: valid {self.valid_a} -> {self.valid_b} "
+            f"(+{t['invalid->valid']} / -{t['valid->invalid']}, exact McNemar p = {self.p_value:.3g}); "
+            f"mean score {self.score_diff:+.2f} points, 95% paired bootstrap interval "
+            f"[{self.score_low:+.2f}, {self.score_high:+.2f}]"
+        )
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+def compare(a, b, name_a: str = "A", name_b: str = "B", seed: int = 0) -> PairedComparison:
+    """Paired comparison of two :class:`~utils.evaluate.EvalSummary` of the same problems."""
+    if a.n != b.n:
+        raise ValueError(f"{name_a} has {a.n} results but {name_b} has {b.n}: compare the same problems")
+    moves = transitions([r.valid for r in a.results], [r.valid for r in b.results])
+    diff, low, high = paired_bootstrap([r.score for r in a.results], [r.score for r in b.results], seed=seed)
+    return PairedComparison(
+        name_a,
+        name_b,
+        a.n,
+        a.valid,
+        b.valid,
+        moves,
+        mcnemar_exact(moves["invalid->valid"], moves["valid->invalid"]),
+        100 * diff,
+        100 * low,
+        100 * high,
+    )
