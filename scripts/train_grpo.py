@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from utils.paths import output_dir
     from utils.profiles import get_profile
     from utils.rewards import load_reward_set
-    from utils.task import load_split
+    from utils.task import load_split, training_problems
     from utils.train import run_sft, train_grpo
 
     overrides = {
@@ -122,7 +122,8 @@ def main(argv=None) -> int:
     policy_base = args.base or base
     if spec.warm_start and not args.no_sft and not args.base:
         t0 = time.perf_counter()
-        policy_base = str(run_sft(base, train_rows[: profile.warm_start.n_problems], profile, out / "sft"))
+        sft_rows = training_problems(profile.warm_start.n_problems, profile.warm_start.style)
+        policy_base = str(run_sft(base, sft_rows, profile, out / "sft"))
         results["seconds"]["sft"] = round(time.perf_counter() - t0, 1)
         save()
         state.wait_for_everyone()

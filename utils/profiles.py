@@ -41,10 +41,12 @@ class Demos:
 
 @dataclass(frozen=True)
 class WarmStart:
-    n_problems: int  # training problems for the supervised warm start
+    n_problems: int  # problems for the supervised warm start: the 500 committed ones, then generated ones
     epochs: float
     batch_size: int
     learning_rate: float
+    trace: str = "short"  # the reasoning before each answer: "short" or "full" (utils.train.warmstart)
+    style: str = "default"  # "mixed": half of the generated problems with made-up names, any-minute times
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,15 @@ statistics (:mod:`.stats`) and Gantt charts (:mod:`.plotting`).
 """
 
 from .data import PUBLISHED_DATASET, load_jsonl, load_problems, load_published, load_split, to_hf_dataset
-from .datagen import DATASET_SEED, GeneratorConfig, generate_dataset, generate_problem, problem_key
+from .datagen import (
+    DATASET_SEED,
+    OTHER_STYLE,
+    GeneratorConfig,
+    generate_dataset,
+    generate_problem,
+    problem_key,
+    training_problems,
+)
 from .events import (
     NORMAL_WEIGHT,
     PRIORITY_WEIGHT,

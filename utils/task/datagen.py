@@ -33,6 +33,7 @@ TRAIN_SIZE = 500
 TEST_SIZE = 100
 OTHER_STYLE_SEED = 20261126
 CATALOGUES = {"default": EVENT_NAMES_FILE, "other_style": OTHER_STYLE_NAMES_FILE}  # event-name files
+RANDOM_NAMES = "random"  # a catalogue made up from the default one's words: see random_catalogue()
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,12 @@ class GeneratorConfig:
     max_tries: int = 1000  # resampling budget per problem before giving up
 
     def catalogue(self) -> dict[str, list[str]]:
+        if self.names == RANDOM_NAMES:
+            return {k: list(v) for k, v in random_catalogue().items()}
         if self.names not in CATALOGUES:
-            raise ValueError(f"unknown name catalogue {self.names!r}; choose from {sorted(CATALOGUES)}")
+            raise ValueError(
+                f"unknown name catalogue {self.names!r}; choose from {sorted([*CATALOGUES, RANDOM_NAMES])}"
+            )
         return load_themes(CATALOGUES[self.names])
 
     def validate(self, themes: dict[str, list[str]]) -> None:
@@ -123,6 +128,38 @@ def _load_themes(path: str) -> dict[str, tuple[str, ...]]:
 def load_themes(path: Path | str = EVENT_NAMES_FILE) -> dict[str, list[str]]:
     """A themed event-name catalogue (default ``data/event_names.json``), names checked."""
     return {k: list(v) for k, v in _load_themes(str(path)).items()}
+
+
+_DECORATIONS = ("#{n}", "v{n}", "({n})", "x{n}", "part {n}", "- {n}", "no. {n}", "@ {n}th", "{n} min")
+
+
+@lru_cache(maxsize=2)
+def random_catalogue(seed: int = 0, themes: int = 8, per_theme: int = 64) -> dict[str, tuple[str, ...]]:
+    """Made-up names for training diversity: words of the default catalogue recombined, in random
+    case, some with digits or punctuation ("Budget sync #12", "review lunch (3)", "Client's demo").
+    Same seed, same names. Never the held-out other-style names."""
+    rng = random.Random(seed)
+    words = sorted({w.strip("-").lower() for names in load_themes().values() for n in names for w in n.split()} - {""})
+    held_out = {n for names in load_themes(OTHER_STYLE_NAMES_FILE).values() for n in names}
+    out: dict[str, tuple[str, ...]] = {}
+    for t in range(themes):
+        names: list[str] = []
+        while len(names) < per_theme:
+            parts = rng.sample(words, rng.randint(1, 3))
+            if rng.random() < 0.2:
+                parts[0] += "'s"
+            if rng.random() < 0.4:
+                parts.append(rng.choice(_DECORATIONS).format(n=rng.randint(1, 99)))
+            name = " ".join(parts)
+            case = rng.random()
+            if case < 0.3:  # Title Case, without str.title()'s "Client'S"
+                name = " ".join(w[:1].upper() + w[1:] for w in name.split())
+            elif case < 0.8:
+                name = name[:1].upper() + name[1:]
+            if name not in names and name not in held_out and name_problem(name) is None:
+                names.append(name)
+        out[f"made-up {t + 1}"] = tuple(names)
+    return out
 
 
 def _random_start(rng: random.Random, lo: int, hi: int, step: int) -> int:
@@ -224,6 +261,39 @@ OTHER_STYLE = GeneratorConfig(
 
 def generate_other_style_test(seed: int = OTHER_STYLE_SEED, size: int = TEST_SIZE) -> list[dict]:
     return generate_dataset(size, seed, OTHER_STYLE)
+
+
+MIXED_STYLE = GeneratorConfig(
+    names=RANDOM_NAMES, day_start="00:00", day_end="24:00", time_step=1, durations=OTHER_STYLE.durations
+)
+"""Training diversity without the held-out names: made-up names, starts at any minute, the whole day."""
+TRAINING_STYLES = ("default", "mixed")
+EXTRA_TRAINING_SEED = 777
+
+
+def training_problems(n: int, style: str = "default", seed: int = EXTRA_TRAINING_SEED) -> list[dict]:
+    """``n`` training problems: the committed train split first, then freshly generated ones.
+
+    Problems are free: the generator makes thousands a second, so a warm start or a GRPO run can use
+    more than the 500 committed ones. ``style="mixed"`` makes every other extra problem in
+    :data:`MIXED_STYLE`. Extra problems never repeat a test problem (either test set)."""
+    if style not in TRAINING_STYLES:
+        raise ValueError(f"style must be one of {TRAINING_STYLES}, got {style!r}")
+    from .data import load_split
+
+    rows = load_split("train")[:n]
+    if len(rows) == n:
+        return rows
+    held_out = {problem_key(r) for split in ("test", "test_other_style") for r in load_split(split)}
+    rng = random.Random(seed)
+    configs = [GeneratorConfig()] + ([MIXED_STYLE] if style == "mixed" else [])
+    catalogues = [c.catalogue() for c in configs]
+    while len(rows) < n:
+        k = len(rows) % len(configs)
+        row = generate_problem(rng, configs[k], catalogues[k])
+        if problem_key(row) not in held_out:
+            rows.append(row)
+    return rows
 
 
 def dumps_jsonl(rows: list[dict]) -> str:

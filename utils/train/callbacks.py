@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -95,6 +96,21 @@ def show_samples(rows: Sequence[dict], title: str = "") -> None:
     except ImportError:
         pass
     print(title, frame.to_string(), sep="\n")
+
+
+class StepTimer(TrainerCallback):
+    """Wall-clock seconds of every optimizer step (generation, rewards, loss, backward), in ``seconds``."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+        self._start = None
+
+    def on_step_begin(self, args, state, control, **kw):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kw):
+        if self._start is not None:
+            self.seconds.append(round(time.perf_counter() - self._start, 3))
 
 
 class StopAfterStep(TrainerCallback):

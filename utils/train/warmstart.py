@@ -20,9 +20,21 @@ from ..task.prompts import build_messages, format_answer
 from ..task.scheduling import optimal_schedule
 from .config import check_supported
 
+TRACES = ("short", "full")
 
-def dp_reasoning(row: Mapping) -> str:
-    """A short, true explanation of the optimal choice: conflicts, what is dropped, total."""
+
+def dp_reasoning(row: Mapping, trace: str = "short") -> str:
+    """A true explanation of the optimal choice, written before the answer.
+
+    ``short``: the priorities, the clashing pairs, what is dropped, the total.
+    ``full``: every event in time order with ``minutes x weight = value``, every clash with the two
+    times compared ("A ends 10:30 after B starts 10:00"), then what is kept and the total. Longer
+    answers, but the model sees the comparison it must make, event by event.
+    """
+    if trace == "full":
+        return _full_reasoning(row)
+    if trace != "short":
+        raise ValueError(f"trace must be one of {TRACES}, got {trace!r}")
     prios = list(row["priority_events"])
     ivs = to_intervals(row["events"], prios)
     score, chosen = optimal_schedule(row["events"], prios)
@@ -36,19 +48,42 @@ def dp_reasoning(row: Mapping) -> str:
     return " ".join(parts)
 
 
-def dp_answer(row: Mapping) -> str:
+def _full_reasoning(row: Mapping) -> str:
+    prios = set(row["priority_events"])
+    ivs = sorted(to_intervals(row["events"], prios), key=lambda iv: (iv.start, iv.end))
+    score, chosen = optimal_schedule(row["events"], row["priority_events"])
+    lines = ["Events in time order:"]
+    for iv, (_, start, end) in zip(ivs, (iv.as_event() for iv in ivs)):
+        weight = 2 if iv.name in prios else 1
+        lines.append(f"- {iv.name} {start}-{end}: {iv.end - iv.start} min x{weight} = {iv.value}")
+    pairs = overlapping_pairs([iv.span for iv in ivs])
+    lines.append("Clashes:" if pairs else "No clashes.")
+    for i, j in pairs:  # i starts first (time order), so the clash is: i ends after j starts
+        a, b = ivs[i].as_event(), ivs[j].as_event()
+        lines.append(f"- {a[0]} ends {a[2]} after {b[0]} starts {b[1]}")
+    lines.append(f"Keep: {', '.join(e[0] for e in chosen)}. Total: {score}.")
+    return "\n".join(lines)
+
+
+def dp_answer(row: Mapping, trace: str = "short") -> str:
     """The full target answer: reasoning, then the optimal schedule."""
     _, chosen = optimal_schedule(row["events"], row["priority_events"])
-    return format_answer(dp_reasoning(row), chosen)
+    return format_answer(dp_reasoning(row, trace), chosen)
 
 
-def sft_records(rows: Sequence[Mapping]) -> list[dict]:
+def sft_records(rows: Sequence[Mapping], trace: str = "short") -> list[dict]:
     """Prompt/completion pairs in TRL's conversational form (loss on the answer only)."""
-    return [{"prompt": build_messages(r), "completion": [{"role": "assistant", "content": dp_answer(r)}]} for r in rows]
+    return [
+        {"prompt": build_messages(r), "completion": [{"role": "assistant", "content": dp_answer(r, trace)}]}
+        for r in rows
+    ]
 
 
 def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, force: bool = False) -> Path:
     """Full fine-tune of the (small) base model on DP-optimal answers; returns the checkpoint.
+
+    ``rows`` are the problems (:func:`utils.task.training_problems` makes as many as the profile's
+    ``warm_start.n_problems``); each target answer carries the profile's ``warm_start.trace``.
 
     Skipped when ``out_dir`` already holds a finished warm-start (resume-friendly)."""
     out_dir = Path(out_dir)
@@ -83,7 +118,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**check_supported(SFTConfig, kwargs)),
-        train_dataset=Dataset.from_list(sft_records(rows)),
+        train_dataset=Dataset.from_list(sft_records(rows, profile.warm_start.trace)),
         processing_class=tokenizer,
     )
     t0 = time.perf_counter()

@@ -1,0 +1,268 @@
+"""The recipe experiments: warm start, GRPO, evaluation on both test sets, paired statistics.
+
+Each row of ``experiments/ablation.json`` is one real run; this script runs rows and writes one
+results file per row (settings, command, versions, hardware, evaluations, paired comparisons,
+the GRPO log) plus the completions of every evaluated model::
+
+    python scripts/ablation.py --rows sft_strong,grpo_strong --out results/ablation   # one GPU, in turn
+    python scripts/ablation.py --rows all --gpus 0,1,2,3 --out results/ablation        # one row per GPU
+
+A warm start (and its evaluation) is cached by its settings under ``--cache``: rows that share
+one train it once. Rows on several GPUs run as separate processes (``CUDA_VISIBLE_DEVICES``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+ROWS_FILE = ROOT / "experiments" / "ablation.json"
+EVAL_SETS = ("test", "test_other_style")
+
+
+def load_rows(path: Path = ROWS_FILE) -> dict[str, dict]:
+    rows = json.loads(path.read_text())["rows"]
+    return {r["name"]: r for r in rows}
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive lock file: two rows needing the same warm start train it once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def versions() -> dict[str, str]:
+    from utils.env import package_versions
+
+    return {k: v for k, v in package_versions(("torch", "transformers", "trl", "peft", "datasets")).items()}
+
+
+def hardware() -> str:
+    from utils.env import hardware as hw
+
+    return f"{hw()}; {os.cpu_count()} CPU cores; {platform.platform()}"
+
+
+def evaluate_model(source: str, adapter, sets, profile, out: Path, label: str) -> dict:
+    """Greedy completions on each test set, saved, evaluated; returns {set: summary dict + timing}."""
+    from utils.evaluate import evaluate, save_completions
+    from utils.llm import model_completions
+    from utils.task import load_split
+
+    results = {}
+    for name in sets:
+        rows = load_split(name, profile.data.n_eval)
+        texts, seconds, path = model_completions(
+            source,
+            rows,
+            adapter=adapter,
+            max_new_tokens=profile.eval.max_new_tokens,
+            batch_size=profile.eval.batch_size,
+            desc=f"{label} on {name}",
+        )
+        save_completions(out / f"completions_{label}_{name}.jsonl", texts, extra={"model": label, "set": name})
+        summary = evaluate(rows, texts)
+        results[name] = {**summary.as_dict(), "seconds": round(seconds, 1), "generation": path}
+        print(f"[{label} / {name}] valid {summary.valid} mean {summary.mean_score:.2f} ({seconds:.0f} s)", flush=True)
+    return results
+
+
+def comparisons(out: Path, before: str, after: str, sets) -> dict:
+    """Paired comparison (McNemar + bootstrap) of two evaluated models, per test set."""
+    from utils.evaluate import compare, evaluate, load_completions
+    from utils.task import load_split
+
+    found = {}
+    for name in sets:
+        files = [out / f"completions_{label}_{name}.jsonl" for label in (before, after)]
+        if not all(f.exists() for f in files):
+            continue
+        a, b = (load_completions(f) for f in files)
+        rows = load_split(name, len(a))
+        c = compare(evaluate(rows, a), evaluate(rows, b), before, after)
+        found[name] = dataclasses.asdict(c)
+        print(c, flush=True)
+    return found
+
+
+def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, dict | None]:
+    """The row's warm-started checkpoint (trained once per settings) and its evaluation (cached too)."""
+    from utils.llm import choose_model, model_source
+    from utils.task import training_problems
+    from utils.train import run_sft
+
+    spec = choose_model(profile.model)
+    base = model_source(spec)
+    if row.get("no_sft"):
+        return base, None
+    key_data = {"model": spec.key, **dataclasses.asdict(profile.warm_start)}
+    key = hashlib.sha1(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:10]
+    folder = cache / f"sft-{key}"
+    with locked(cache / f"sft-{key}.lock"):
+        t0 = time.perf_counter()
+        rows = training_problems(profile.warm_start.n_problems, profile.warm_start.style)
+        checkpoint = run_sft(base, rows, profile, folder)
+        (folder / "settings.json").write_text(json.dumps({**key_data, "seconds": time.perf_counter() - t0}))
+        evals = {}
+        for name in sets:  # the warm start's completions, once per setting
+            cached = folder / f"completions_sft_{name}.jsonl"
+            if not cached.exists():
+                evaluate_model(str(checkpoint), None, [name], profile, folder, "sft")
+            evals[name] = cached
+    for cached in evals.values():  # every row carries its own copy of what it compares against
+        (out / cached.name).write_text(cached.read_text())
+    from utils.evaluate import evaluate, load_completions
+    from utils.task import load_split
+
+    summary = {}
+    for name, cached in evals.items():
+        texts = load_completions(cached)
+        summary[name] = evaluate(load_split(name, len(texts)), texts).as_dict()
+    sft_info = json.loads((folder / "settings.json").read_text())
+    return str(checkpoint), {"evaluations": summary, "settings": sft_info, "checkpoint": str(checkpoint)}
+
+
+def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
+    from utils.profiles import get_profile
+    from utils.rewards import default_reward_funcs, get_reward
+    from utils.task import training_problems
+    from utils.train import train_grpo
+    from utils.train.callbacks import StepTimer
+
+    out = out_root / row["name"]
+    out.mkdir(parents=True, exist_ok=True)
+    profile = get_profile("gpu", row.get("overrides", {}))
+    result = {
+        "row": row,
+        "command": f"python scripts/ablation.py --rows {row['name']} --out {out_root}",
+        "profile": dataclasses.asdict(profile),
+        "versions": versions(),
+        "hardware": hardware(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+    def save() -> None:
+        (out_root / f"{row['name']}.json").write_text(json.dumps(result, indent=1, default=str))
+
+    t0 = time.perf_counter()
+    base, sft = warm_start(row, profile, cache, out, sets)
+    result["warm_start"] = sft
+    save()
+    if row.get("grpo", True) and profile.grpo.steps > 0:
+        if row.get("rewards"):
+            funcs = [get_reward(name) for name in row["rewards"]]
+            weights = [float(w) for w in row.get("weights", [1.0] * len(funcs))]
+        else:
+            funcs, weights = default_reward_funcs(), [1.0, 1.0, 1.0]
+        timer = StepTimer()
+        trained = train_grpo(
+            training_problems(profile.data.n_train),
+            funcs,
+            profile,
+            base=base,
+            reward_weights=weights,
+            backend="trl",
+            out_dir=out / "grpo",
+            callbacks=[timer],
+            extra_config=row.get("grpo_config") or None,
+            resume=False,
+        )
+        result["grpo"] = {
+            "steps": trained.global_step,
+            "seconds": round(trained.seconds, 1),
+            "generation": trained.generation,
+            "step_seconds": timer.seconds,
+            "rewards": [f.__name__ for f in funcs],
+            "weights": weights,
+            "log_history": trained.log_history,
+        }
+        save()
+        result["evaluations"] = evaluate_model(base, trained.adapter_dir, sets, profile, out, "grpo")
+        if sft is not None:
+            result["compare_sft_grpo"] = comparisons(out, "sft", "grpo", sets)
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    save()
+    return result
+
+
+def schedule(names: list[str], gpus: list[str], args) -> int:
+    """Run rows as separate processes, one per GPU at a time; returns the number that failed."""
+    pending, running, failed = list(names), {}, 0
+    log_dir = args.out / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    while pending or running:
+        for gpu in gpus:
+            if gpu not in running and pending:
+                name = pending.pop(0)
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--rows",
+                    name,
+                    "--out",
+                    str(args.out),
+                    "--cache",
+                    str(args.cache),
+                    "--sets",
+                    ",".join(args.sets),
+                    "--rows-file",
+                    str(args.rows_file),
+                ]
+                env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PYTHONUNBUFFERED": "1"}
+                log = open(log_dir / f"{name}.log", "w")
+                running[gpu] = (name, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+                print(f"{time.strftime('%H:%M:%S')} GPU {gpu}: {name}", flush=True)
+        time.sleep(5)
+        for gpu, (name, proc, log) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                failed += proc.returncode != 0
+                print(f"{time.strftime('%H:%M:%S')} GPU {gpu}: {name} finished, rc={proc.returncode}", flush=True)
+                del running[gpu]
+    return failed
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", required=True, help="comma-separated row names of the rows file, or 'all'")
+    ap.add_argument("--rows-file", type=Path, default=ROWS_FILE)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cache", type=Path, default=None, help="warm starts shared by rows (default: OUT/cache)")
+    ap.add_argument("--gpus", default=None, help="e.g. 0,1,2,3: run rows in parallel, one per GPU")
+    ap.add_argument("--sets", default=",".join(EVAL_SETS), help="test sets to evaluate on")
+    args = ap.parse_args(argv)
+    args.sets = [s for s in args.sets.split(",") if s]
+    args.cache = args.cache or args.out / "cache"
+    rows = load_rows(args.rows_file)
+    names = list(rows) if args.rows == "all" else args.rows.split(",")
+    unknown = [n for n in names if n not in rows]
+    if unknown:
+        print(f"error: unknown rows {unknown}; the rows file has {list(rows)}", file=sys.stderr)
+        return 2
+    if args.gpus:
+        return 1 if schedule(names, args.gpus.split(","), args) else 0
+    for name in names:
+        run_row(rows[name], args.out, args.cache, args.sets)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
