@@ -1,6 +1,8 @@
 # Two commands do everything on a fresh CPU machine (see README):
 #   make course   - run all notebooks headless (cpu profile), executed copies + figures in outputs/
 #   make test     - unit tests + every notebook under nbmake in the smoke profile
+# and one to work in the notebooks yourself:
+#   make lab      - JupyterLab (with the widget front end) on 127.0.0.1, in notebooks/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,8 +10,12 @@ BIN    := $(VENV)/bin
 # pull a multi-GB CUDA build. Elsewhere: make TORCH="torch --index-url https://download.pytorch.org/whl/cpu"
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
+LAB_STAMP     := $(VENV)/.lab-installed
+BROWSER_STAMP := $(VENV)/.browser-installed
+# Extra `jupyter lab` options, e.g. make lab LAB_ARGS="--port=9999"
+LAB_ARGS ?=
 
-.PHONY: setup test lint course unit notebooks check-data benchmarks clean
+.PHONY: setup test lint course unit notebooks check-data benchmarks clean lab lab-setup browser-test
 
 setup: $(STAMP)
 
@@ -43,6 +49,32 @@ check-data: setup
 
 benchmarks: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# JupyterLab + ipywidgets' lab extension (prebuilt, inside jupyterlab_widgets) in the course venv.
+lab-setup: $(LAB_STAMP)
+
+$(LAB_STAMP): $(STAMP) requirements-lab.txt
+	$(BIN)/python -m pip install -q -r requirements-lab.txt
+	touch $(LAB_STAMP)
+
+# Localhost only, with a token; no browser is opened where there is no display (it prints the URL).
+lab: $(LAB_STAMP)
+	@flags=""; \
+	if [ "$$(uname)" = Linux ] && [ -z "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then flags="--no-browser"; fi; \
+	if [ "$$(id -u)" = 0 ]; then flags="$$flags --allow-root"; fi; \
+	echo "JupyterLab in notebooks/ on 127.0.0.1: open the http://127.0.0.1:...?token=... URL printed below. Ctrl-C twice stops it."; \
+	exec $(BIN)/python -m jupyterlab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $$flags $(LAB_ARGS)
+
+# Notebook 03 in JupyterLab, driven in headless Chromium (Debian's package, installed with apt-get when
+# missing): run all cells, use the inspector, check the reward breakdown. Screenshots: outputs/browser/.
+$(BROWSER_STAMP): $(LAB_STAMP) requirements-browser.txt
+	$(BIN)/python -m pip install -q -r requirements-browser.txt
+	touch $(BROWSER_STAMP)
+
+browser-test: $(BROWSER_STAMP)
+	@chromium="$$(sh scripts/ensure_chromium.sh)" || exit 1; \
+	echo "browser-test: $$($$chromium --version 2>/dev/null), screenshots in outputs/browser/"; \
+	CHROMIUM="$$chromium" COURSE_BROWSER_TEST=1 COURSE_PROFILE=smoke $(BIN)/python -m pytest -q -s tests/browser
 
 clean:
 	rm -rf outputs .pytest_cache
