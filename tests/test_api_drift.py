@@ -96,7 +96,7 @@ def test_the_enumeration_reaches_every_path():
         GEN_PATHS,
     )
     per_path = {g: frozenset(k.name for k in knobs("trl", g, True)) for g in GEN_PATHS}
-    assert len(set(per_path.values())) >= 3, "generation paths no longer change the knobs?"
+    assert len(set(per_path.values())) >= 2, "generation paths no longer change the knobs (vllm's)?"
     assert {"output_dir", "reward_weights", "save_strategy"} <= grpo_config_names()
 
 

@@ -127,6 +127,24 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     assert (merged / "config.json").exists() and not (merged / "adapter_config.json").exists()
 
 
+def test_grpo_through_the_fast_rollout_path(tiny_model_dir, train_rows, tmp_path, monkeypatch):
+    """COURSE_GENERATION=static-cache: the course's own trainer generates with FastRollouts (the GPU
+    default), logs rewards and saves the adapter; here on CPU, uncompiled."""
+    from utils.rewards import default_reward_funcs
+    from utils.train import build_trainer
+
+    monkeypatch.setenv("COURSE_GENERATION", "static-cache")
+    profile = get_profile("smoke", {"grpo.steps": 1, "grpo.max_completion_length": 8})
+    setup = build_trainer(
+        train_rows[:4], default_reward_funcs(), profile, base=tiny_model_dir, out_dir=tmp_path / "grpo", backend="trl"
+    )
+    assert setup.generation == "static-cache" and setup.trainer.rollout_func is not None
+    fast = setup.trainer.rollout_func.__self__
+    setup.trainer.train()
+    assert fast.history and fast.history[0].path == "static"  # the bucketed, static-cache path ran
+    assert any("reward" in h for h in setup.trainer.state.log_history)
+
+
 def test_training_script_one_process(tiny_model_dir, tmp_path):
     """scripts/train_grpo.py (what `accelerate launch` runs on several GPUs), as one CPU process."""
     import subprocess

@@ -6,7 +6,8 @@ One place picks how completions are generated, for evaluation and for GRPO's rol
 * ``vllm``          - vLLM, when it is installed and imports, on a CUDA GPU (Colab);
 * ``static-cache``  - transformers ``generate`` with a preallocated KV cache, compiled once, on a
   model with the LoRA adapter merged in (several times faster than the default on a GPU:
-  ``benchmarks/``); the default on a CUDA GPU without vLLM;
+  ``benchmarks/``); the default on a CUDA GPU without vLLM. For GRPO's rollouts that model is a
+  copy of the policy refreshed before every generation (:mod:`utils.train.fast_rollouts`);
 * ``plain``         - ``model.generate`` with the default cache: CPUs, where compiling does not pay.
 
 With the Unsloth backend, training generates with Unsloth's own engine: vLLM when installed,
@@ -82,9 +83,11 @@ def choose_generation(purpose: str = "eval", backend: str = "trl", requested: st
     if purpose == "train" and backend == "unsloth":
         return GenerationChoice("plain", "Unsloth's own generate (vLLM is not installed)")
     if purpose == "train":
-        # TRL's own generate with a static cache on the unmerged LoRA model measured slower than
-        # plain inside GRPO (26.0 s vs 22.9 s a step on an H100): see benchmarks/.
-        return GenerationChoice("plain", "CUDA without vLLM: TRL's generate")
+        return GenerationChoice(
+            "static-cache",
+            "CUDA without vLLM: a merged copy of the policy, refreshed every "
+            "step, generates with a static KV cache compiled once (utils.train.fast_rollouts)",
+        )
     return GenerationChoice("static-cache", "CUDA without vLLM: static KV cache, compiled once")
 
 

@@ -109,14 +109,6 @@ def grpo_knobs(
             Knob("vllm_mode", "colocate", "vLLM shares the training GPU (no separate server)"),
             Knob("vllm_gpu_memory_utilization", 0.3, "leave memory for training"),
         ]
-    if gen_path == "static-cache":
-        knobs.append(
-            Knob(
-                "cache_implementation",
-                "static",
-                "preallocated KV cache: transformers compiles the decoding step (benchmarks/)",
-            )
-        )
     return knobs
 
 

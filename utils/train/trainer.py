@@ -153,6 +153,11 @@ def build_trainer(
     cbs = [recorder.callback(), *callbacks]
     if stop_after is not None:
         cbs.append(StopAfterStep(stop_after))
+    rollout_func = None
+    if generation == "static-cache":  # the fast path: a merged, compiled copy of the policy generates
+        from .fast_rollouts import FastRollouts
+
+        rollout_func = FastRollouts(prompt_bucket=-(-max_prompt // 64) * 64).rollout_func
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=recorder.wrapped,
@@ -161,6 +166,7 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=peft_cfg,
         callbacks=cbs,
+        rollout_func=rollout_func,
     )
     return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs)
 

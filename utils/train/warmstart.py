@@ -27,9 +27,9 @@ def dp_reasoning(row: Mapping, trace: str = "short") -> str:
     """A true explanation of the optimal choice, written before the answer.
 
     ``short``: the priorities, the clashing pairs, what is dropped, the total.
-    ``full``: every event in time order with ``minutes x weight = value``, every clash with the two
-    times compared ("A ends 10:30 after B starts 10:00"), then what is kept and the total. Longer
-    answers, but the model sees the comparison it must make, event by event.
+    ``full``: every event's value in time order ("Gym 60", "Call 30x2=60" for a priority), every
+    clash with the two times compared ("A ends 10:30 after B starts 10:00"), then what is kept and
+    the total. About twice as long, but the model writes out each comparison it must make.
     """
     if trace == "full":
         return _full_reasoning(row)
@@ -52,17 +52,20 @@ def _full_reasoning(row: Mapping) -> str:
     prios = set(row["priority_events"])
     ivs = sorted(to_intervals(row["events"], prios), key=lambda iv: (iv.start, iv.end))
     score, chosen = optimal_schedule(row["events"], row["priority_events"])
-    lines = ["Events in time order:"]
-    for iv, (_, start, end) in zip(ivs, (iv.as_event() for iv in ivs)):
-        weight = 2 if iv.name in prios else 1
-        lines.append(f"- {iv.name} {start}-{end}: {iv.end - iv.start} min x{weight} = {iv.value}")
-    pairs = overlapping_pairs([iv.span for iv in ivs])
-    lines.append("Clashes:" if pairs else "No clashes.")
-    for i, j in pairs:  # i starts first (time order), so the clash is: i ends after j starts
+    values = [
+        f"{iv.name} {iv.end - iv.start}x2={iv.value}" if iv.name in prios else f"{iv.name} {iv.value}" for iv in ivs
+    ]
+    clashes = []
+    for i, j in overlapping_pairs([iv.span for iv in ivs]):  # i starts first: it ends after j starts
         a, b = ivs[i].as_event(), ivs[j].as_event()
-        lines.append(f"- {a[0]} ends {a[2]} after {b[0]} starts {b[1]}")
-    lines.append(f"Keep: {', '.join(e[0] for e in chosen)}. Total: {score}.")
-    return "\n".join(lines)
+        clashes.append(f"{a[0]} ends {a[2]} after {b[0]} starts {b[1]}")
+    return "\n".join(
+        [
+            f"Values (minutes, x2 for priority): {', '.join(values)}.",
+            f"Clashes: {'; '.join(clashes)}." if clashes else "No clashes.",
+            f"Keep: {', '.join(e[0] for e in chosen)}. Total: {score}.",
+        ]
+    )
 
 
 def dp_answer(row: Mapping, trace: str = "short") -> str:

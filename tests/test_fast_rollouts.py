@@ -1,0 +1,436 @@
+"""FastRollouts on CPU with a tiny random Llama (course tokenizer) and a LoRA whose B is non-zero.
+
+About 30 s on 2 idle cores. The GPU figures are in benchmarks/bench_fast_rollouts.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import warnings
+
+import pytest
+import torch
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+
+from utils.llm.models import embedded_checkpoint, load_tokenizer
+from utils.task.data import load_split
+from utils.task.prompts import build_messages
+from utils.train.fast_rollouts import TESTED_TRL, FastRollouts, trim_after_eos
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(str(embedded_checkpoint(verbose=False)))
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return load_split("test", 8)
+
+
+def tiny_policy(tok, seed: int = 0, modules_to_save: list[str] | None = None):
+    """Tiny random Llama + LoRA with random (non-zero) B; ``modules_to_save`` copies perturbed so they matter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tok),
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.generation_config.pad_token_id = tok.pad_token_id
+    lora = LoraConfig(
+        r=4,
+        lora_alpha=8,
+        lora_dropout=0.0,
+        target_modules=LORA_TARGETS,
+        init_lora_weights=False,
+        modules_to_save=modules_to_save,
+        task_type="CAUSAL_LM",
+    )
+    policy = get_peft_model(model, lora)
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if "modules_to_save" in name:
+                p.add_(0.5 * torch.randn_like(p))
+    return policy
+
+
+def chat_ids(tok, rows, cut: list[int] | None = None) -> list[list[int]]:
+    """Templated prompt ids of course rows, optionally cut to the given lengths (short = fast on CPU)."""
+    build = build_messages
+    ids = [
+        tok.apply_chat_template(build(r), add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]
+        for r in rows
+    ]
+    return [i[:n] for i, n in zip(ids, cut)] if cut else ids
+
+
+def plain_generate(policy, tok, prompt_ids, config, eos) -> list[list[int]]:
+    """What TRL's plain path does: left-pad to the batch's longest prompt, generate on the PEFT model, trim."""
+    width = max(map(len, prompt_ids))
+    ids = torch.full((len(prompt_ids), width), tok.pad_token_id)
+    mask = torch.zeros_like(ids)
+    for r, p in enumerate(prompt_ids):
+        ids[r, width - len(p) :] = torch.tensor(p)
+        mask[r, width - len(p) :] = 1
+    with torch.no_grad():
+        out = policy.generate(input_ids=ids, attention_mask=mask, generation_config=copy.deepcopy(config))
+    return trim_after_eos(out[:, width:], eos)
+
+
+def greedy(tok, max_new: int, eos: list[int]):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(max_new_tokens=max_new, do_sample=False, eos_token_id=eos, pad_token_id=tok.pad_token_id)
+
+
+def merged_reference(policy) -> dict[str, torch.Tensor]:
+    return copy.deepcopy(policy).merge_and_unload().state_dict()
+
+
+# ----------------------------------------------------------------------------- (a) the merge
+@pytest.mark.parametrize("modules_to_save", [None, ["norm"]])
+def test_merged_copy_matches_peft_and_merge_and_unload(tok, modules_to_save):
+    policy = tiny_policy(tok, modules_to_save=modules_to_save)
+    fast = FastRollouts()
+    fast.refresh(policy, "cpu", torch.float32)
+    reference = merged_reference(policy)
+    mine = fast.infer.state_dict()
+    assert set(mine) == set(reference)
+    for name, value in reference.items():
+        torch.testing.assert_close(mine[name], value, rtol=0, atol=1e-6, msg=name)
+    x = torch.randint(0, len(tok), (3, 17))
+    with torch.no_grad():
+        torch.testing.assert_close(fast.infer(x).logits, policy(x).logits, rtol=1e-5, atol=1e-5)
+    # The LoRA must matter here, or the test proves nothing.
+    with torch.no_grad(), policy.disable_adapter():
+        assert (policy(x).logits - fast.infer(x).logits).abs().max() > 1e-3
+
+
+def test_refresh_writes_in_place(tok):
+    """Compiled graphs / CUDA graphs keep tensor addresses: a refresh must not replace any tensor."""
+    policy = tiny_policy(tok)
+    fast = FastRollouts()
+    fast.refresh(policy, "cpu", torch.float32)
+    before = {n: p.data_ptr() for n, p in fast.infer.named_parameters()}
+    with torch.no_grad():
+        for n, p in policy.named_parameters():
+            if "lora_B" in n:
+                p.mul_(-2.0)
+    fast.refresh(policy, "cpu")
+    assert before == {n: p.data_ptr() for n, p in fast.infer.named_parameters()}
+    for name, value in merged_reference(policy).items():
+        torch.testing.assert_close(fast.infer.state_dict()[name], value, rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- (b) same tokens as plain generate
+def test_greedy_tokens_equal_plain_generate_with_eos_and_padding(tok, rows):
+    policy = tiny_policy(tok)
+    prompts = chat_ids(tok, rows[:4], cut=[40, 47, 54, 61])  # different lengths: real left padding
+    fast = FastRollouts(prompt_bucket=128)
+    fast.refresh(policy, "cpu", torch.float32)
+    eos = [tok.eos_token_id]
+    first = plain_generate(policy, tok, prompts, greedy(tok, 12, eos), eos)
+    # A tiny random model never says <|im_end|>: declare a token it does emit mid-answer in some rows a second EOS.
+    stop = next(t for t in first[0][1:] if any(t not in row for row in first[1:]))
+    eos = [tok.eos_token_id, stop]
+    config = greedy(tok, 12, eos)
+    expected = plain_generate(policy, tok, prompts, config, eos)
+    got = fast.generate(prompts, config, eos)
+    assert got == expected
+    lengths = [len(c) for c in got]
+    assert min(lengths) < 12 and max(lengths) == 12  # some rows stopped (EOS kept as last token), some ran out
+    assert all(c[-1] in eos for c in got if len(c) < 12)
+    assert fast.history[-1].path == "static" and fast.history[-1].prompt_width == 128
+
+
+def test_sampled_tokens_equal_plain_generate_with_same_seed(tok, rows):
+    from transformers import GenerationConfig
+
+    policy = tiny_policy(tok)
+    prompts = chat_ids(tok, rows[:3], cut=[30, 45, 60])
+    fast = FastRollouts(prompt_bucket=64)
+    fast.refresh(policy, "cpu", torch.float32)
+    eos = [tok.eos_token_id]
+    config = GenerationConfig(
+        max_new_tokens=10,
+        do_sample=True,
+        temperature=0.9,
+        top_k=50,
+        top_p=0.95,
+        eos_token_id=eos,
+        pad_token_id=tok.pad_token_id,
+    )
+    torch.manual_seed(123)
+    expected = plain_generate(policy, tok, prompts, config, eos)
+    torch.manual_seed(123)
+    assert fast.generate(prompts, config, eos) == expected
+
+
+# ----------------------------------------------------------------------------- (c) prompts longer than the bucket
+def test_long_prompts_grow_the_bucket_or_fall_back(tok, rows):
+    policy = tiny_policy(tok)
+    eos = [tok.eos_token_id]
+    config = greedy(tok, 6, eos)
+    fast = FastRollouts(prompt_bucket=32, bucket_multiple=32, max_prompt_bucket=64)
+    fast.refresh(policy, "cpu", torch.float32)
+    short = chat_ids(tok, rows[:2], cut=[20, 30])
+    assert fast.generate(short, config, eos) == plain_generate(policy, tok, short, config, eos)
+    grown = chat_ids(tok, rows[:2], cut=[20, 50])
+    with pytest.warns(UserWarning, match="bucket is now 64"):
+        assert fast.generate(grown, config, eos) == plain_generate(policy, tok, grown, config, eos)
+    too_long = chat_ids(tok, rows[:2], cut=[20, 90])
+    with pytest.warns(UserWarning, match="plain generate"):
+        assert fast.generate(too_long, config, eos) == plain_generate(policy, tok, too_long, config, eos)
+    assert [h.path for h in fast.history] == ["static", "static", "fallback"]
+    assert [h.prompt_width for h in fast.history] == [32, 64, 90]
+
+
+def test_trim_matches_trl_rule():
+    eos = [2, 7]
+    rows = torch.tensor([[5, 2, 2, 2], [5, 6, 7, 2], [5, 6, 8, 9], [2, 2, 2, 2]])
+    assert trim_after_eos(rows, eos) == [[5, 2], [5, 6, 7], [5, 6, 8, 9], [2]]
+
+
+# ----------------------------------------------------------------------------- (d) a real GRPOTrainer run
+def _trainer(tok, rows, policy, fast_hook, out_dir, **config):
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    build = build_messages
+    data = Dataset.from_list([{"prompt": build(r), "row_id": i} for i, r in enumerate(rows)])
+    # Short prompts keep CPU time down; the trainer tokenises them itself (chat template).
+    data = data.map(
+        lambda x: {"prompt": [x["prompt"][0], {"role": "user", "content": x["prompt"][1]["content"][-120:]}]}
+    )
+    defaults = dict(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=4,
+        num_generations=2,
+        max_completion_length=8,
+        max_steps=2,
+        learning_rate=5e-2,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        seed=0,
+        bf16=False,
+        use_cpu=True,
+        dataloader_num_workers=0,
+    )
+    args = GRPOConfig(**{**defaults, **config})
+
+    def varied_reward(completions, completion_ids, **kwargs):
+        # Extra rollout keys reach the rewards by name: a list is split per completion, anything else is
+        # copied to every completion (so the reward sees a list of it too).
+        assert kwargs["probe"] == list(range(len(completions))) and kwargs["tag"] == ["fast"] * len(completions)
+        assert len(kwargs["row_id"]) == len(completions)
+        return [float(sum(ids) % 7) for ids in completion_ids]  # varies: non-zero advantages, real gradients
+
+    return GRPOTrainer(
+        model=policy,
+        reward_funcs=[varied_reward],
+        args=args,
+        train_dataset=data,
+        processing_class=tok,
+        rollout_func=fast_hook,
+    )
+
+
+def _recording_hook(fast: FastRollouts, calls: list[dict]):
+    def hook(prompts, trainer):
+        out = fast.rollout_func(prompts, trainer)
+        policy = trainer.accelerator.unwrap_model(trainer.model)
+        calls.append(
+            {
+                "prompts": prompts,
+                "out": out,
+                "step": trainer.state.global_step,
+                "copy": {k: v.clone() for k, v in fast.infer.state_dict().items()},
+                "reference": merged_reference(policy),
+                "lora": {k: v.detach().clone() for k, v in policy.named_parameters() if "lora_" in k},
+            }
+        )
+        return {**out, "probe": list(range(len(prompts))), "tag": "fast"}
+
+    return hook
+
+
+def test_grpo_trainer_two_steps_refreshes_copy_every_step(tok, rows, tmp_path):
+    fast, calls = FastRollouts(), []
+    trainer = _trainer(tok, rows, tiny_policy(tok), _recording_hook(fast, calls), tmp_path)
+    trainer.train()
+
+    assert [c["step"] for c in calls] == [0, 1]
+    # TRL passes the raw (untemplated) chat prompts, each already repeated num_generations times.
+    first = calls[0]["prompts"]
+    assert len(first) == 4 and first[0] == first[1] and first[2] == first[3] and first[0] != first[2]
+    assert isinstance(first[0], list) and first[0][0]["role"] == "system"
+    out = calls[0]["out"]
+    assert out["logprobs"] is None and len(out["prompt_ids"]) == len(out["completion_ids"]) == 4
+    assert all(1 <= len(c) <= 8 for c in out["completion_ids"])
+    # On-policy: each rollout's copy equals PEFT's merge of the weights at that moment...
+    for call in calls:
+        for name, value in call["reference"].items():
+            torch.testing.assert_close(call["copy"][name], value, rtol=0, atol=1e-6, msg=name)
+    # ...and the optimizer step in between changed both the LoRA and the copy.
+    assert any(not torch.equal(calls[0]["lora"][k], calls[1]["lora"][k]) for k in calls[0]["lora"])
+    changed = [k for k in calls[0]["copy"] if not torch.equal(calls[0]["copy"][k], calls[1]["copy"][k])]
+    assert any(k.endswith("q_proj.weight") for k in changed)
+    logs = [h for h in trainer.state.log_history if "reward" in h]
+    assert len(logs) == 2 and all("rewards/varied_reward/mean" in h for h in logs)
+    assert [h.step for h in fast.history] == [0, 1] and all(h.merge_s > 0 for h in fast.history)
+
+
+def test_resume_from_checkpoint_uses_loaded_weights(tok, rows, tmp_path):
+    first_calls: list[dict] = []
+    trainer = _trainer(
+        tok,
+        rows,
+        tiny_policy(tok, seed=0),
+        _recording_hook(FastRollouts(), first_calls),
+        tmp_path,
+        max_steps=2,
+        save_strategy="steps",
+        save_steps=1,
+    )
+    trainer.train()
+    checkpoint = tmp_path / "checkpoint-1"
+    assert checkpoint.is_dir()
+
+    calls: list[dict] = []  # a new process, in effect: other initial LoRA, a new FastRollouts
+    trainer = _trainer(
+        tok, rows, tiny_policy(tok, seed=1), _recording_hook(FastRollouts(), calls), tmp_path, max_steps=2
+    )
+    trainer.train(resume_from_checkpoint=str(checkpoint))
+    assert [c["step"] for c in calls] == [1]
+    for name, value in calls[0]["lora"].items():  # the adapter came from the checkpoint...
+        torch.testing.assert_close(value, first_calls[1]["lora"][name], rtol=0, atol=0)
+    for name, value in calls[0]["reference"].items():  # ...and the copy was built from it
+        torch.testing.assert_close(calls[0]["copy"][name], value, rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- (e) the TRL contract
+def test_trl_rollout_func_contract_unchanged(tok):
+    """Fails loudly when TRL changes what this module relies on (read off TRL 1.14.2's source)."""
+    import trl
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.trainer import grpo_trainer
+
+    if trl.__version__ != TESTED_TRL:
+        warnings.warn(f"FastRollouts was checked against TRL {TESTED_TRL}, this is {trl.__version__}", stacklevel=1)
+    assert "rollout_func" in inspect.signature(GRPOTrainer.__init__).parameters
+    assert "RolloutFunc" in dir(grpo_trainer)
+    generate = inspect.getsource(GRPOTrainer._generate)
+    for needle in (
+        "self.rollout_func(prompts, self)",
+        'required_keys = {"prompt_ids", "completion_ids", "logprobs"}',
+        "extra_fields = {k: v for k, v in output.items() if k not in required_keys}",
+        'extra_fields.pop("env_mask", None)',
+    ):
+        assert needle in generate, f"TRL's _generate changed: {needle!r} is gone"
+    single = inspect.getsource(GRPOTrainer._generate_single_turn)  # the plain path whose trimming we copy
+    assert "is_eos.int().argmax(dim=1)" in single and "sequence_indices <= eos_idx.unsqueeze(1)" in single
+    score = inspect.getsource(GRPOTrainer._generate_and_score_completions)
+    assert "self._generate(prompts)" in score and "if self.mask_truncated_completions:" in score
+    assert list(inspect.signature(GRPOTrainer._tokenize_prompts).parameters) == ["self", "prompts"]
+    # The sampling settings the hook reuses, built in __init__ from the config.
+    from datasets import Dataset
+
+    trainer = GRPOTrainer(
+        model=tiny_policy(tok),
+        reward_funcs=[lambda completions, **k: [0.0] * len(completions)],
+        args=GRPOConfig(
+            output_dir="/tmp/fast_rollouts_contract",
+            per_device_train_batch_size=2,
+            num_generations=2,
+            max_completion_length=5,
+            temperature=0.7,
+            top_k=5,
+            report_to="none",
+            use_cpu=True,
+            generation_kwargs={"min_new_tokens": 2},
+        ),
+        train_dataset=Dataset.from_list([{"prompt": "a"}, {"prompt": "b"}]),
+        processing_class=tok,
+        rollout_func=lambda p, t: {},
+    )
+    kw = trainer.generation_kwargs
+    assert {k: kw[k] for k in ("max_new_tokens", "do_sample", "temperature", "top_k", "min_new_tokens")} == {
+        "max_new_tokens": 5,
+        "do_sample": True,
+        "temperature": 0.7,
+        "top_k": 5,
+        "min_new_tokens": 2,
+    }
+    assert kw["eos_token_id"] == trainer.eos_token_ids and kw["pad_token_id"] == tok.pad_token_id
+    assert trainer.generation_config.to_dict() == _with(trainer.generation_config, **kw).to_dict()
+
+
+def _with(config, **kwargs):
+    from transformers import GenerationConfig
+
+    return GenerationConfig(**{**kwargs, "disable_compile": config.disable_compile})
+
+
+def test_static_cache_is_reused_with_stable_addresses(tok, rows):
+    """CUDA graphs replay only while the KV cache tensors stay where they were recorded."""
+    policy = tiny_policy(tok)
+    fast = FastRollouts(prompt_bucket=64)
+    fast.refresh(policy, "cpu", torch.float32)
+    eos = [tok.eos_token_id]
+    prompts = chat_ids(tok, rows[:2], cut=[20, 30])
+    first = fast.generate(prompts, greedy(tok, 6, eos), eos)
+    ((cache, length),) = fast._caches.values()
+    pointers = [layer.keys.data_ptr() for layer in cache.layers]
+    assert fast.generate(prompts, greedy(tok, 4, eos), eos) == [c[:4] for c in first]  # shorter: same cache
+    assert fast.generate(prompts, greedy(tok, 6, eos), eos) == first  # reset between calls: same answer
+    ((again, _),) = fast._caches.values()
+    assert again is cache and [layer.keys.data_ptr() for layer in again.layers] == pointers
+    assert fast.cache_lengths() == {(2, 64): 70}
+
+
+@pytest.mark.skipif(
+    os.environ.get("FAST_ROLLOUTS_COMPILE_TEST") != "1",
+    reason="slow (about a minute of inductor compilation): FAST_ROLLOUTS_COMPILE_TEST=1 runs it",
+)
+def test_compiled_decoding_sees_in_place_updates_without_recompiling(tok, rows):
+    """torch.compile on CPU (no CUDA graphs here): one graph for all calls, and it reads the refreshed weights."""
+    from torch._dynamo.utils import counters
+    from transformers.generation.configuration_utils import CompileConfig
+
+    policy = tiny_policy(tok)
+    prompts = chat_ids(tok, rows[:4], cut=[20, 25, 30, 35])
+    eos = [tok.eos_token_id]
+    config = greedy(tok, 8, eos)
+    config.compile_config = CompileConfig(mode="default", fullgraph=False)
+    config.compile_config._compile_all_devices = True  # transformers compiles on CUDA only unless told
+    fast = FastRollouts(prompt_bucket=64, compile=True)
+    graphs = None
+    for _ in range(3):
+        fast.refresh(policy, "cpu", torch.float32)
+        assert fast.generate(prompts, config, eos) == plain_generate(policy, tok, prompts, greedy(tok, 8, eos), eos)
+        assert hasattr(fast.infer, "_compiled_call")
+        graphs = graphs or counters["stats"]["unique_graphs"]
+        assert counters["stats"]["unique_graphs"] == graphs  # no recompilation after a weight refresh
+        with torch.no_grad():
+            for name, p in policy.named_parameters():
+                if "lora_B" in name:
+                    p.add_(0.5 * torch.randn_like(p))

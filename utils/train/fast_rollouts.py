@@ -1,0 +1,435 @@
+"""Fast GRPO rollouts for TRL's ``GRPOTrainer``: a merged, compiled inference copy of the LoRA policy.
+
+Why: on a GPU, TRL's plain ``generate`` on the PEFT model spends a GRPO step launching kernels, not
+moving memory (every decoding step runs ~2k small kernels: the unmerged LoRA layers, the dynamic
+KV cache). This module generates with a *second*, inference-only copy of the policy instead:
+
+* the LoRA deltas are merged into it (``W + scaling * B @ A``), so a decoding step is the plain
+  model's; the merge is redone **before every generation**, writing into the copy's existing
+  tensors in place, so the rollouts stay on-policy and compiled graphs / CUDA graphs (which hold
+  those tensor addresses) stay valid;
+* ``generate`` runs with a static KV cache (transformers' ``StaticCache``, the object behind
+  ``cache_implementation="static"``, kept and reset between calls so its addresses never change)
+  and prompts left-padded to one fixed length ("bucket"), so transformers compiles the decoding
+  step once (on CUDA: ``torch.compile`` mode "reduce-overhead", i.e. CUDA graphs) and replays it.
+
+Usage (TRL 1.14.2)::
+
+    fast = FastRollouts(prompt_bucket=448)
+    trainer = GRPOTrainer(model, reward_funcs, args=config, ..., rollout_func=fast.rollout_func)
+
+TRL calls ``rollout_func(prompts, trainer)`` itself, so no bind step is needed. One
+``FastRollouts`` per process (under ``accelerate launch`` each process builds its own copy on its
+own device). The copy is built lazily at the first rollout, from the weights the trainer holds
+then, so resuming from a checkpoint works. Timings of every call are in ``history``.
+
+The rollout_func contract (TRL 1.14.2, ``GRPOTrainer._generate``; ``test_fast_rollouts.py`` guards it):
+
+* called as ``rollout_func(prompts, trainer)`` once per generation batch, on every process, in
+  train and eval mode; ``prompts`` is this process's slice of the generation batch, raw dataset
+  ``prompt`` values (chat message lists or strings, deep-copied, *not* templated), already repeated
+  ``num_generations`` times by TRL's ``RepeatSampler`` (``[p0]*G + [p1]*G + ...``; the docstring
+  saying "no duplication" is wrong for 1.14.2): return exactly one completion per entry, in order;
+* it must return a dict with ``prompt_ids`` (list of unpadded token-id lists), ``completion_ids``
+  (list of unpadded token-id lists) and ``logprobs`` (``None`` or per-token lists); TRL pads both
+  itself (prompts left, completions right, ``pad_to_multiple_of``). Other keys go to the reward
+  functions as keyword arguments, one value per completion (TRL writes ``values[i]`` of a list, or
+  the value itself, into each input row, and the rewards get a list over the rows);
+  ``env_mask`` is special (a tool mask);
+* TRL does *not* trim completions after the hook: its plain path cuts after the first token in
+  ``trainer.eos_token_ids`` (EOS kept), so this hook does the same. TRL still applies
+  ``mask_truncated_completions`` (a completion is "truncated" when its last id is neither an EOS
+  nor the pad id), decodes completions for the rewards, computes old log-probs when
+  ``gradient_accumulation_steps % (steps_per_generation * num_iterations) != 0`` and the reference
+  log-probs when ``beta != 0``;
+* ``logprobs=None`` is accepted and is exactly what the plain path passes on; real values would
+  only feed the vLLM importance-sampling correction and ``off_policy_mask_threshold``;
+* sampling settings: the plain path builds ``trainer.generation_kwargs`` (max_new_tokens =
+  max_completion_length, do_sample=True, temperature, top_p, top_k, min_p, repetition_penalty,
+  eos_token_id = trainer.eos_token_ids, pad/bos ids, cache_implementation, then
+  ``args.generation_kwargs`` on top) and ``trainer.generation_config`` from them; this hook uses
+  those same kwargs, changing only the cache and compilation.
+
+Known differences from the plain path (none matters for the course's settings): the copy has no
+LoRA dropout (the plain path samples with the policy in train mode, so ``lora_dropout > 0`` is
+active there; the course uses 0); every row is left-padded to the bucket, so with
+``repetition_penalty != 1`` the pad id (= EOS for SmolLM2) is penalised in every row rather than
+all but the longest (the course uses 1.0); the merged bf16 weights round differently from the
+unmerged bf16 + fp32-LoRA forward (tiny log-prob differences, as with vLLM).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from statistics import median
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import GenerationConfig, PreTrainedModel
+
+TESTED_TRL = "1.14.2"
+
+
+@dataclass
+class RolloutTiming:
+    """One generation call: what was done and how long it took (seconds, device-synchronised)."""
+
+    step: int  # trainer.state.global_step at the call (-1 outside a trainer)
+    batch: int  # sequences generated
+    prompt_width: int  # padded prompt length used (the bucket, or the longest prompt on the fallback)
+    decode_steps: int  # new positions generated (generate stops once every sequence has ended)
+    merge_s: float  # refreshing the copy from the policy (0 when called without a policy)
+    generate_s: float  # transformers generate, prefill included
+    path: str  # "static" (bucketed, compiled on CUDA) or "fallback" (plain generate)
+
+
+class FastRollouts:
+    """Generates GRPO rollouts with a merged inference copy of a (PEFT) policy.
+
+    Args:
+        prompt_bucket: padded prompt length. ``None``: the first batch's longest prompt rounded up
+            to ``bucket_multiple``. Pass one that holds the dataset's longest prompt to compile once.
+        bucket_multiple: rounding for automatic and enlarged buckets.
+        max_prompt_bucket: longer prompts than this use plain ``generate`` (no static cache, no
+            compilation) rather than a new, ever larger compiled shape.
+        dtype: dtype of the copy. ``None``: bf16 / fp16 when the trainer trains in bf16 / fp16 on a
+            GPU, else the policy's weight dtype on GPU, fp32 on CPU.
+        compile: let transformers compile the decoding step (``None``: on CUDA only, where it also
+            captures CUDA graphs; transformers skips compilation on CPU unless the generation config's
+            ``compile_config._compile_all_devices`` is set, which the optional compile test does).
+    """
+
+    def __init__(
+        self,
+        prompt_bucket: int | None = None,
+        bucket_multiple: int = 64,
+        max_prompt_bucket: int = 2048,
+        dtype: torch.dtype | None = None,
+        compile: bool | None = None,
+    ):
+        self.prompt_bucket = prompt_bucket
+        self.bucket_multiple = bucket_multiple
+        self.max_prompt_bucket = max_prompt_bucket
+        self.dtype = dtype
+        self.compile = compile
+        self.infer: PreTrainedModel | None = None  # the inference copy, built at the first refresh
+        self.history: list[RolloutTiming] = []
+        self.last_output: Any = None
+        self._plan: _MergePlan | None = None
+        self._plan_key: tuple | None = None
+        self._caches: dict[tuple[int, int], tuple[Any, int]] = {}  # (batch, width) -> (StaticCache, length)
+
+    # ------------------------------------------------------------------ the TRL hook
+    def rollout_func(self, prompts: list, trainer) -> dict[str, Any]:
+        """TRL's ``rollout_func`` (TRL calls it with this process's prompts and itself).
+
+        Tokenises like TRL, refreshes the copy from the trainer's current weights, generates one
+        completion per prompt with TRL's sampling settings, trims like TRL.
+        """
+        if getattr(trainer, "use_vllm", False):
+            raise ValueError("use_vllm=True: leave rollout_func unset (FastRollouts replaces transformers generate)")
+        if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+            raise NotImplementedError("FastRollouts needs the full policy weights on every process (DDP or one GPU)")
+        # TRL's own tokenisation (chat template, tools, chat_template_kwargs): the same prompt ids as the plain path.
+        prompt_ids, images, _ = trainer._tokenize_prompts(prompts)
+        if images is not None:
+            raise NotImplementedError("FastRollouts handles text prompts only")
+        prompt_ids = [[int(t) for t in ids] for ids in prompt_ids]
+        policy = trainer.accelerator.unwrap_model(trainer.model)
+        merge_s = self.refresh(policy, trainer.accelerator.device, self._dtype_for(trainer, policy))
+        config = GenerationConfig(**trainer.generation_kwargs)  # exactly the plain path's sampling settings
+        completion_ids = self.generate(prompt_ids, config, trainer.eos_token_ids, step=trainer.state.global_step)
+        self.history[-1].merge_s = merge_s
+        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
+
+    def _dtype_for(self, trainer, policy: nn.Module) -> torch.dtype:
+        if self.dtype is not None:
+            return self.dtype
+        if trainer.accelerator.device.type != "cuda":
+            return torch.float32
+        if trainer.args.bf16:
+            return torch.bfloat16
+        if trainer.args.fp16:
+            return torch.float16
+        return policy.get_input_embeddings().weight.dtype  # the base weights' (LoRA weights are often fp32)
+
+    # ------------------------------------------------------------------ weights
+    @torch.no_grad()
+    def refresh(
+        self, policy: nn.Module, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> float:
+        """Write the policy's current merged weights into the copy (built on first use); returns seconds."""
+        device = torch.device(device) if device is not None else next(policy.parameters()).device
+        _sync(device)
+        t0 = time.perf_counter()
+        base = _base_model(policy)
+        if self.infer is None:
+            self.infer = _blank_copy(base, device, dtype or base.get_input_embeddings().weight.dtype)
+        key = (id(policy), tuple(getattr(policy, "active_adapters", ()) or ()))
+        if self._plan is None or key != self._plan_key:  # adapters switched (or a new policy): re-map names
+            self._plan, self._plan_key = _MergePlan.build(base, self.infer), key
+        self._plan.apply()
+        _sync(device)
+        return time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ generation
+    @torch.inference_mode()
+    def generate(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        config: GenerationConfig,
+        eos_token_ids: Sequence[int] | None = None,
+        step: int = -1,
+    ) -> list[list[int]]:
+        """One completion per prompt with the copy, trimmed like TRL (up to and including the first EOS).
+
+        ``config`` carries the sampling settings (TRL's); only the cache and compilation are changed here.
+        """
+        if self.infer is None:
+            raise RuntimeError("call refresh(policy) first (rollout_func does it)")
+        device = self.infer.device
+        longest = max(len(p) for p in prompt_ids)
+        width = self._bucket_for(longest)
+        config = copy.deepcopy(config)
+        cache = None
+        if width is not None:
+            # One StaticCache per (batch, width), reset and reused: its tensors keep their addresses, so the
+            # CUDA graphs recorded for the decoding step replay instead of re-recording on every call.
+            cache = self._static_cache(len(prompt_ids), width, width + config.max_new_tokens)
+            config.cache_implementation = None  # a cache object is passed instead
+            config.disable_compile = not (self.compile if self.compile is not None else device.type == "cuda")
+            path = "static"
+        else:  # too long for any bucket: plain generate, padded to this batch only, never compiled
+            width, path = longest, "fallback"
+            config.cache_implementation = None
+            config.disable_compile = True
+        pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+        input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros_like(input_ids)
+        for row, ids in enumerate(prompt_ids):  # left padding: the last prompt token sits at the same column
+            if ids:
+                input_ids[row, width - len(ids) :] = torch.tensor(list(ids), dtype=torch.long)
+                attention_mask[row, width - len(ids) :] = 1
+        # Our config replaces the copy's own one, so no default of the checkpoint leaks into sampling.
+        self.infer.generation_config = config
+        _sync(device)
+        t0 = time.perf_counter()
+        out = self.infer.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            generation_config=config,
+            **({"past_key_values": cache} if cache is not None else {}),
+        )
+        _sync(device)
+        seconds = time.perf_counter() - t0
+        self.last_output = out  # the raw generate output (with logits when the config asks for them)
+        sequences = out.sequences if hasattr(out, "sequences") else out
+        completions = sequences[:, width:].cpu()
+        eos = list(eos_token_ids) if eos_token_ids is not None else _as_list(config.eos_token_id)
+        self.history.append(RolloutTiming(step, len(prompt_ids), width, completions.size(1), 0.0, seconds, path))
+        return trim_after_eos(completions, eos)
+
+    def _static_cache(self, batch: int, width: int, needed: int):
+        """The reusable StaticCache for this shape, reset; replaced by a longer one only when ``needed`` grows."""
+        from transformers import StaticCache
+
+        cache, length = self._caches.get((batch, width), (None, 0))
+        if cache is None or length < needed:
+            cache, length = StaticCache(config=self.infer.config, max_cache_len=needed), needed
+            self._caches[(batch, width)] = (cache, length)
+        else:
+            cache.reset()
+        return cache
+
+    def cache_lengths(self) -> dict[tuple[int, int], int]:
+        """``{(batch, prompt width): KV cache length}`` of the caches held (for memory estimates)."""
+        return {key: length for key, (_, length) in self._caches.items()}
+
+    def release_caches(self) -> None:
+        """Free the KV caches (they are rebuilt on demand), e.g. between training and a large evaluation."""
+        self._caches.clear()
+
+    def _bucket_for(self, longest: int) -> int | None:
+        """The padded prompt width: the current bucket, a larger one (compiled once more), or None (fallback)."""
+        if self.prompt_bucket is None:
+            self.prompt_bucket = _round_up(longest, self.bucket_multiple)
+        if longest <= self.prompt_bucket:
+            return self.prompt_bucket
+        bigger = _round_up(longest, self.bucket_multiple)
+        if bigger > self.max_prompt_bucket:
+            warnings.warn(
+                f"prompt of {longest} tokens exceeds max_prompt_bucket={self.max_prompt_bucket}: "
+                "plain generate for this batch",
+                stacklevel=3,
+            )
+            return None
+        warnings.warn(
+            f"prompt of {longest} tokens exceeds the bucket ({self.prompt_bucket}): bucket is now {bigger} "
+            "(one more compilation)",
+            stacklevel=3,
+        )
+        self.prompt_bucket = bigger  # keep it: later batches reuse this shape instead of switching back
+        return bigger
+
+    # ------------------------------------------------------------------ profiling
+    def summary(self, skip_first: int = 1) -> dict[str, Any]:
+        """Medians over the calls after the first ``skip_first`` (the first one compiles)."""
+        rows = self.history[skip_first:] or self.history
+        if not rows:
+            return {}
+        return {
+            "calls": len(self.history),
+            "first": asdict(self.history[0]),
+            "median_merge_s": median(r.merge_s for r in rows),
+            "median_generate_s": median(r.generate_s for r in rows),
+            "median_decode_step_ms": median(1e3 * r.generate_s / max(r.decode_steps, 1) for r in rows),
+            "fallbacks": sum(r.path == "fallback" for r in self.history),
+        }
+
+
+def trim_after_eos(completions: torch.Tensor, eos_token_ids: Sequence[int]) -> list[list[int]]:
+    """TRL's rule (``_generate_single_turn``): keep tokens up to and including the first EOS of each row."""
+    is_eos = torch.isin(completions, torch.tensor(list(eos_token_ids), dtype=completions.dtype))
+    length = torch.full((completions.size(0),), completions.size(1), dtype=torch.long)
+    ended = is_eos.any(dim=1)
+    length[ended] = is_eos.int().argmax(dim=1)[ended] + 1
+    return [row[:n].tolist() for row, n in zip(completions, length.tolist())]
+
+
+# ---------------------------------------------------------------------- the merge
+class _MergePlan:
+    """Which source tensor(s) feed each parameter of the copy; built once, applied before every generation.
+
+    * a LoRA layer's weight: ``base_layer.weight + sum(scaling * B @ A)`` over the active adapters,
+      computed in fp32 (more exact than PEFT's bf16 merge on GPU), then cast into the copy;
+      its bias: the base bias (+ ``scaling * lora_B.bias`` with ``lora_bias=True``);
+    * a ``modules_to_save`` module: the active adapter's trained copy;
+    * every other parameter: the policy's own (frozen) tensor, copied too: cheap, and always right.
+    """
+
+    def __init__(
+        self,
+        plain: list[tuple[torch.Tensor, nn.Module, str]],
+        lora: list[tuple[torch.Tensor, nn.Module, list[str], str]],
+    ):
+        # Sources are kept as (module, name) and looked up at every apply: a checkpoint load that replaces
+        # parameter objects (load_state_dict(assign=True)) is then still seen.
+        self.plain = plain  # (destination, source module, parameter name)
+        self.lora = lora  # (destination, LoRA layer, adapters, "weight" | "bias")
+
+    @classmethod
+    def build(cls, base: nn.Module, infer: nn.Module) -> _MergePlan:
+        from peft.tuners.lora import LoraLayer
+        from peft.utils.other import AuxiliaryTrainingWrapper, ModulesToSaveWrapper
+
+        special = {n: m for n, m in base.named_modules() if isinstance(m, (LoraLayer, AuxiliaryTrainingWrapper))}
+        plain, lora = [], []
+        for name, dst in infer.named_parameters():  # tied weights appear once here, and once in the policy
+            owner = next((p for p in _prefixes(name) if p in special), None)
+            if owner is None:
+                plain.append((dst, base, name))
+                continue
+            module, rel = special[owner], name[len(owner) + 1 :]
+            if isinstance(module, LoraLayer):
+                adapters = _lora_adapters(module)
+                if rel == "weight" and adapters:
+                    lora.append((dst, module, adapters, "weight"))
+                elif rel == "bias" and any(module.lora_bias.get(a, False) for a in adapters):
+                    lora.append((dst, module, adapters, "bias"))
+                else:
+                    plain.append((dst, module.get_base_layer(), rel))
+            elif isinstance(module, ModulesToSaveWrapper):
+                active = [a for a in module.active_adapters if a in module.modules_to_save]
+                use_original = module.disable_adapters or not active
+                source = module.original_module if use_original else module.modules_to_save[active[0]]
+                plain.append((dst, source, rel))
+            else:  # e.g. TrainableTokensWrapper: not used by the course; refuse rather than guess
+                raise NotImplementedError(f"FastRollouts cannot merge {type(module).__name__} at {owner}")
+        for _, module, rel in plain:
+            module.get_parameter(rel)  # fail now, with the name, if a parameter has no source
+        return cls(plain, lora)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.plain:  # one fused launch for all straight copies (dtype cast included)
+            torch._foreach_copy_([d for d, _, _ in self.plain], [m.get_parameter(n) for _, m, n in self.plain])
+        for dst, layer, adapters, what in self.lora:
+            base_layer = layer.get_base_layer()
+            if what == "bias":
+                merged = base_layer.bias.float()
+                for a in adapters:
+                    if layer.lora_bias.get(a, False):
+                        merged = merged + layer.scaling[a] * layer.lora_B[a].bias.float()
+            else:
+                merged = base_layer.weight.float()
+                for a in adapters:
+                    merged = merged + _delta(layer, a)
+            dst.copy_(merged)
+
+
+def _lora_adapters(layer) -> list[str]:
+    """Adapters whose delta the forward adds: active, not disabled, not already merged into the base weight."""
+    if layer.disable_adapters:
+        if layer.merged:
+            raise NotImplementedError("a LoRA layer is merged but disabled: unmerge it first")
+        return []
+    adapters = [
+        a
+        for a in layer.active_adapters
+        if a not in layer.merged_adapters
+        and (a in getattr(layer, "lora_A", {}) or a in getattr(layer, "lora_embedding_A", {}))
+    ]
+    for a in adapters:
+        if a in getattr(layer, "lora_variant", {}):  # DoRA and other variants merge differently
+            raise NotImplementedError(f"LoRA variant {type(layer.lora_variant[a]).__name__} is not supported")
+    return adapters
+
+
+def _delta(layer, adapter: str) -> torch.Tensor:
+    """``scaling * B @ A`` in fp32 for a LoRA Linear (the course's case); PEFT's own formula otherwise."""
+    from peft.tuners.lora import Linear as LoraLinear
+
+    if isinstance(layer, LoraLinear):
+        a, b = layer.lora_A[adapter].weight.float(), layer.lora_B[adapter].weight.float()
+        delta = (b @ a) * layer.scaling[adapter]
+        return delta.T if layer.fan_in_fan_out else delta
+    return layer.get_delta_weight(adapter).float()
+
+
+# ---------------------------------------------------------------------- helpers
+def _base_model(policy: nn.Module) -> nn.Module:
+    """The transformers model inside a PeftModel (LoRA layers in place), or the model itself."""
+    return policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+
+
+def _blank_copy(base: nn.Module, device: torch.device, dtype: torch.dtype) -> PreTrainedModel:
+    """A model of the same class and config, no LoRA, no gradients; its values come from the merge."""
+    config = copy.deepcopy(base.config)
+    with torch.device(device):
+        infer = type(base)._from_config(config, dtype=dtype)
+    infer.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    return infer
+
+
+def _prefixes(name: str) -> list[str]:
+    """'a.b.c.weight' -> ['a.b.c', 'a.b', 'a']: module paths from the innermost out."""
+    parts = name.split(".")[:-1]
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def _as_list(x) -> list[int]:
+    return [] if x is None else [x] if isinstance(x, int) else list(x)
+
+
+def _sync(device: torch.device | str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
