@@ -138,3 +138,37 @@ def failure_gallery(
             {"row": i, "reason": r.reason, "completion": text if len(text) <= max_chars else text[:max_chars] + " […]"}
         )
     return {k: v for k, v in out.items() if v}
+
+
+def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported inside
+    """One row per experiment of ``results/ablation/*.json`` (scripts/ablation.py): the warm start and
+    GRPO on both test sets (valid / 100, mean score), GRPO's paired comparison with its own warm start
+    (+improved / -worsened problems, exact McNemar p, 95% bootstrap interval of the score change), steps."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    records = []
+    for path in sorted(Path(folder).glob("*.json")):
+        d = json.loads(path.read_text())
+        row = d.get("row", {})
+        rec = {"row": row.get("name", path.stem), "what": row.get("what", ""), "status": d.get("status", "")}
+        warm = (d.get("warm_start") or {}).get("evaluations", {})
+        for tag, evals in (("warm start", warm), ("GRPO", d.get("evaluations", {}))):
+            for name, short in (("test", "test"), ("test_other_style", "other style")):
+                e = evals.get(name)
+                rec[f"{tag} {short}"] = f"{e['valid']} / {e['mean_score']:.1f}" if e else ""
+        c = (d.get("compare_sft_grpo") or {}).get("test")
+        if c:
+            t = c["transitions"]
+            rec["GRPO vs warm start (test)"] = (
+                f"+{t['invalid->valid']} / -{t['valid->invalid']}, p = {c['p_value']:.2g}, "
+                f"score {c['score_diff']:+.1f} [{c['score_low']:+.1f}, {c['score_high']:+.1f}]"
+            )
+        grpo = d.get("grpo") or {}
+        if grpo.get("step_seconds"):
+            times = sorted(grpo["step_seconds"][1:]) or grpo["step_seconds"]
+            rec["GRPO steps"], rec["s / step"] = grpo.get("steps"), round(times[len(times) // 2], 2)
+        records.append(rec)
+    return pd.DataFrame(records).set_index("row").fillna("")
