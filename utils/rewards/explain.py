@@ -119,6 +119,8 @@ class Explanation:
         )
         if p.problems:
             lines.append("problems: " + "; ".join(p.problems))
+        if c.problem:
+            lines.append(f"NOT A PROBLEM OF THE COURSE (score rewards give 0): {c.problem}")
         for k, v in self.rewards.items():
             w = self.weights[k]
             lines.append(f"  {k:<32} {v:7.2f}" + (f"  x {w:g}" if w != 1 else ""))
