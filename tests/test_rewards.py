@@ -439,3 +439,31 @@ def test_names_with_angle_brackets_are_refused():
         assert score_reward([format_answer("r", best)], **cols([row])) == [0.0]
     with pytest.raises(ValueError, match="'<'"):
         evaluate_completion(row, format_answer("r", best))
+
+
+# ------------------------------------------------------------------- weights (item 11)
+def test_total_reward_needs_one_finite_weight_per_reward():
+    funcs = default_reward_funcs()
+    c = cols([GOOD_ROW])
+    assert total_reward(funcs, [GOOD_ANSWER], **c) == [100.0]
+    assert total_reward(funcs, [GOOD_ANSWER], weights=[1, 0.5, 2], **c) == [10 + 10 + 140]
+    for weights, message in [
+        ([1.0], "3 reward functions but 1 weights"),
+        ([1.0, 1.0, 1.0, 1.0], "3 reward functions but 4 weights"),
+        ([1.0, math.nan, 1.0], "finite number"),
+        ([1.0, -math.inf, 1.0], "finite number"),
+        ([1.0, "2", 1.0], "finite number"),
+        ("111", "list of 3 numbers"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            total_reward(funcs, [GOOD_ANSWER], weights=weights, **c)
+    with pytest.raises(ValueError, match="finite number"):
+        explain(GOOD_ROW, GOOD_ANSWER, funcs, [1.0, math.nan, 1.0])
+
+
+def test_total_reward_refuses_a_short_answer():
+    def one_value(completions, **kwargs):
+        return [1.0]
+
+    with pytest.raises(ValueError, match="one_value returned 1 values for 2 completions"):
+        total_reward([one_value], ["a", "b"])

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..task.events import weight_of
 from .common import RewardFn, reward_name
-from .registry import default_reward_funcs
+from .registry import check_weights, default_reward_funcs
 from .schedule_check import ScheduleCheck, check_schedule
 
 MAX_TEXT_ROWS = 40  # to_text() lists at most this many events
@@ -145,9 +145,7 @@ def explain(
     ``nan`` (with a warning) instead of breaking the caller; the total is then ``nan`` too.
     """
     funcs = list(reward_funcs) if reward_funcs is not None else default_reward_funcs()
-    weights = [float(w) for w in weights] if weights is not None else [1.0] * len(funcs)
-    if len(weights) != len(funcs):
-        raise ValueError(f"{len(funcs)} reward functions but {len(weights)} weights")
+    weights = check_weights(weights, len(funcs))
     check = check_schedule(completion, problem["events"], problem["priority_events"], problem["optimal_score"])
     columns = {
         "events": [problem["events"]],
