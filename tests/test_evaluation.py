@@ -490,3 +490,8 @@ def test_a_folder_numbered_up_to_a_huge_number_is_a_quick_error(tmp_path):
 def test_evaluate_refuses_infinite_optimum_in_memory():
     with pytest.raises(ValueError, match="row 0: optimal_score must be a finite number, got inf"):
         evaluate([{**ROW, "optimal_score": float("inf")}], [answer(B, C, L)])
+
+
+def test_save_completions_writes_strict_json(tmp_path):
+    with pytest.raises(ValueError, match="JSON compliant"):
+        save_completions(tmp_path / "c.jsonl", ["a"], extra={"temperature": float("nan")})

@@ -467,3 +467,11 @@ def test_total_reward_refuses_a_short_answer():
 
     with pytest.raises(ValueError, match="one_value returned 1 values for 2 completions"):
         total_reward([one_value], ["a", "b"])
+
+
+def test_explain_marks_priorities_the_way_it_values_them():
+    """Same class as item 10: explain() doubled a value with weight_of (names stripped) but flagged
+    the priority with `in` (not stripped), so one row said 'not a priority, value doubled'."""
+    row = {**GOOD_ROW, "priority_events": [" A "]}  # not a problem (the name has spaces): shown anyway
+    rows = explain(row, GOOD_ANSWER).event_rows()
+    assert [(r["name"], r["priority"], r["value"]) for r in rows] == [("A", True, 120), ("B", False, 60)]

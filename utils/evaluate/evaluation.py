@@ -266,7 +266,9 @@ def save_completions(path: Path | str, completions: Iterable[Any], extra: Mappin
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         for c in completions:
-            fh.write(json.dumps({"completion": completion_text(c), **extra}, ensure_ascii=False) + "\n")
+            record = {"completion": completion_text(c), **extra}
+            # allow_nan=False: NaN/Infinity in extra would make a line strict JSON readers refuse
+            fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..task.events import weight_of
+from ..task.events import PRIORITY_WEIGHT, weight_of
 from .common import RewardFn, reward_name
 from .registry import check_weights, default_reward_funcs
 from .schedule_check import ScheduleCheck, check_schedule
@@ -59,7 +59,7 @@ class Explanation:
                     "name": ev.name,
                     "start": ev.start,
                     "end": ev.end,
-                    "priority": ev.name in prios,
+                    "priority": weight == PRIORITY_WEIGHT,  # names compared as weight_of does
                     "value": weight * (ev.end_min - ev.start_min),
                     "status": status,
                 }
