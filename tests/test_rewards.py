@@ -385,7 +385,8 @@ def test_a_broken_row_warns_why():
         RuntimeWarning, match="not a problem of the course: optimal_score must be a finite number, got nan"
     ):
         assert score_reward([GOOD_ANSWER], **cols([{**GOOD_ROW, "optimal_score": math.nan}])) == [0.0]
-    e = explain({**GOOD_ROW, "optimal_score": -5}, GOOD_ANSWER)
+    with pytest.warns(RuntimeWarning, match="below the value"):
+        e = explain({**GOOD_ROW, "optimal_score": -5}, GOOD_ANSWER)
     assert "NOT A PROBLEM OF THE COURSE" in str(e) and "below the value of 'A' alone" in str(e)
 
 
