@@ -360,3 +360,30 @@ def test_show_environment_names_the_installed_set(tmp_path):
     assert colab_stack(str(marker)) == "requirements-colab-t4.txt"
     marker.write_text("")  # written by the setup cell before there were two sets
     assert colab_stack(str(marker)) == "requirements-colab.txt"
+
+
+def test_main_check_checks_each_set(monkeypatch):
+    """check_colab_pins.py --set ampere|t4|all: one dry run per set asked for, exit 1 if any fails."""
+    import json
+
+    seen = []
+
+    def fake_dry_run(requirements, url_mode="auto", **kwargs):
+        seen.append(requirements.name)
+        ok = requirements != cs.COLAB_T4_REQUIREMENTS
+        installs = {"torch": cs.COLAB_PREINSTALLED["torch"]}
+        return cs.DryRun(ok, 1.0, ["pip"], requirements, installs, {"torch": "2.11.0"}, [], "" if ok else "conflict")
+
+    monkeypatch.setattr(cs, "reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setattr(cs, "dry_run", fake_dry_run)
+    out = []
+    assert cs.main_check(set_name="ampere", echo=out.append) == 0 and seen == ["requirements-colab.txt"]
+    assert out[0].startswith("[ampere] pip dry run")
+    seen.clear()
+    out.clear()
+    assert cs.main_check(set_name="all", as_json=True, echo=out.append) == 1
+    assert seen == ["requirements-colab.txt", "requirements-colab-t4.txt"]
+    report = json.loads(out[0])
+    assert report["ok"] is False and report["sets"]["t4"]["error"] == "conflict" and report["sets"]["ampere"]["ok"]
+    with pytest.raises(ValueError, match="unknown Colab set"):
+        cs.main_check(set_name="volta")
