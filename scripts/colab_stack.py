@@ -1,10 +1,11 @@
-"""The Colab GPU stack (``requirements-colab.txt``) and the checks that keep it honest.
+"""The Colab GPU stacks (``requirements-colab.txt``, and ``requirements-colab-t4.txt`` for GPUs
+below compute capability 8.0) and the checks that keep them honest.
 
 No CI machine is a Colab runtime, so the pins are checked from here, three ways:
 
 * offline: :data:`COLAB_PREINSTALLED` and :data:`UNSLOTH_RANGES` record what Colab ships and what
   unsloth allows, so the file can be compared with them and with ``requirements.txt``;
-* :func:`dry_run`: pip resolves ``requirements-colab.txt`` for Colab's Python and platform, with
+* :func:`dry_run`: pip resolves a Colab set (:data:`COLAB_SETS`) for Colab's Python and platform, with
   Colab's preinstalled torch (and friends) as constraints: a success proves that a consistent set
   exists that keeps Colab's torch. Metadata is read with HTTP range requests (pip's ``fast-deps``),
   so the multi-GB torch/vLLM wheels are never downloaded; about 40 s;
@@ -13,7 +14,7 @@ No CI machine is a Colab runtime, so the pins are checked from here, three ways:
   wheels come from ``pip download --no-deps``; from big ones (vLLM, transformers) only the needed
   files are read, with HTTP range requests. Everything is cached under ``cache_dir()/colab-stack``.
 
-CLI: ``python scripts/check_colab_pins.py``.
+CLI: ``python scripts/check_colab_pins.py [--set ampere|t4|all]``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 from utils.paths import REPO_ROOT, cache_dir  # noqa: E402
 
 COLAB_REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
+COLAB_T4_REQUIREMENTS = REPO_ROOT / "requirements-colab-t4.txt"
+# The two Colab sets, picked by the setup cell from the GPU's compute capability
+# (scripts/nbtools.py SETUP_CELL): vLLM's attention backends verified on GPUs need 8.0 (Ampere);
+# below that (the free T4, 7.5) the set without vLLM (requirements-colab-t4.txt says why).
+COLAB_SETS: dict[str, Path] = {"ampere": COLAB_REQUIREMENTS, "t4": COLAB_T4_REQUIREMENTS}
+VLLM_MIN_CAPABILITY = (8, 0)
+T4_OMITS = ("vllm",)  # what the T4 set leaves out of the Ampere set; everything else is the same
 CPU_REQUIREMENTS = REPO_ROOT / "requirements.txt"
 EMBEDDED_REQUIREMENTS = REPO_ROOT / "requirements-embedded.txt"
 
@@ -526,8 +534,8 @@ def dry_run(
             )
         items = json.loads(report.read_text())["install"]
     installs = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"] for i in items}
-    kept = {k: installs.get(k, "") for k in held}
-    ok = all(Version(kept[k]) == Version(v) for k, v in held.items() if kept[k])
+    kept = {k: installs[k] for k in held if k in installs}  # a set without vLLM needs no torchaudio
+    ok = "torch" in kept and all(Version(kept[k]) == Version(held[k]) for k in kept)
     return DryRun(
         ok,
         seconds,
@@ -799,33 +807,41 @@ def describe(result: DryRun) -> str:
     return "\n".join(lines)
 
 
-def main_check(url_mode: str = "auto", as_json: bool = False, echo: Callable[[str], None] = print) -> int:
-    """The CLI's body: dry run + requirements.txt comparison; exit code 0 (ok), 1 (conflict), 2 (offline)."""
+def main_check(
+    url_mode: str = "auto", as_json: bool = False, echo: Callable[[str], None] = print, set_name: str = "all"
+) -> int:
+    """The CLI's body: dry run + requirements.txt comparison of one Colab set (``ampere``, ``t4``) or
+    ``all``; exit code 0 (ok), 1 (a conflict in any set), 2 (offline)."""
+    names = list(COLAB_SETS) if set_name == "all" else [set_name]
+    unknown = [n for n in names if n not in COLAB_SETS]
+    if unknown:
+        raise ValueError(f"unknown Colab set {unknown[0]!r}; choose from {sorted(COLAB_SETS)} or 'all'")
     if not reachable(index_url()):
-        echo(f"package index {index_url()} not reachable: cannot resolve the Colab set here (skipped)")
+        echo(f"package index {index_url()} not reachable: cannot resolve the Colab sets here (skipped)")
         return 2
-    result = dry_run(url_mode=url_mode)
-    conflicts = cpu_conflicts(result.installs) if result.ok else []
+    report, all_ok = {}, True
+    for name in names:
+        result = dry_run(COLAB_SETS[name], url_mode=url_mode)
+        conflicts = cpu_conflicts(result.installs) if result.ok else []
+        ok = result.ok and not conflicts
+        all_ok &= ok
+        report[name] = {
+            "requirements": COLAB_SETS[name].name,
+            "ok": ok,
+            "seconds": round(result.seconds, 1),
+            "kept": result.kept,
+            "installs": result.installs,
+            "notes": result.notes,
+            "cpu_conflicts": conflicts,
+            "error": result.error,
+        }
+        if not as_json:
+            echo(f"[{name}] " + describe(result))
+            if result.ok:
+                echo(
+                    "  versions also accepted by requirements.txt: "
+                    + ("yes" if not conflicts else "NO: " + "; ".join(conflicts))
+                )
     if as_json:
-        echo(
-            json.dumps(
-                {
-                    "ok": result.ok and not conflicts,
-                    "seconds": round(result.seconds, 1),
-                    "kept": result.kept,
-                    "installs": result.installs,
-                    "notes": result.notes,
-                    "cpu_conflicts": conflicts,
-                    "error": result.error,
-                },
-                indent=1,
-            )
-        )
-    else:
-        echo(describe(result))
-        if result.ok:
-            echo(
-                "  versions also accepted by requirements.txt: "
-                + ("yes" if not conflicts else "NO: " + "; ".join(conflicts))
-            )
-    return 0 if result.ok and not conflicts else 1
+        echo(json.dumps({"ok": all_ok, "sets": report}, indent=1))
+    return 0 if all_ok else 1

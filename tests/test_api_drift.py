@@ -7,7 +7,9 @@ checked against both pin sets.
     its SFTTrainer call, ``lora_config`` for every profile), and TRL's reward-function call is read
     from its grpo_trainer.py and replayed on the course's reward functions.
 
-(b) The Colab set (requirements-colab.txt), without importing it (it needs a GPU), from source
+(b) The Colab sets, requirements-colab.txt (Ampere and newer, with vLLM) and
+    requirements-colab-t4.txt (the T4 branch: the same pins without vLLM), each test run for both
+    (the vLLM tests for the Ampere set only), without importing them (they need a GPU), from source
     with ``ast``: the trl, unsloth, unsloth_zoo wheels (and peft at Colab's preinstalled version)
     are fetched once with ``pip download --no-deps`` into
     ``~/.cache/grpo-scheduling-course/colab-stack/wheels`` (~33 MB, reused by later runs). vLLM's
@@ -17,6 +19,9 @@ checked against both pin sets.
     transformers' ``training_args.py`` (GRPOConfig's base class) the same way; both cached under
     ``.../colab-stack/members``. The AST reader is itself checked against ``dataclasses.fields``
     on the installed packages. (b) is skipped, with the reason, when the index cannot be reached.
+
+(c) What differs on the T4 branch is the configuration the course builds, checked here for both GPU
+    kinds: fp16 instead of bf16 (a T4 has no bf16), and no vLLM anywhere when it is not installed.
 
 The names checked come from the course code, not from lists here: ``grpo_knobs()`` is called for
 every profile x backend x generation path x CPU/GPU (backends and paths read from its own
@@ -304,12 +309,11 @@ def test_ast_reader_agrees_with_the_installed_packages():
         assert params.names == set(inspect.signature(getattr(trl, name).__init__).parameters) - {"self"}
 
 
-# ---------------------------------------------------------------- (b) the Colab set
-@pytest.fixture(scope="module")
-def colab():
-    """SourceTree over the Colab pins (see the module docstring for what is fetched, and how)."""
-    pins = cs.by_name(cs.read_requirements(cs.COLAB_REQUIREMENTS))
-    v = {name: str(cs.pinned_version(pins[name])) for name in cs.API_PINNED}
+# ---------------------------------------------------------------- (b) the Colab sets
+def colab_tree(set_name: str) -> SimpleNamespace:
+    """SourceTree over one Colab set's pins (see the module docstring for what is fetched, and how)."""
+    pins = cs.by_name(cs.read_requirements(cs.COLAB_SETS[set_name]))
+    v = {name: str(cs.pinned_version(pins[name])) for name in cs.API_PINNED if name in pins}
     specs = [
         f"trl=={v['trl']}",
         f"unsloth=={v['unsloth']}",
@@ -319,9 +323,23 @@ def colab():
     wheels = cs.pip_download(specs)
     sources = {spec.split("==")[0]: cs.WheelSource.local(path) for spec, path in wheels.items()}
     sources["transformers"] = cs.WheelSource("transformers", v["transformers"])
-    vllm_version = cs.wheel_version(pins["vllm"].url).public if pins["vllm"].url else v["vllm"]
-    sources["vllm"] = cs.WheelSource("vllm", vllm_version)
-    return SimpleNamespace(tree=cs.SourceTree(sources, ALIASES), versions=v, vllm=vllm_version)
+    vllm_version = None
+    if "vllm" in pins:
+        vllm_version = cs.wheel_version(pins["vllm"].url).public if pins["vllm"].url else v["vllm"]
+        sources["vllm"] = cs.WheelSource("vllm", vllm_version)
+    return SimpleNamespace(tree=cs.SourceTree(sources, ALIASES), versions=v, vllm=vllm_version, set=set_name)
+
+
+@pytest.fixture(scope="module", params=sorted(cs.COLAB_SETS))
+def colab(request):
+    """Each Colab set in turn (ampere, t4)."""
+    return colab_tree(request.param)
+
+
+@pytest.fixture(scope="module")
+def colab_ampere():
+    """The set with vLLM, for the vLLM checks."""
+    return colab_tree("ampere")
 
 
 @needs_index
@@ -362,7 +380,8 @@ def test_colab_unsloth_fast_language_model(colab, method):
 
 
 @needs_index
-def test_colab_vllm_sampling_params_and_llm(colab):
+def test_colab_vllm_sampling_params_and_llm(colab_ampere):
+    colab = colab_ampere
     fn = cs.function_def(GENERATION_AST, "generate_with_vllm")
     fields = colab.tree.class_fields("vllm.sampling_params", "SamplingParams")
     missing = keywords(fn, "SamplingParams") - fields
@@ -374,8 +393,9 @@ def test_colab_vllm_sampling_params_and_llm(colab):
 
 
 @needs_index
-def test_colab_vllm_inside_trls_supported_range(colab):
+def test_colab_vllm_inside_trls_supported_range(colab_ampere):
     """TRL warns (and may misbehave) outside the vLLM range its import_utils names."""
+    colab = colab_ampere
     from packaging.version import Version
 
     fn = colab.tree.function("trl.import_utils", "is_vllm_available")
@@ -399,3 +419,67 @@ def test_colab_lora_config_keywords(colab):
     fields = colab.tree.class_fields("peft", "LoraConfig")
     missing = keywords(FN["lora_config"], "LoraConfig") - fields
     assert not missing, f"LoraConfig of Colab's peft {cs.COLAB_PREINSTALLED['peft']} lacks {sorted(missing)}"
+
+
+# ---------------------------------------------------------------- (c) the T4 branch
+def test_t4_set_pins_the_ampere_api_versions():
+    """The T4 set trains with exactly the Ampere set's unsloth / transformers / trl, so every Colab
+    test above holds for it at the same versions; it only lacks vLLM."""
+    ampere = cs.by_name(cs.read_requirements(cs.COLAB_REQUIREMENTS))
+    t4 = cs.by_name(cs.read_requirements(cs.COLAB_T4_REQUIREMENTS))
+    for name in cs.API_PINNED:
+        if name in cs.T4_OMITS:
+            assert name not in t4, name
+        else:
+            assert cs.pinned_version(t4[name]) == cs.pinned_version(ampere[name]), name
+
+
+@pytest.mark.parametrize("bf16_gpu", [True, False], ids=["ampere-bf16", "t4-fp16"])
+@pytest.mark.parametrize("backend,path", list(itertools.product(BACKENDS, GEN_PATHS)))
+def test_precision_on_both_gpu_kinds(monkeypatch, backend, path, bf16_gpu):
+    """A T4 computes in fp16 only: the GRPO config asks for fp16 there and bf16 elsewhere, never both
+    (TrainingArguments refuses both); the model loader picks the same dtype."""
+    import torch
+
+    from utils.llm import models
+
+    monkeypatch.setattr(config, "bf16_supported", lambda: bf16_gpu)
+    monkeypatch.setattr(models, "bf16_supported", lambda: bf16_gpu)
+    values = {k.name: k.value for k in knobs(backend, path, True)}
+    assert (values["bf16"], values["fp16"]) == (bf16_gpu, not bf16_gpu)
+    assert models.default_dtype("cuda") == (torch.bfloat16 if bf16_gpu else torch.float16)
+
+
+@pytest.mark.parametrize("purpose,backend", [("eval", "trl"), ("train", "trl"), ("train", "unsloth")])
+def test_without_vllm_nothing_asks_for_it(monkeypatch, purpose, backend):
+    """On the T4 set vLLM is not installed: a GPU then generates with transformers (or Unsloth's own
+    generate), and no GRPO knob (use_vllm, Unsloth's fast_inference) asks for vLLM."""
+    import utils.profiles
+
+    monkeypatch.setattr(utils.profiles, "has_cuda", lambda: True)
+    monkeypatch.setattr(generation, "vllm_usable", lambda: False)
+    monkeypatch.delenv(generation.GENERATION_ENV, raising=False)
+    choice = generation.choose_generation(purpose, backend)
+    assert choice.path != "vllm" and "vLLM" in choice.reason, choice
+    assert not {"use_vllm", "vllm_mode"} & {k.name for k in knobs(backend, choice.path, True)}
+    fast = [
+        kw.value
+        for call in ast.walk(FN["load_policy"])
+        if isinstance(call, ast.Call) and cs.dotted(call.func) == "FastLanguageModel.from_pretrained"
+        for kw in call.keywords
+        if kw.arg == "fast_inference"
+    ]
+    assert [ast.unparse(v) for v in fast] == ["gen_path == 'vllm'"], "Unsloth's vLLM engine must follow the path"
+
+
+def test_trl_imports_without_vllm_at_the_t4_pin():
+    """trl imports its vLLM client only when vLLM is installed; the CPU set has trl at the T4 pin and
+    no vLLM, so importing GRPOTrainer here is the T4 branch's import."""
+    import importlib.metadata as md
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: this environment cannot stand in for the T4 set")
+    t4 = cs.by_name(cs.read_requirements(cs.COLAB_T4_REQUIREMENTS))
+    assert md.version("trl") == str(cs.pinned_version(t4["trl"]))
+    from trl import GRPOConfig, GRPOTrainer  # noqa: F401

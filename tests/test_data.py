@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -54,9 +55,10 @@ def test_load_split_unknown():
 
 
 def test_validate_rows_names_missing_columns():
-    row = {"events": [], "priority_events": [], "prompt": ""}
+    row = load_split("test", limit=1)[0]
+    short = {k: v for k, v in row.items() if k != "optimal_score"}
     with pytest.raises(ValueError, match=r"row 1 lacks columns \['optimal_score'\]"):
-        validate_rows([{**row, "optimal_score": 0}, row], "mine")
+        validate_rows([row, short], "mine")
 
 
 def test_to_hf_dataset_columns():
@@ -107,3 +109,68 @@ def test_load_problems_local_and_unknown_source():
 def test_committed_files_are_one_json_object_per_line():
     lines = TRAIN_FILE.read_text(encoding="utf-8").splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)
+
+
+# ------------------------------------------------------------- bad files and rows (issue 18, item 14)
+@pytest.fixture()
+def own_train(tmp_path, monkeypatch):
+    """load_split("train") reading a file of this test's making."""
+    path = tmp_path / "train.jsonl"
+    monkeypatch.setattr(data, "TRAIN_FILE", path)
+    return path
+
+
+def test_load_split_names_file_and_line_of_a_non_utf8_byte(own_train):
+    good = TRAIN_FILE.read_bytes().splitlines()[0]
+    own_train.write_bytes(good + b"\n" + good.replace(b'"events"', b'"ev\xffents"', 1) + b"\n")
+    with pytest.raises(ValueError, match=r"train\.jsonl:2: not UTF-8 text \(byte 0xff at column \d+\)"):
+        load_split("train")
+
+
+@pytest.mark.parametrize(
+    "change, expect",
+    [
+        ({"events": 5}, "row 1: events must be a non-empty list"),
+        ({"priority_events": "Gym"}, "row 1: priority_events must be a list"),
+        ({"optimal_score": "120"}, "row 1: optimal_score must be a finite number"),
+        ({"optimal_score": 1}, "row 1: optimal_score 1 is below the value"),
+    ],
+)
+def test_load_split_refuses_rows_that_are_not_problems(own_train, change, expect):
+    first, second = load_split("test", limit=2)
+    own_train.write_text(json.dumps(first) + "\n" + json.dumps({**second, **change}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(expect)):
+        load_split("train")
+
+
+@pytest.mark.parametrize("text", ["", "\n\n  \n"])
+def test_load_split_refuses_an_empty_file(own_train, text):
+    own_train.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"train\.jsonl: no rows"):
+        load_split("train")
+
+
+def test_load_jsonl_is_strict_json_and_allows_a_bom(tmp_path):
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": NaN}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"rows\.jsonl:1: not valid JSON \(NaN is not a JSON value"):
+        load_jsonl(path)
+    path.write_text('{"a": 1}\n', encoding="utf-8-sig")
+    assert load_jsonl(path) == [{"a": 1}]
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        load_jsonl(tmp_path)
+
+
+def test_name_catalogue_errors_name_the_file(tmp_path):
+    from utils.task.datagen import load_themes
+
+    bad = tmp_path / "names.json"
+    bad.write_bytes(b'{"themes": {"t": ["Caf\xe9"]}}')
+    with pytest.raises(ValueError, match=r"names\.json: not a JSON name catalogue"):
+        load_themes(bad)
+    bad.write_text('{"names": []}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"names\.json: expected"):
+        load_themes(bad)
+    bad.write_text('{"themes": {"t": "Gym"}}', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"theme 't' must be a list of names"):
+        load_themes(bad)

@@ -69,7 +69,8 @@ def assert_respects(row: dict, config: GeneratorConfig) -> None:
     catalogue = config.catalogue()
     themes = [config.theme] if config.theme else list(catalogue)
     assert any(set(names) <= set(catalogue[t]) for t in themes), names
-    assert row["optimal_score"] == optimal_schedule(events, prios)[0]
+    score, best = optimal_schedule(events, prios)
+    assert row["optimal_score"] == score and len(best) >= 2
     assert row["prompt"] == format_problem(events, prios)
 
 
@@ -121,6 +122,34 @@ def test_names_that_would_break_an_answer_are_rejected(name, tmp_path):
         load_themes(bad)
 
 
+def test_names_given_directly_are_checked_too():
+    """Issue 18 item 9: themes passed to generate_problem skip load_themes, so validate checks them:
+    the DP-optimal answer to a problem whose names contain '<' cannot be produced by the generator."""
+    for bad in (["A<B"], ["x</name>"], [" Gym"], ["Gym", "Gym"]):
+        themes = {"t": bad + [f"Event {i}" for i in range(8)]}
+        with pytest.raises(ValueError, match="theme 't'"):
+            generate_problem(random.Random(0), GeneratorConfig(theme="t"), themes=themes)
+        with pytest.raises(ValueError, match="theme 't'"):
+            GeneratorConfig().validate(themes)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_optimum_always_has_two_events(seed):
+    """Issue 18 item 7: knobs that allow a single-event optimum (two events, overlaps allowed everywhere)
+    never produce one: such a problem could not be answered validly (fewer than 2 events score 0)."""
+    from utils.rewards import default_reward_funcs, total_reward
+    from utils.task.prompts import format_answer
+
+    config = GeneratorConfig(
+        min_events=2, max_events=3, min_overlapping_pairs=0, overlap_probability=0.8, max_overlap_ratio=1.0
+    )
+    row = generate_problem(random.Random(seed), config)
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    cols = {k: [row[k]] for k in ("events", "priority_events", "optimal_score")}
+    assert total_reward(default_reward_funcs(), [format_answer("r", best)], **cols) == [100.0], best
+    assert_respects(row, config)
+
+
 def test_committed_rows_respect_default_config(train_rows, test_rows):
     for row in train_rows + test_rows:
         assert_respects(row, GeneratorConfig())
@@ -134,13 +163,16 @@ def test_no_test_problem_is_in_train(train_rows, test_rows):
 
 
 def test_splits_replace_duplicates():
-    # Two always-overlapping events from one theme: few distinct problems, many repeats.
+    # Two one-hour events in a two-hour day from one theme: few distinct problems, many repeats.
+    # (They must not overlap: the optimum of two overlapping events is one event, never generated.)
     config = GeneratorConfig(
         min_events=2,
         max_events=2,
         durations=(60,),
         day_start="07:00",
-        day_end="08:00",
+        day_end="09:00",
+        time_step=60,
+        min_overlapping_pairs=0,
         max_overlap_ratio=0.5,
         theme="office",
     )
@@ -238,7 +270,7 @@ def test_default_config_rows(seed):
         (dict(min_priority_ratio=0.5, max_priority_ratio=0.3), "priority_ratio"),
         (dict(max_priority_ratio=1.5), "priority_ratio"),
         (dict(min_overlapping_pairs=2), "min_overlapping_pairs"),
-        (dict(min_events=1), "min_overlapping_pairs"),  # a 1-event problem has no pairs
+        (dict(min_events=1, min_overlapping_pairs=0), "at least 2 events"),  # issue 18 item 7
         (dict(min_events=2, max_overlap_ratio=0.4), "min_overlapping_pairs"),
     ],
 )

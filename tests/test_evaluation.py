@@ -423,3 +423,75 @@ def test_cli_errors_exit_2(problem, small_data, tmp_path):
     assert out.returncode == 2
     assert expect in out.stderr
     assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+# --------------------------------------------------- rows and files that broke the CLI (issue 18)
+def cli_with_row(tmp_path, line: str | bytes, completions=None) -> subprocess.CompletedProcess:
+    data = tmp_path / "data.jsonl"
+    (data.write_bytes if isinstance(line, bytes) else data.write_text)(line)
+    path = save_completions(tmp_path / "c.jsonl", completions or [answer(B, C, L)])
+    return run_cli("--data", data, "--completions", path, "--json")
+
+
+@pytest.mark.parametrize(
+    "change, expect",
+    [
+        ({"priority_events": 5}, "data.jsonl row 0: priority_events must be a list"),
+        ({"events": 5}, "data.jsonl row 0: events must be a non-empty list"),
+        ({"events": [["A"]]}, "data.jsonl row 0: event must be [name, 'HH:MM', 'HH:MM'], got ['A']"),
+        ({"optimal_score": 1e-320}, "data.jsonl row 0: optimal_score 1e-320 is below the value of 'Call' alone"),
+        ({"optimal_score": -5}, "row 0: optimal_score -5 is below"),
+        ({"events": [["A<B", "08:00", "09:00"], ["L", "12:00", "13:00"]], "priority_events": []}, "'<'"),
+        ({"priority_events": [" Call "]}, "priority event ' Call ': names must not start or end with spaces"),
+    ],
+)
+def test_cli_refuses_rows_that_are_not_problems(change, expect, tmp_path):
+    """Items 8, 9, 10 and 13: tracebacks (rc 1), or a score from a broken row (1e-320 gave
+    "mean_score": Infinity, which strict JSON readers refuse)."""
+    out = cli_with_row(tmp_path, json.dumps({**ROW, **change}) + "\n")
+    assert out.returncode == 2 and expect in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+@pytest.mark.parametrize("constant", ["Infinity", "-Infinity", "NaN"])
+def test_cli_refuses_non_json_numbers(constant, tmp_path):
+    out = cli_with_row(tmp_path, json.dumps(ROW).replace("210", constant) + "\n")
+    assert out.returncode == 2 and f"data.jsonl:1: not valid JSON ({constant} is not a JSON value" in out.stderr
+
+
+def test_cli_names_file_and_line_of_a_non_utf8_byte(tmp_path):
+    line = json.dumps(ROW).encode()
+    out = cli_with_row(tmp_path, line + b"\n" + line.replace(b"Gym", b"G\xffm") + b"\n")
+    assert out.returncode == 2 and "data.jsonl:2: not UTF-8 text (byte 0xff" in out.stderr, out.stderr
+
+
+def test_cli_output_is_strict_json(small_data, tmp_path):
+    data, completions = small_data
+    out = run_cli("--data", data, "--completions", save_completions(tmp_path / "c.jsonl", completions), "--json")
+
+    def refuse(name):
+        raise AssertionError(f"{name} in the output")
+
+    json.loads(out.stdout, parse_constant=refuse)
+
+
+def test_a_folder_numbered_up_to_a_huge_number_is_a_quick_error(tmp_path):
+    """Item 13: 0.txt and 100000000000000000000.txt made the loader build a list of 10^20 numbers."""
+    (tmp_path / "0.txt").write_text("a")
+    (tmp_path / "100000000000000000000.txt").write_text("b")
+    with pytest.raises(
+        ValueError,
+        match=r"found 2 files up to 100000000000000000000.txt, missing 99999999999999999999: "
+        r"1.txt, 2.txt, 3.txt, 4.txt, 5.txt \.\.\.",
+    ):
+        load_completions(tmp_path)
+
+
+def test_evaluate_refuses_infinite_optimum_in_memory():
+    with pytest.raises(ValueError, match="row 0: optimal_score must be a finite number, got inf"):
+        evaluate([{**ROW, "optimal_score": float("inf")}], [answer(B, C, L)])
+
+
+def test_save_completions_writes_strict_json(tmp_path):
+    with pytest.raises(ValueError, match="JSON compliant"):
+        save_completions(tmp_path / "c.jsonl", ["a"], extra={"temperature": float("nan")})

@@ -128,3 +128,63 @@ def test_assert_reward_ok():
 
     with pytest.raises(ValueError, match="PROBLEMS"):
         assert_reward_ok(bad)
+
+
+@pytest.mark.parametrize("bad", [(1,), (1, 2, 3), 5, "ab", (0, math.nan), (10, 0), ("0", "10")])
+def test_a_malformed_range_is_reported_not_raised(bad):
+    """Issue 18 item 11: reward_range=(1,) made the checker itself raise (tuple unpacking)."""
+
+    def reward(completions, **kwargs):
+        return [0.0] * len(completions)
+
+    reward.reward_range = bad
+    report = check_reward_function(reward)
+    assert not report.ok and "its reward_range" in str(report), str(report)
+    del reward.reward_range
+    report = check_reward_function(reward, value_range=bad)
+    assert not report.ok and "value_range" in str(report), str(report)
+
+
+@pytest.mark.parametrize(
+    "mutation, names",
+    [
+        (lambda completions, kw: kw["events"].append(["X", "00:00", "00:01"]), "events"),
+        (lambda completions, kw: kw["events"][0].pop(), "events"),
+        (lambda completions, kw: completions.sort(key=str), "completions"),
+        (lambda completions, kw: completions.__setitem__(0, "changed"), "completions"),
+        (lambda completions, kw: kw["optimal_score"].clear(), "optimal_score"),
+        (lambda completions, kw: kw["priority_events"][0].append("Lunch"), "priority_events"),
+    ],
+)
+def test_a_reward_that_changes_its_inputs_is_caught(mutation, names):
+    """Issue 18 item 12: TRL passes the same lists to every reward, so a reward that changes them
+    changes what the next reward sees; it passed the checker."""
+
+    def meddles(completions, **kwargs):
+        mutation(completions, kwargs)
+        return [1.0 if i % 2 else 0.0 for i in range(len(completions))]
+
+    report = check_reward_function(meddles)
+    assert not report.ok and f"it changes its inputs ({names})" in str(report), str(report)
+    assert str(report).count("changes its inputs") == 1  # said once, not per form
+
+
+def test_the_chat_form_is_watched_too():
+    def edits_messages(completions, **kwargs):
+        for c in completions:
+            if isinstance(c, list):
+                c[0]["content"] = c[0]["content"].strip()
+        return [0.0 if i % 2 else 1.0 for i in range(len(completions))]
+
+    report = check_reward_function(edits_messages)
+    assert not report.ok and "[chat] it changes its inputs (completions)" in str(report), str(report)
+
+
+def test_copying_is_fine():
+    def copies(completions, events=None, **kwargs):
+        events = [list(e) for e in events]
+        for e in events:
+            e.append("x")
+        return [float(len(sorted(map(str, completions))) % 2) + i % 2 for i in range(len(completions))]
+
+    assert check_reward_function(copies).ok

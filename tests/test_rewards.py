@@ -5,6 +5,7 @@ and the inspector's pure functions."""
 
 import math
 import random
+import warnings
 
 import pytest
 
@@ -352,3 +353,126 @@ def test_inspector_widget_updates(train_rows):
     assert ins.choice.value == CUSTOM and ins.view.total == 0
     ins.problem.value = 2
     assert ins.choice.value == OPTIMAL and ins.view.problem is train_rows[2] and ins.view.total == 100
+
+
+# ------------------------------------------------- rows that are not problems (issue 18)
+SCORE_REWARDS = (score_reward, partial_score_reward, overlap_penalty_score_reward, reference_score_reward)
+GOOD_ROW = {
+    "events": [["A", "08:00", "09:00"], ["B", "09:30", "10:30"]],
+    "priority_events": ["A"],
+    "optimal_score": 180,
+}
+GOOD_ANSWER = format_answer("r", [["A", "08:00", "09:00"], ["B", "09:30", "10:30"]])
+
+
+@pytest.mark.parametrize("fn", SCORE_REWARDS, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("opt", [math.nan, -5, 0, 1e-300, 1e-320, math.inf, -math.inf, 100, 181, None, "180"])
+def test_score_rewards_give_0_for_a_broken_optimum(fn, opt):
+    """Item 8: partial_score_reward gave 70 for NaN, reference_score_reward nan, -2520 and 1.3e304.
+    An optimum that cannot be this problem's (not finite, below the best single event, above the
+    DP's) scores 0, and every value stays inside the declared range."""
+    assert fn([GOOD_ANSWER], **cols([GOOD_ROW])) == [70.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = fn([GOOD_ANSWER], **cols([{**GOOD_ROW, "optimal_score": opt}]))
+    assert out == [0.0]
+    lo, hi = fn.reward_range
+    assert all(isinstance(v, float) and math.isfinite(v) and lo <= v <= hi for v in out)
+
+
+def test_a_broken_row_warns_why():
+    with pytest.warns(
+        RuntimeWarning, match="not a problem of the course: optimal_score must be a finite number, got nan"
+    ):
+        assert score_reward([GOOD_ANSWER], **cols([{**GOOD_ROW, "optimal_score": math.nan}])) == [0.0]
+    with pytest.warns(RuntimeWarning, match="below the value"):
+        e = explain({**GOOD_ROW, "optimal_score": -5}, GOOD_ANSWER)
+    assert "NOT A PROBLEM OF THE COURSE" in str(e) and "below the value of 'A' alone" in str(e)
+
+
+def test_reference_score_is_capped_at_70():
+    """An optimum between the best single event and the DP's is accepted (the published data may
+    have been solved with the touching defect); the reference would then exceed 70."""
+    row = {**GOOD_ROW, "optimal_score": 120}  # the value of A alone; the true optimum is 180
+    assert reference_score_reward([GOOD_ANSWER], **cols([row])) == [70.0]
+    assert score_reward([GOOD_ANSWER], **cols([row])) == [70.0]
+
+
+def test_single_event_optimum_is_not_a_problem():
+    """Item 7: on a hand-made row whose optimum is one event, the DP answer got 10 of 100 with no
+    word why. Such a row is not a problem of the course (the generator never makes one, the
+    loaders and the evaluator refuse it); the score reward says so."""
+    row = {"events": [["Long", "08:00", "12:00"], ["Short", "09:00", "10:00"]], "priority_events": []}
+    row["optimal_score"], best = optimal_schedule(row["events"], row["priority_events"])
+    assert len(best) == 1
+    with pytest.warns(RuntimeWarning, match="single event 'Long'"):
+        assert score_reward([format_answer("r", best)], **cols([row])) == [0.0]
+    with pytest.raises(ValueError, match="single event"):
+        evaluate_completion(row, format_answer("r", best))
+
+
+def test_names_are_compared_one_way():
+    """Item 10: a priority name with surrounding spaces scored 46.67 (the event matched after
+    stripping, the priority did not) while the evaluator gave 1.0. weight_of and event_key now
+    share name_key; such a row is refused by every reader alike."""
+    from utils.task import event_key, weight_of
+
+    assert weight_of("Gym", [" Gym "]) == weight_of(" Gym", ["Gym"]) == 2
+    assert event_key([" Gym ", "08:00", "09:00"]) == ("Gym", "08:00", "09:00")
+    row = {
+        "events": [[" Gym ", "08:00", "09:00"], ["Call", "09:00", "10:00"]],
+        "priority_events": [" Gym "],
+        "optimal_score": 180,
+    }
+    answer = format_answer("r", row["events"])
+    with pytest.warns(RuntimeWarning, match="spaces"):
+        assert score_reward([answer], **cols([row])) == [0.0]
+    with pytest.raises(ValueError, match="spaces"):
+        evaluate_completion(row, answer)
+
+
+def test_names_with_angle_brackets_are_refused():
+    """Item 9, the parse/score side: the DP answer to a hand-made row with '<' in a name cannot be
+    parsed back; the row is refused with the reason, not scored 0 (or 56/100) in silence."""
+    row = {"events": [["A<B", "08:00", "09:00"], ["C", "09:30", "10:30"]], "priority_events": []}
+    row["optimal_score"], best = optimal_schedule(row["events"], row["priority_events"])
+    with pytest.warns(RuntimeWarning, match="'<'"):
+        assert score_reward([format_answer("r", best)], **cols([row])) == [0.0]
+    with pytest.raises(ValueError, match="'<'"):
+        evaluate_completion(row, format_answer("r", best))
+
+
+# ------------------------------------------------------------------- weights (item 11)
+def test_total_reward_needs_one_finite_weight_per_reward():
+    funcs = default_reward_funcs()
+    c = cols([GOOD_ROW])
+    assert total_reward(funcs, [GOOD_ANSWER], **c) == [100.0]
+    assert total_reward(funcs, [GOOD_ANSWER], weights=[1, 0.5, 2], **c) == [10 + 10 + 140]
+    for weights, message in [
+        ([1.0], "3 reward functions but 1 weights"),
+        ([1.0, 1.0, 1.0, 1.0], "3 reward functions but 4 weights"),
+        ([1.0, math.nan, 1.0], "finite number"),
+        ([1.0, -math.inf, 1.0], "finite number"),
+        ([1.0, "2", 1.0], "finite number"),
+        ("111", "list of 3 numbers"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            total_reward(funcs, [GOOD_ANSWER], weights=weights, **c)
+    with pytest.raises(ValueError, match="finite number"):
+        explain(GOOD_ROW, GOOD_ANSWER, funcs, [1.0, math.nan, 1.0])
+
+
+def test_total_reward_refuses_a_short_answer():
+    def one_value(completions, **kwargs):
+        return [1.0]
+
+    with pytest.raises(ValueError, match="one_value returned 1 values for 2 completions"):
+        total_reward([one_value], ["a", "b"])
+
+
+def test_explain_marks_priorities_the_way_it_values_them():
+    """Same class as item 10: explain() doubled a value with weight_of (names stripped) but flagged
+    the priority with `in` (not stripped), so one row said 'not a priority, value doubled'."""
+    row = {**GOOD_ROW, "priority_events": [" A "]}  # not a problem (the name has spaces): shown anyway
+    rows = explain(row, GOOD_ANSWER).event_rows()
+    assert [(r["name"], r["priority"], r["value"]) for r in rows] == [("A", True, 120), ("B", False, 60)]

@@ -52,11 +52,25 @@ def hardware() -> str:
     return f"CPU only ({os.cpu_count()} cores)"
 
 
+COLAB_MARKER = "/content/course/.colab_installed"  # the setup cell writes the requirement file it installed
+
+
+def colab_stack(marker: str = COLAB_MARKER) -> str | None:
+    """Which Colab requirement set the setup cell installed (``requirements-colab-t4.txt`` on GPUs
+    below compute capability 8.0: no vLLM), or None outside Colab / before the install."""
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            return fh.read().strip() or "requirements-colab.txt"  # an empty marker predates the T4 set
+    except OSError:
+        return None
+
+
 def show_environment(packages=COURSE_PACKAGES) -> None:
     from .profiles import get_profile
 
     versions = package_versions(packages)
     print(f"Python {platform.python_version()} | " + " | ".join(f"{k} {v}" for k, v in versions.items()))
-    print(f"Hardware: {hardware()} | Colab: {in_colab()}")
+    stack = colab_stack() if in_colab() else None
+    print(f"Hardware: {hardware()} | Colab: {in_colab()}" + (f" ({stack})" if stack else ""))
     profile = get_profile()
     print(f"Profile: {profile.name} (set COURSE_PROFILE=smoke|cpu|gpu to change)")

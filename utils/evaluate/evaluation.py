@@ -17,6 +17,11 @@ test completion into the first category whose check fails:
 
 The mean score over all rows (failures count 0), times 100, is the headline number.
 
+Every row must be a problem of the course (:mod:`utils.task.validate`): a row that is not (an
+``optimal_score`` that is not a finite number between the best single event and the DP optimum,
+events or names an answer could not reproduce, an optimum of a single event, which the
+``fewer_than_2_events`` rule would make unanswerable) is refused with a message naming it.
+
 Here the checks run on :func:`utils.rewards.reference.reference_eval_format_ok` and
 :func:`utils.rewards.reference.reference_events`: the same answers as the reference's regular
 expressions (proven in ``tests/test_evaluation.py``) without their catastrophic
@@ -34,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import numbers
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -46,6 +50,7 @@ from ..rewards.parsing import completion_text
 from ..rewards.reference import reference_eval_format_ok, reference_events
 from ..task.events import overlapping_pairs, weight_of
 from ..task.times import clock_minutes
+from ..task.validate import PROBLEM_KEYS, check_row
 
 CATEGORIES: tuple[str, ...] = (
     "format_error",
@@ -64,7 +69,7 @@ COUNT_KEYS: dict[str, str] = {
     "overlap": "overlaps",
 }
 SUMMARY_KEYS: tuple[str, ...] = ("n", "valid", "mean_score", *COUNT_KEYS.values())
-REQUIRED_ROW_KEYS = ("events", "priority_events", "optimal_score")
+REQUIRED_ROW_KEYS = PROBLEM_KEYS
 
 _SOURCE = (
     "'Qwen Scheduler GRPO' (anakin87, 2025): github.com/anakin87/qwen-scheduler-grpo, "
@@ -109,16 +114,10 @@ class EvalResult:
 
 
 def _check_row(row: Any, index: int | None = None) -> None:
-    where = "row" if index is None else f"row {index}"
-    if not isinstance(row, Mapping):
-        raise ValueError(f"{where} must be a mapping with {list(REQUIRED_ROW_KEYS)}, got {type(row).__name__}")
-    missing = [k for k in REQUIRED_ROW_KEYS if k not in row]
-    if missing:
-        raise ValueError(f"{where} lacks {missing}; a dataset row needs {list(REQUIRED_ROW_KEYS)}")
-    opt = row["optimal_score"]
-    if isinstance(opt, bool) or not isinstance(opt, numbers.Real) or not opt > 0:
-        # The reference divides by it; a zero or missing optimum means a broken dataset.
-        raise ValueError(f"{where}: optimal_score must be a positive number, got {opt!r}")
+    """A clear ``ValueError`` unless ``row`` is a problem (:mod:`utils.task.validate`): a broken row
+    (an optimum that is zero, NaN, infinite or impossible, events that are not events, names an
+    answer could not write) would otherwise give a traceback or a score that means nothing."""
+    check_row(row, "row" if index is None else f"row {index}")
 
 
 def _format_reason(text: str) -> str:
@@ -267,7 +266,9 @@ def save_completions(path: Path | str, completions: Iterable[Any], extra: Mappin
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as fh:
         for c in completions:
-            fh.write(json.dumps({"completion": completion_text(c), **extra}, ensure_ascii=False) + "\n")
+            record = {"completion": completion_text(c), **extra}
+            # allow_nan=False: NaN/Infinity in extra would make a line strict JSON readers refuse
+            fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
     return path
 
 
@@ -283,11 +284,17 @@ def _load_folder(folder: Path) -> list[str]:
     if not numbered:
         raise ValueError(f"{folder}: no completion files named 0.txt, 1.txt, ... in this folder")
     n = max(numbered) + 1
-    missing = [i for i in range(n) if i not in numbered]
-    if missing:
-        shown = ", ".join(f"{i}.txt" for i in missing[:5]) + (" ..." if len(missing) > 5 else "")
+    if n != len(numbered):  # a gap; count it without a list as long as the highest number
+        first = []
+        i = 0
+        while len(first) < 5 and i < n:  # at most len(numbered) + 5 steps
+            if i not in numbered:
+                first.append(i)
+            i += 1
+        shown = ", ".join(f"{i}.txt" for i in first) + (" ..." if n - len(numbered) > len(first) else "")
         raise ValueError(
-            f"{folder}: completions must be numbered 0..{n - 1} without gaps; missing {len(missing)}: {shown}"
+            f"{folder}: completions must be numbered 0..{len(numbered) - 1} without gaps; found {len(numbered)} "
+            f"files up to {n - 1}.txt, missing {n - len(numbered)}: {shown}"
         )
     # Text mode with universal newlines, as the reference reads its files.
     return [numbered[i].read_text(encoding="utf-8", errors="replace") for i in range(n)]
@@ -349,13 +356,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = load_jsonl(args.data)
         if not rows:
             raise ValueError(f"{args.data}: no rows in this dataset")
+        for i, row in enumerate(rows):  # rows are numbered from 0, like the completions 0.txt, 1.txt, ...
+            check_row(row, f"{args.data} row {i}")
         completions = load_completions(args.completions, expected=len(rows))
         summary = evaluate(rows, completions)
     except (OSError, ValueError) as exc:  # user errors: a message, not a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(summary.as_dict(), allow_nan=False))  # strict JSON: rows are checked, so finite
     else:
         print(f"{args.completions} against {args.data}")
         print(summary.to_text())

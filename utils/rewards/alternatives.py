@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..task.events import clashing, event_key
+from ..task.validate import problem_error
 from .common import problem_columns, safe
 from .course import FORMAT_POINTS, SCORE_POINTS
 from .parsing import parse_completion
@@ -31,11 +32,14 @@ def partial_format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
 
 def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Up to 70 with partial credit: invented or repeated events are ignored (each costs
-    5 points) instead of zeroing everything; overlapping pairs are dropped as usual."""
+    5 points) instead of zeroing everything; overlapping pairs are dropped as usual.
+    0 with a warning on a row that is not a problem (:func:`utils.task.validate.problem_error`)."""
     out = []
     for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
 
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
+            if why := problem_error(events, prios, opt):
+                raise ValueError(f"not a problem of the course: {why}")
             parsed = parse_completion(c)
             known = {event_key(e) for e in events}
             kept, seen, bad = [], set(), len(parsed.invalid_events)
@@ -46,8 +50,6 @@ def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
                     seen.add(key)
                 else:
                     bad += 1
-            if not opt:
-                return 0.0
             clash = clashing([ev.span for ev in kept])
             value = sum(event_value(ev, prios) for i, ev in enumerate(kept) if i not in clash)
             return max(0.0, SCORE_POINTS * min(1.0, value / opt) - 5.0 * bad)
@@ -64,6 +66,8 @@ def overlap_penalty_score_reward(completions: Sequence[Any], **kwargs) -> list[f
 
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             chk = check_schedule(c, events, prios, opt)
+            if chk.problem:
+                raise ValueError(f"not a problem of the course: {chk.problem}")
             if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
                 return 0.0
             total = sum(event_value(ev, prios) for ev in chk.events)

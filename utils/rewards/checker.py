@@ -3,12 +3,14 @@
 ``check_reward_function(fn)`` calls ``fn`` the way TRL does, on a batch that mixes good
 answers with empty, truncated, garbage and non-text completions, in both the plain and
 the conversational form, and reports anything that would hurt training: wrong
-signature, wrong number of values, non-finite values, exceptions, or a call that does
-not return in time (run in a separate process, so a hang cannot freeze the notebook).
+signature, wrong number of values, non-finite values, exceptions, changes to its inputs (TRL
+passes the same lists to every reward), or a call that does not return in time (run in a
+separate process, so a hang cannot freeze the notebook).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import multiprocessing as mp
@@ -151,12 +153,59 @@ def _culprits(fn: Callable, probes: list, columns: dict, timeout: float) -> list
     return found if status == "ok" else []
 
 
-def _columns(n: int) -> dict:
-    return {k: [v] * n for k, v in SAMPLE_PROBLEM.items() if k != "prompt"}
+def _columns(n: int) -> dict:  # a fresh copy each call: a reward that changes its inputs changes only these
+    return {k: [v] * n for k, v in copy.deepcopy(SAMPLE_PROBLEM).items() if k != "prompt"}
 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _range_problem(value_range: Any) -> str | None:
+    """Why ``value_range`` is not ``(low, high)`` with numbers ``low <= high``, or None."""
+    try:
+        lo, hi = value_range
+    except (TypeError, ValueError):
+        return f"must be a pair (low, high), got {value_range!r}"
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and not math.isnan(v) for v in (lo, hi)):
+        return f"must hold two numbers, got {value_range!r}"
+    if lo > hi:
+        return f"has low > high: {value_range!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class _Unsendable:
+    """What a watched call returns in place of values that cannot be pickled back to the parent."""
+
+    type_name: str
+    error: str
+
+
+def _watching(fn: Callable) -> Callable:
+    """``fn`` called TRL's way, answering ``(values, names of the arguments it changed)``.
+
+    TRL hands the *same* lists (completions, every dataset column) to each reward in turn, so a
+    reward that sorts, appends to or edits them changes what the rewards after it see."""
+
+    def call(**kwargs):
+        before = copy.deepcopy(kwargs)
+        values = fn(**kwargs)
+        changed = [k for k in kwargs if not _same(kwargs[k], before[k])]
+        try:
+            pickle.dumps(values)
+        except Exception as exc:  # noqa: BLE001 - reported as the values' own problem, not the pair's
+            values = _Unsendable(type(values).__name__, str(exc))
+        return values, changed
+
+    return call
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - an object that cannot compare: assume unchanged
+        return True
 
 
 def _signature_problems(fn: Callable) -> list[str]:
@@ -198,6 +247,10 @@ def check_reward_function(
         return report
     for problem in _signature_problems(fn):
         report.fail(problem)
+    declared = value_range if value_range is not None else getattr(fn, "reward_range", None)
+    if declared is not None and (why := _range_problem(declared)):
+        source = "value_range" if value_range is not None else "its reward_range"
+        report.fail(f"{source} {why}: declare the lowest and highest value it can return, e.g. (0, 10)")
     if not report.ok:
         return report
 
@@ -205,11 +258,22 @@ def check_reward_function(
     plain = [c for _, c in probes]
     chat = [[{"role": "assistant", "content": c}] for c in plain]
     n = len(plain)
-    lo, hi = value_range or getattr(fn, "reward_range", None) or (-math.inf, math.inf)
+    lo, hi = declared if declared is not None else (-math.inf, math.inf)
     for form, batch in (("plain", plain), ("chat", chat)):
         t0 = time.perf_counter()
-        status, result = _run_with_timeout(fn, batch, _columns(n), timeout)
+        status, result = _run_with_timeout(_watching(fn), batch, _columns(n), timeout)
         report.seconds = max(report.seconds, time.perf_counter() - t0)
+        if status == "ok":
+            result, changed = result
+            if changed and not any("changes its inputs" in m for m in report.messages):  # say it once
+                report.fail(
+                    f"[{form}] it changes its inputs ({', '.join(changed)}): TRL passes the same lists to every "
+                    "reward, so the rewards after this one would see the changed values; work on a copy "
+                    "(e.g. `events = [list(e) for e in events]`, `sorted(...)` instead of `.sort()`)"
+                )
+            if isinstance(result, _Unsendable):
+                report.fail(f"[{form}] it returned a {result.type_name} that cannot be sent back ({result.error})")
+                continue
         if status == "timeout":
             report.fail(
                 f"[{form}] did not return within {timeout:g} s: a hang would stall training "

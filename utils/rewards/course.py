@@ -1,7 +1,12 @@
 """The course's three rewards: format (10) + order (20) + score (70) = 100.
 
 They follow the public recipe (README, Sources) with one correction: touching events (one ends
-when the next starts) are not an overlap, so the DP-optimal schedule always gets the full 70.
+when the next starts) are not an overlap, so the DP-optimal schedule always gets the full 100.
+"Always" means on every problem of the course (:mod:`utils.task.validate`), which includes that
+the optimal schedule has at least two events: like the reference, the order and score rewards
+give 0 to a schedule of fewer than two events (listing one long event would otherwise be an easy
+hack), so the generator never makes a problem whose optimum is a single event, and the loaders
+and the evaluator refuse one. On a row that is not a problem the score reward gives 0 and warns why.
 A completion never makes a reward raise or hang: it parses in linear time
 (:mod:`utils.rewards.parsing`) and anything unreadable scores 0.
 
@@ -50,7 +55,8 @@ def score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Up to 70 for the weighted duration achieved, relative to the DP optimum.
 
     0 when an event is not in the problem (impossible times included), is listed twice,
-    or fewer than two are listed.
+    or fewer than two are listed; 0 with a warning when the row is not a problem of the course
+    (:func:`utils.task.validate.problem_error`: e.g. ``optimal_score`` NaN, negative or impossibly small).
     Both events of every truly overlapping pair are dropped (touching is fine); the rest
     score ``weighted / optimal * 70``.
     """
@@ -59,6 +65,8 @@ def score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
 
         def one(c=c, events=events, prios=prios, opt=opt) -> float:
             chk = check_schedule(c, events, prios, opt)
+            if chk.problem:
+                raise ValueError(f"not a problem of the course: {chk.problem}")
             if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
                 return 0.0
             return SCORE_POINTS * min(1.0, chk.score_ratio)

@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..task.events import weight_of
+from ..task.events import PRIORITY_WEIGHT, weight_of
 from .common import RewardFn, reward_name
-from .registry import default_reward_funcs
+from .registry import check_weights, default_reward_funcs
 from .schedule_check import ScheduleCheck, check_schedule
 
 MAX_TEXT_ROWS = 40  # to_text() lists at most this many events
@@ -59,7 +59,7 @@ class Explanation:
                     "name": ev.name,
                     "start": ev.start,
                     "end": ev.end,
-                    "priority": ev.name in prios,
+                    "priority": weight == PRIORITY_WEIGHT,  # names compared as weight_of does
                     "value": weight * (ev.end_min - ev.start_min),
                     "status": status,
                 }
@@ -119,6 +119,8 @@ class Explanation:
         )
         if p.problems:
             lines.append("problems: " + "; ".join(p.problems))
+        if c.problem:
+            lines.append(f"NOT A PROBLEM OF THE COURSE (score rewards give 0): {c.problem}")
         for k, v in self.rewards.items():
             w = self.weights[k]
             lines.append(f"  {k:<32} {v:7.2f}" + (f"  x {w:g}" if w != 1 else ""))
@@ -143,9 +145,7 @@ def explain(
     ``nan`` (with a warning) instead of breaking the caller; the total is then ``nan`` too.
     """
     funcs = list(reward_funcs) if reward_funcs is not None else default_reward_funcs()
-    weights = [float(w) for w in weights] if weights is not None else [1.0] * len(funcs)
-    if len(weights) != len(funcs):
-        raise ValueError(f"{len(funcs)} reward functions but {len(weights)} weights")
+    weights = check_weights(weights, len(funcs))
     check = check_schedule(completion, problem["events"], problem["priority_events"], problem["optimal_score"])
     columns = {
         "events": [problem["events"]],

@@ -1,5 +1,9 @@
 """One answer measured against its problem: which events are real, which clash, the weighted score.
 
+A row that is not a problem of the course (:mod:`utils.task.validate`: a broken ``optimal_score``,
+events an answer cannot write, a single-event optimum) is measured all the same, and
+``ScheduleCheck.problem`` says what is wrong with it: the score rewards then give 0.
+
 The course's score reward, the explainer and the inspector all read a :class:`ScheduleCheck`,
 so they never disagree about an answer. Clashes use the task's geometry
 (:mod:`utils.task.events`): touching events do not overlap.
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..task.events import clashing, event_key, is_chronological, overlapping_pairs, weight_of
+from ..task.validate import problem_error
 from .parsing import ParsedCompletion, ScheduledEvent, parse_completion
 
 MAX_LISTED_PAIRS = 1000  # a check lists at most this many overlapping pairs
@@ -35,6 +40,7 @@ class ScheduleCheck:
     chronological: bool = False
     weighted_score: int = 0  # events not in any overlap
     optimal_score: float = 0.0
+    problem: str | None = None  # why the row is not a problem of the course (utils.task.validate); None if it is
 
     @property
     def events(self) -> list[ScheduledEvent]:
@@ -66,7 +72,11 @@ def check_schedule(
         opt = float(optimal_score or 0)
     except (TypeError, ValueError):
         opt = 0.0
-    check = ScheduleCheck(parsed=parsed, optimal_score=opt if math.isfinite(opt) else 0.0)
+    check = ScheduleCheck(
+        parsed=parsed,
+        optimal_score=opt if math.isfinite(opt) else 0.0,
+        problem=problem_error(events, priority_events, optimal_score),
+    )
     seen: set = set()
     for ev in evs:
         key = ev.key

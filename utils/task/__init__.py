@@ -1,9 +1,10 @@
 """Notebooks 01-02: the scheduling task itself.
 
 Times and events (:mod:`.times`, :mod:`.events`), the optimal schedule and the greedy
-baselines (:mod:`.scheduling`), the seeded problem generator (:mod:`.datagen`), loading the
-committed problems (:mod:`.data`), the words the model sees (:mod:`.prompts`), dataset
-statistics (:mod:`.stats`) and Gantt charts (:mod:`.plotting`).
+baselines (:mod:`.scheduling`), what makes a row a problem (:mod:`.validate`), the seeded
+problem generator (:mod:`.datagen`), loading the committed problems (:mod:`.data`), the words
+the model sees (:mod:`.prompts`), dataset statistics (:mod:`.stats`) and Gantt charts
+(:mod:`.plotting`).
 """
 
 from .data import PUBLISHED_DATASET, load_jsonl, load_problems, load_published, load_split, to_hf_dataset
@@ -26,6 +27,7 @@ from .events import (
     event_spans,
     in_time_order,
     is_chronological,
+    name_key,
     overlapping_pairs,
     overlaps,
     to_interval,
@@ -43,3 +45,4 @@ from .scheduling import (
     solve_dp,
 )
 from .times import MINUTES_PER_DAY, clock_minutes, minutes_to_time, time_to_minutes
+from .validate import check_row, name_problem, problem_error, row_error

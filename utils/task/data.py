@@ -3,37 +3,63 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..paths import TEST_FILE, TEST_OTHER_STYLE_FILE, TRAIN_FILE
+from .validate import check_row
 
 PUBLISHED_DATASET = "anakin87/events-scheduling"
 REQUIRED_COLUMNS = ("events", "priority_events", "optimal_score", "prompt")
 
 
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value; strict JSON readers refuse it")
+
+
 def load_jsonl(path: Path | str) -> list[dict]:
-    """Rows of a JSONL file; a clear error names the file and line of bad JSON."""
+    """Rows of a JSONL file (UTF-8, a byte-order mark allowed); a clear error names the file and
+    line of text that is not UTF-8 or not JSON (``NaN`` and ``Infinity`` included: they are not JSON)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such dataset file: {path}")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a JSONL dataset file")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {column}); save the file as UTF-8"
+        ) from None
     rows = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line, parse_constant=_no_constant))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+        except ValueError as exc:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
     return rows
 
 
 def validate_rows(rows: Iterable[dict], source: str = "dataset") -> None:
+    """Every row has the columns and is a problem (:mod:`utils.task.validate`); at least one row."""
+    n = 0
     for i, row in enumerate(rows):
+        n += 1
+        if not isinstance(row, Mapping):
+            raise ValueError(f"{source} row {i} is a {type(row).__name__}, not an object with {list(REQUIRED_COLUMNS)}")
         missing = [c for c in REQUIRED_COLUMNS if c not in row]
         if missing:
             raise ValueError(f"{source} row {i} lacks columns {missing}; expected {list(REQUIRED_COLUMNS)}")
+        check_row(row, f"{source} row {i}")
+    if not n:
+        raise ValueError(f"{source}: no rows (an empty dataset)")
 
 
 def load_split(split: str = "train", limit: int | None = None) -> list[dict]:

@@ -27,6 +27,7 @@ from .events import Interval, overlapping_pairs
 from .prompts import format_problem
 from .scheduling import optimal_schedule
 from .times import minutes_to_time, time_to_minutes
+from .validate import MIN_OPTIMAL_EVENTS, name_problem
 
 DATASET_SEED = 20251125
 TRAIN_SIZE = 500
@@ -65,11 +66,17 @@ class GeneratorConfig:
         return load_themes(CATALOGUES[self.names])
 
     def validate(self, themes: dict[str, list[str]]) -> None:
-        if not 1 <= self.min_events <= self.max_events:
-            raise ValueError(f"need 1 <= min_events <= max_events, got {self.min_events}, {self.max_events}")
+        if not MIN_OPTIMAL_EVENTS <= self.min_events <= self.max_events:
+            raise ValueError(
+                f"need {MIN_OPTIMAL_EVENTS} <= min_events <= max_events, got {self.min_events}, {self.max_events}: "
+                f"an answer needs at least {MIN_OPTIMAL_EVENTS} events to score, so a problem needs that many too"
+            )
         smallest = min(len(v) for v in themes.values()) if self.theme is None else len(themes.get(self.theme, []))
         if self.theme is not None and self.theme not in themes:
             raise ValueError(f"unknown theme {self.theme!r}; choose from {sorted(themes)}")
+        for theme in sorted(themes) if self.theme is None else [self.theme]:  # themes given directly too
+            if why := theme_problem(themes[theme]):
+                raise ValueError(f"theme {theme!r} {why}")
         if self.max_events > smallest:
             raise ValueError(f"max_events={self.max_events} but a theme has only {smallest} names")
         if not self.durations or min(self.durations) <= 0:
@@ -99,30 +106,31 @@ class GeneratorConfig:
             )
 
 
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be an event name, or None. A name appears between ``<name>`` tags in
-    the answer, so ``<`` and ``>`` would make the DP-optimal answer unparseable; surrounding
-    spaces would be stripped by the parser and no longer match the problem."""
-    if not isinstance(name, str) or not name.strip():
-        return "names must be non-empty strings"
-    if "<" in name or ">" in name:
-        return "names must not contain '<' or '>' (they would break the answer's tags)"
-    if name != name.strip() or "\n" in name:
-        return "names must not start or end with spaces, nor contain line breaks"
+def theme_problem(names: object) -> str | None:
+    """Why a theme's list of names cannot be used, or None (see :func:`name_problem`)."""
+    if isinstance(names, (str, bytes)) or not isinstance(names, (list, tuple)):
+        return f"must be a list of names, got {type(names).__name__}"
+    bad = [(n, why) for n in names if (why := name_problem(n))]
+    if bad:
+        return f"has a bad name {bad[0][0]!r}: {bad[0][1]}"
+    if len(set(names)) != len(names):
+        return "repeats a name"
     return None
 
 
 @lru_cache(maxsize=4)
 def _load_themes(path: str) -> dict[str, tuple[str, ...]]:
-    with open(path, encoding="utf-8") as fh:
-        themes = {k: tuple(v) for k, v in json.load(fh)["themes"].items()}
-    for theme, names in themes.items():
-        bad = [(n, why) for n in names if (why := name_problem(n))]
-        if bad:
-            raise ValueError(f"{path}: theme {theme!r} has a bad name {bad[0][0]!r}: {bad[0][1]}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"{path}: theme {theme!r} repeats a name")
-    return themes
+    try:
+        with open(path, encoding="utf-8") as fh:
+            catalogue = json.load(fh)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a JSON name catalogue ({exc})") from exc
+    if not isinstance(catalogue, dict) or not isinstance(catalogue.get("themes"), dict):
+        raise ValueError(f'{path}: expected {{"themes": {{theme: [names]}}}}')
+    for theme, names in catalogue["themes"].items():
+        if why := theme_problem(names):
+            raise ValueError(f"{path}: theme {theme!r} {why}")
+    return {k: tuple(v) for k, v in catalogue["themes"].items()}
 
 
 def load_themes(path: Path | str = EVENT_NAMES_FILE) -> dict[str, list[str]]:
@@ -170,7 +178,8 @@ def _random_start(rng: random.Random, lo: int, hi: int, step: int) -> int:
 
 
 def generate_problem(rng: random.Random, config: GeneratorConfig = GeneratorConfig(), themes=None) -> dict:
-    """One problem row. Resamples until the overlap constraints hold."""
+    """One problem row. Resamples until the overlap constraints hold and the optimal schedule has
+    at least two events (an answer of fewer scores 0: see :mod:`utils.task.validate`)."""
     themes = themes or config.catalogue()
     config.validate(themes)
     day_start, day_end = time_to_minutes(config.day_start), time_to_minutes(config.day_end)
@@ -205,7 +214,9 @@ def generate_problem(rng: random.Random, config: GeneratorConfig = GeneratorConf
         placed.sort(key=lambda iv: (iv.start, iv.end, iv.name))
         events = [[iv.name, minutes_to_time(iv.start), minutes_to_time(iv.end)] for iv in placed]
         priority = [iv.name for iv in placed if iv.name in priority]  # chronological
-        score, _ = optimal_schedule(events, priority)
+        score, best = optimal_schedule(events, priority)
+        if len(best) < MIN_OPTIMAL_EVENTS:  # no answer could be valid and optimal: draw again
+            continue
         return {
             "events": events,
             "priority_events": priority,
@@ -213,8 +224,9 @@ def generate_problem(rng: random.Random, config: GeneratorConfig = GeneratorConf
             "prompt": format_problem(events, priority),
         }
     raise RuntimeError(
-        f"no problem met the overlap constraints in {config.max_tries} tries; "
-        f"loosen min_overlapping_pairs / max_overlap_ratio or widen the day ({asdict(config)})"
+        f"no problem met the overlap constraints (and an optimal schedule of at least {MIN_OPTIMAL_EVENTS} "
+        f"events) in {config.max_tries} tries; loosen min_overlapping_pairs / max_overlap_ratio / "
+        f"overlap_probability or widen the day ({asdict(config)})"
     )
 
 

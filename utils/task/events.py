@@ -41,9 +41,19 @@ class Interval:
         return [self.name, minutes_to_time(self.start), minutes_to_time(self.end)]
 
 
+def name_key(name: object) -> str:
+    """A name as the course compares it: surrounding spaces stripped (the answer parser strips them).
+
+    The one rule for names: :func:`event_key` (is this event one of the problem's?) and
+    :func:`weight_of` (is it a priority?) both use it. Problems never need it: the generator and
+    the loaders refuse names with surrounding spaces (:func:`utils.task.validate.name_problem`)."""
+    return str(name).strip()
+
+
 def weight_of(name: str, priority_events: Iterable[str]) -> int:
-    """2 for a priority event, 1 otherwise."""
-    return PRIORITY_WEIGHT if name in set(priority_events) else NORMAL_WEIGHT
+    """2 for a priority event, 1 otherwise (names compared by :func:`name_key`)."""
+    key = name_key(name)
+    return PRIORITY_WEIGHT if any(key == name_key(p) for p in priority_events) else NORMAL_WEIGHT
 
 
 def to_interval(event: Sequence, priority_events: Iterable[str] = ()) -> Interval:
@@ -70,7 +80,7 @@ def to_intervals(events: Iterable[Sequence], priority_events: Iterable[str] = ()
 
 def event_key(event: Sequence) -> tuple[str, str, str]:
     """``(name, start, end)`` as written, the name stripped: how answers are matched to the problem."""
-    return (str(event[0]).strip(), str(event[1]), str(event[2]))
+    return (name_key(event[0]), str(event[1]), str(event[2]))
 
 
 def in_time_order(events: Iterable[Sequence]) -> list[list[str]]:

@@ -15,6 +15,7 @@ matplotlib.use(matplotlib.get_backend())  # keep whatever the kernel chose (inli
 import matplotlib.pyplot as plt  # noqa: E402
 
 from .events import event_key as _key  # noqa: E402
+from .events import weight_of  # noqa: E402
 from .times import time_to_minutes  # noqa: E402
 
 PRIORITY_COLOR = "#d1495b"
@@ -119,7 +120,7 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
                 e - s,
                 left=s,
                 height=0.55,
-                color="lightgrey" if invented else PRIORITY_COLOR if ev[0] in prios else NORMAL_COLOR,
+                color="lightgrey" if invented else PRIORITY_COLOR if weight_of(ev[0], prios) > 1 else NORMAL_COLOR,
                 hatch="//" if invented else None,
                 alpha=0.45 if label == "problem" else 1.0,
                 edgecolor=CHOSEN_EDGE if label != "problem" else "none",
