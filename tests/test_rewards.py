@@ -23,6 +23,7 @@ from utils.rewards import (
     partial_score_reward,
     score_reward,
     sorted_events_reward,
+    strict_score_reward,
     total_reward,
     truncation_penalty_reward,
 )
@@ -476,3 +477,29 @@ def test_explain_marks_priorities_the_way_it_values_them():
     row = {**GOOD_ROW, "priority_events": [" A "]}  # not a problem (the name has spaces): shown anyway
     rows = explain(row, GOOD_ANSWER).event_rows()
     assert [(r["name"], r["priority"], r["value"]) for r in rows] == [("A", True, 120), ("B", False, 60)]
+
+
+def test_strict_score_reward_pays_exactly_what_the_evaluation_pays(test_rows):
+    """On every answer our models wrote on the lent GPU (results/ablation, 900 answers) and on the
+    gallery: strict_score_reward == 70 x the reference evaluation's score."""
+    import glob
+    import json
+
+    cases = [(row, text) for row in test_rows[:20] for text in make_gallery(row).values()]
+    for path in sorted(glob.glob("results/ablation/*/completions_*_test.jsonl")):
+        texts = [json.loads(line)["completion"] for line in open(path, encoding="utf-8")]
+        cases += list(zip(test_rows, texts))
+    assert len(cases) > 500
+    for row, text in cases:
+        got = strict_score_reward([text], **cols([row]))[0]
+        assert got == pytest.approx(70 * min(1.0, evaluate_completion(row, text).score)), text[:300]
+
+
+def test_strict_score_reward_refuses_what_score_reward_forgives(test_rows):
+    row = test_rows[0]
+    best = make_gallery(row)["optimal (DP)"]
+    padded = best.replace("<name>", "<name> ", 1)
+    for text in (padded, make_gallery(row)["hack: every event"]):
+        assert score_reward([text], **cols([row]))[0] > 0
+        assert strict_score_reward([text], **cols([row]))[0] == 0
+    assert strict_score_reward([best], **cols([row]))[0] == pytest.approx(70.0)

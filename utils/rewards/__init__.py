@@ -18,6 +18,7 @@ from .alternatives import (
     overlap_penalty_score_reward,
     partial_format_reward,
     partial_score_reward,
+    strict_score_reward,
     truncation_penalty_reward,
 )
 from .checker import CheckReport, assert_reward_ok, check_reward_function

@@ -77,6 +77,31 @@ def overlap_penalty_score_reward(completions: Sequence[Any], **kwargs) -> list[f
     return out
 
 
+def strict_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
+    """Up to 70, but only for a schedule the reference evaluation counts as valid: a closed schedule,
+    every event one of the problem's, written exactly (no spaces around a name), listed once, in time
+    order, and no two overlapping; then ``weighted / optimal * 70``. Anything else scores 0.
+
+    Why: :func:`~utils.rewards.course.score_reward` drops clashing pairs and pays for the rest, and
+    strips names. On the lent GPU, GRPO from a weak warm start learned exactly that: its training
+    reward rose while its valid test answers fell from 28 to 0 (more events listed, names padded with
+    spaces; ``results/ablation/weak_grpo.json``). This reward pays only for what the evaluation pays for.
+    """
+    out = []
+    for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
+
+        def one(c=c, events=events, prios=prios, opt=opt) -> float:
+            chk = check_schedule(c, events, prios, opt)
+            if chk.problem:
+                raise ValueError(f"not a problem of the course: {chk.problem}")
+            p = chk.parsed
+            valid = p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
+            return SCORE_POINTS * min(1.0, chk.score_ratio) if valid and chk.optimal_score > 0 else 0.0
+
+        out.append(safe(one))
+    return out
+
+
 def truncation_penalty_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """-10 when the answer never closes its schedule (it ran out of tokens), else 0."""
 
@@ -99,6 +124,7 @@ def length_penalty_reward(completions: Sequence[Any], max_chars: int = 1500, **k
 
 partial_format_reward.reward_range = (0, FORMAT_POINTS)
 partial_score_reward.reward_range = (0, SCORE_POINTS)
+strict_score_reward.reward_range = (0, SCORE_POINTS)
 overlap_penalty_score_reward.reward_range = (0, SCORE_POINTS)
 truncation_penalty_reward.reward_range = (-10, 0)
 length_penalty_reward.reward_range = (-10, 0)

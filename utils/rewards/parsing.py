@@ -176,6 +176,7 @@ class ParsedCompletion:
     events: list[ScheduledEvent] = field(default_factory=list)  # well-formed, valid times, start < end
     invalid_events: list[RawEvent] = field(default_factory=list)  # well-formed tags, impossible times
     event_tags: int = 0  # ``<event>`` tags in the schedule block, well-formed or not
+    padded_names: int = 0  # events whose name has spaces around it (the reference evaluation rejects them)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -268,6 +269,7 @@ def parse_completion(completion: Any) -> ParsedCompletion:
             if len(bad_times) < 5:  # a megabyte of bad events must not make a megabyte of messages
                 bad_times.append(f"event {k} ({name[:40]!r}): {exc}")
             continue
+        result.padded_names += name != ev.name
         result.events.append(ScheduledEvent(name, ev.start, ev.end, s, e))
     result.problems += bad_times
     if len(result.invalid_events) > len(bad_times):

@@ -12,6 +12,7 @@ from .alternatives import (
     overlap_penalty_score_reward,
     partial_format_reward,
     partial_score_reward,
+    strict_score_reward,
     truncation_penalty_reward,
 )
 from .common import RewardFn, reward_name
@@ -26,6 +27,7 @@ LIBRARY_REWARDS: dict[str, RewardFn] = {
         score_reward,
         partial_format_reward,
         partial_score_reward,
+        strict_score_reward,
         overlap_penalty_score_reward,
         truncation_penalty_reward,
         length_penalty_reward,
