@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,9 +14,21 @@ from ..paths import output_dir
 if TYPE_CHECKING:
     from ..llm.models import ModelSpec
     from ..profiles import Profile
-    from .trainer import TrainResult
 
 RUN_INFO = "run_info.json"
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    adapter_dir: Path
+    base_model: str  # what the adapter sits on (the warm-started checkpoint or the hub model)
+    log_history: list[dict]
+    global_step: int
+    seconds: float
+    backend: str
+    generation: str
+    samples_file: Path
 
 
 def latest_checkpoint(out_dir: Path) -> str | None:

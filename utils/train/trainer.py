@@ -20,7 +20,7 @@ from ..profiles import Profile, has_cuda
 from ..task.prompts import build_messages
 from .backend import choose_backend
 from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, lora_config
-from .runs import latest_checkpoint, write_run_info
+from .runs import TrainResult, latest_checkpoint, write_run_info
 
 
 def grpo_records(rows: Sequence[dict]) -> list[dict]:
@@ -46,19 +46,6 @@ def prompt_lengths(rows: Sequence[dict], tokenizer) -> list[int]:
         )
         for r in rows
     ]
-
-
-@dataclass
-class TrainResult:
-    output_dir: Path
-    adapter_dir: Path
-    base_model: str  # what the adapter sits on (the warm-started checkpoint or the hub model)
-    log_history: list[dict]
-    global_step: int
-    seconds: float
-    backend: str
-    generation: str
-    samples_file: Path
 
 
 def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, max_seq_length: int, gen_path: str):
