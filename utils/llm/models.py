@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..paths import cache_dir
+from ..paths import cache_dir, check_ours, claim_folder, remove_our_folder
 
 EMBEDDED_KEY = "smollm2-135m"
 
@@ -116,6 +116,16 @@ def embedded_gguf_path() -> Path:
 
 
 IM_END = "<|im_end|>"
+#: What converting the embedded model writes (a folder holding only these is an earlier conversion).
+CONVERTED_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
 
 
 def _fix_tokenizer(tokenizer):
@@ -131,6 +141,10 @@ def embedded_checkpoint(verbose: bool = True) -> Path:
     target = cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").exists() and any(target.glob("*.safetensors")):
         return target
+    # Only ever replace a folder this conversion made: $COURSE_CACHE_DIR may point anywhere.
+    tmp = target.with_name(target.name + ".tmp")
+    remove_our_folder(tmp, "converted model", own=CONVERTED_FILES)  # an interrupted conversion
+    check_ours(target, "converted model", own=CONVERTED_FILES)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -144,16 +158,13 @@ def embedded_checkpoint(verbose: bool = True) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + ".tmp")
+    claim_folder(tmp, "converted model")
     model.save_pretrained(tmp)
     _fix_tokenizer(tokenizer).save_pretrained(tmp)
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(IM_END)
     model.generation_config.pad_token_id = tokenizer.convert_tokens_to_ids(IM_END)
     model.generation_config.save_pretrained(tmp)
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
+    remove_our_folder(target, "converted model", own=CONVERTED_FILES)
     tmp.rename(target)  # atomic: an interrupted conversion never leaves a half checkpoint
     return target
 
@@ -231,6 +242,7 @@ def load_model(source: str, dtype=None, device: str | None = None, adapter: str 
 
 def merge_and_save(base: str, adapter_dir: Path, target: Path) -> Path:
     """Fold the LoRA adapter into the base weights and save a standalone model (for vLLM, sharing)."""
+    target = claim_folder(target, "merged model")  # never over someone else's files
     model, tokenizer = load_model(base, adapter=adapter_dir, device="cpu")
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))
