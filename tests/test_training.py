@@ -287,6 +287,98 @@ def test_training_script_one_process(tiny_model_dir, tmp_path):
     assert (out / "grpo" / "adapter" / "adapter_model.safetensors").exists()
 
 
+def _script(*args, env=None, timeout=600):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "scripts/train_grpo.py", *args]
+    return subprocess.run(
+        cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+PICKY = """
+def picky_reward(completions, **kwargs):
+    return [float(len(c[0]["content"].split("<event>")[3])) for c in completions]
+"""
+
+
+def _save_picky_set():
+    from utils.paths import output_dir
+
+    (output_dir() / "my_rewards.py").write_text(PICKY)
+    entries = [
+        {"name": "format_reward", "weight": 1.0},
+        {"name": "picky_reward", "weight": 1.0, "file": "my_rewards.py"},
+    ]
+    (output_dir() / "reward_set.json").write_text(json.dumps({"rewards": entries}))
+
+
+def test_train_grpo_checks_the_rewards_before_anything_else(train_rows, tmp_path):
+    """Issue 18.5: a reward that raises is refused before a model is even loaded."""
+    import runpy
+
+    from utils.rewards import format_reward
+    from utils.train import train_grpo
+
+    path = tmp_path / "my_rewards.py"
+    path.write_text(PICKY)
+    picky = runpy.run_path(str(path))["picky_reward"]
+    with pytest.raises(ValueError, match=r"(?s)not training.*picky_reward: \[plain\] raised"):
+        train_grpo(train_rows[:2], [format_reward, picky], get_profile("smoke"), base=str(tmp_path / "no-model"))
+    assert not (tmp_path / "no-model").exists()
+
+
+def test_training_script_checks_the_saved_rewards_first(tiny_model_dir, tmp_path):
+    """Issue 18.5: the script loaded a saved reward that raises and died in training with a bare
+    IndexError; now it stops before anything is created, with the reward's name and error."""
+    _save_picky_set()
+    out = tmp_path / "run"
+    proc = _script("--profile", "smoke", "--base", tiny_model_dir, "--steps", "1", "--backend", "trl",
+                   "--skip-eval", "base", "--skip-eval", "grpo", "--out", str(out))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "picky_reward: [plain] raised" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--profile", "bogus"], {}, "unknown profile 'bogus'"),
+        (["--backend", "bogus"], {}, "backend must be auto, unsloth or trl"),
+        (["--model", "bogus"], {}, "unknown model 'bogus'"),
+        (["--backend", "unsloth"], {}, "needs a CUDA GPU"),
+        ([], {"COURSE_OVERRIDES": "grpo.steps=many"}, "grpo.steps: 'many'"),
+        ([], {"COURSE_OVERRIDES": "steps=3"}, "bad $COURSE_OVERRIDES item"),
+        (["--base", "./no-such-folder"], {}, "--base: the local model folder './no-such-folder' does not exist"),
+        (["--out", "FILE"], {}, "is a file, not a folder"),
+        (["--out", "THEIRS"], {}, "holds files the course did not make (thesis.docx)"),
+    ],
+)
+def test_training_script_says_what_is_wrong_in_one_line(args, env, message, tmp_path):
+    """Issue 18.15: a mistake in what the user typed gives one line and exit code 2, and creates nothing."""
+    from utils.profiles import has_cuda
+
+    if "unsloth" in args and has_cuda():
+        pytest.skip("a CUDA GPU is visible")
+    (tmp_path / "FILE").write_text("not a folder")
+    (tmp_path / "THEIRS").mkdir()
+    (tmp_path / "THEIRS" / "thesis.docx").write_text("mine")
+    args = [str(tmp_path / a) if a in ("FILE", "THEIRS") else a for a in args]
+    out = tmp_path / "out"
+    if "--out" not in args:
+        args = [*args, "--out", str(out)]
+    proc = _script("--profile", "smoke", "--skip-eval", "base", *args, env=env, timeout=300)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stdout + proc.stderr
+    assert lines[0].startswith("train_grpo.py: error: ") and message in lines[0]
+    assert not out.exists() and (tmp_path / "FILE").read_text() == "not a folder"
+    assert sorted(p.name for p in (tmp_path / "THEIRS").iterdir()) == ["thesis.docx"]
+
+
 def test_model_completions_falls_back_when_vllm_fails(tiny_model_dir, train_rows, capsys):
     """Asked for vLLM where it cannot run (not installed here), evaluation still gets its answers."""
     from utils.llm import model_completions

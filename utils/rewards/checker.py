@@ -282,7 +282,8 @@ def check_reward_function(
             break
         if status == "error":
             culprits = _culprits(fn, list(zip([label for label, _ in probes], batch)), _columns(n), timeout)
-            where = ("; it fails on: " + "; ".join(culprits)) if culprits else ""
+            more = f" (and {len(culprits) - 3} more probes)" if len(culprits) > 3 else ""
+            where = ("; it fails on: " + "; ".join(culprits[:3]) + more) if culprits else ""
             report.fail(f"[{form}] raised {result.splitlines()[0]}{where}")
             continue
         if not isinstance(result, (list, tuple)):
