@@ -1,7 +1,8 @@
 """Saving the reward set chosen in notebook 03 and loading it for training (notebook 05, the script).
 
-Your own rewards live in a file (notebook 03 writes it with %%writefile and runs it with %run);
-reward_set.json holds names, weights and that file. ``runpy.run_path`` runs a file the way %run does.
+Your own rewards live in a file (notebook 03 writes it with %%writefile and imports it with
+import_reward_file, as training does; %run works too, and ``runpy.run_path`` runs a file the way
+%run does); reward_set.json holds names, weights and that file.
 """
 
 import json
@@ -57,7 +58,7 @@ ANSWER = "<think>x</think><THINK><schedule><event><name>A</name><start>09:00</st
 
 
 def _run_rewards_file(text=MY_REWARDS):
-    """What notebook 03 does: write the ✏️ cell to outputs/my_rewards.py, then %run it."""
+    """Write the ✏️ cell to outputs/my_rewards.py, then %run it (notebook 03 imports it instead)."""
     path = my_rewards_path()
     path.write_text(text, encoding="utf-8")
     return runpy.run_path(str(path))
@@ -98,17 +99,21 @@ def test_own_rewards_round_trip_from_their_file():
 
 
 def test_the_notebook_flow_writefile_run_save_load():
-    """Notebook 03's cells in a real IPython shell: %%writefile, %run, check, save; then load."""
+    """Notebook 03's cells in a real IPython shell: %%writefile, import, check, save; then load.
+    And the same with %run instead of the import."""
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
     cells = [
-        "from utils.rewards import check_reward_function, my_rewards_path, save_reward_set, score_reward\n"
+        "from utils.rewards import check_reward_function, import_reward_file, my_rewards_path, save_reward_set\n"
+        "from utils.rewards import score_reward\n"
         "REWARDS_FILE = my_rewards_path()\nvalues = [1.0, 2.0]\nname = 'mixed quality'",
         f'%%writefile "{{REWARDS_FILE}}"\n{MY_REWARDS}',
-        '%run "{REWARDS_FILE}"\nMY_REWARDS = [weighted_priority_reward, score_reward]',
-        "assert check_reward_function(weighted_priority_reward).ok",
+        "my_rewards = import_reward_file(REWARDS_FILE)\n"
+        "MY_REWARDS = [my_rewards.weighted_priority_reward, score_reward]",
+        "assert check_reward_function(my_rewards.weighted_priority_reward).ok",
         "saved = save_reward_set(MY_REWARDS, [0.5, 1.0])",
+        '%run "{REWARDS_FILE}"\nsaved = save_reward_set([weighted_priority_reward, score_reward], [0.5, 1.0])',
     ]
     try:
         for cell in cells:
@@ -130,8 +135,8 @@ def test_what_cannot_be_saved():
         save_reward_set([lambda completions, **kw: [0.0] * len(completions)])
     ns = _run_rewards_file()
     my_rewards_path().write_text(MY_REWARDS.replace("BONUS * helper", "3 * BONUS * helper"))
-    with pytest.raises(RewardSetError, match="changed since the function was run.*%run"):
-        save_reward_set([ns["thinks_twice"]])  # the file was edited, the %run cell not run again
+    with pytest.raises(RewardSetError, match="changed since the function was imported.*imports the file again"):
+        save_reward_set([ns["thinks_twice"]])  # the file was edited, not imported (or run) again
     with pytest.raises(RewardSetError, match="2 weights"):
         save_reward_set([format_reward], [1.0, 2.0])
     with pytest.raises(RewardSetError, match="finite"):

@@ -3,8 +3,9 @@
 Two plain files in the outputs folder, nothing hidden:
 
 * ``my_rewards.py`` - your own rewards, as ordinary Python. Notebook 03's ✏️ cell starts with
-  ``%%writefile`` (it writes the cell to this file) and the next cell ``%run``-s the file, so the
-  functions you check in the notebook are the ones training imports, imports and constants included.
+  ``%%writefile`` (it writes the cell to this file) and the next cell imports the file with
+  :func:`import_reward_file`, as training does: the functions you check in the notebook are the
+  ones training runs, imports and constants included. (``%run`` on the file works too.)
 * ``reward_set.json`` - which rewards, with which weights, saved when; for each of your own
   rewards the file it lives in (and a fingerprint of that file, to notice later edits)::
 
@@ -97,8 +98,8 @@ def _defining_file(fn: Callable, name: str) -> Path:
     in_a_cell = filename.startswith("<") or "ipykernel_" in filename or not path.is_file()
     if in_a_cell or path.suffix != ".py":
         raise RewardSetError(
-            f"cannot save {name!r}: it was defined in a notebook cell, not in a file. Put it in the ✏️ cell "
-            "that starts with %%writefile (notebook 03, section 10), run that cell and the %run cell, then save"
+            f"cannot save {name!r}: it was defined in a notebook cell, not in a file. Put it in the ✏️ cell that "
+            "starts with %%writefile (notebook 03, section 10), run it and the cell that imports the file, then save"
         )
     path = path.resolve()
     script = getattr(sys.modules.get("__main__"), "__file__", None)
@@ -135,7 +136,7 @@ def save_reward_set(
 
     Refused with one line (and the previous file left as it was: the new one is written to a
     temporary file first and then moved into place) when a reward is not in the library and not
-    in a file, or when its file changed since the function was run (run the ``%run`` cell again)."""
+    in a file, or when its file changed since the function was imported (import it again)."""
     funcs = list(funcs)
     if not funcs:
         raise RewardSetError("no rewards to save: MY_REWARDS is empty")
@@ -159,8 +160,8 @@ def save_reward_set(
             saved = getattr(modules[file], name, None)
             if not callable(saved) or getattr(saved, "__code__", None) != fn.__code__:
                 raise RewardSetError(
-                    f"cannot save {name!r}: {file.name} changed since the function was run, or it is not defined "
-                    "at the top of the file. Run the %run cell again (and the checks), then save"
+                    f"cannot save {name!r}: {file.name} changed since the function was imported, or it is not defined "
+                    "at the top of the file. Run the cell that imports the file again (and the checks), then save"
                 )
             entry.update(file=_relative(file, path.parent), sha256=_sha256(file))
         entries.append(entry)
