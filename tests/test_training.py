@@ -138,10 +138,10 @@ def test_damaged_checkpoints_are_set_aside_and_the_previous_one_resumed(tmp_path
     (run / "checkpoints" / "checkpoint-8").mkdir()  # an empty checkpoint folder
 
     decision = prepare_run_dir(run, 10)
-    assert "checkpoint-4 is damaged (adapter_model.safetensors" in decision
+    assert "checkpoint-4 is damaged (adapter_model.safetensors unreadable" in decision
     assert "checkpoint-6 is damaged (optimizer.pt" in decision
     assert "checkpoint-8 is damaged (no trainer_state.json)" in decision
-    assert decision.endswith(f"resuming from {good}")
+    assert decision.endswith(f"unfinished run found at step 2/10: resuming from {good}")
     kept = sorted(p.name for p in (run / "checkpoints").iterdir())  # set aside, not deleted
     assert kept == ["checkpoint-2", "damaged-checkpoint-4", "damaged-checkpoint-6", "damaged-checkpoint-8"]
 
@@ -245,8 +245,8 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tiny_model_dir, tra
     capsys.readouterr()
     result = train_grpo(train_rows[:4], default_reward_funcs(), _tiny_profile(3), **kwargs)
     out = capsys.readouterr().out
-    assert "checkpoint-2 is damaged (adapter_model.safetensors" in out and "checkpoint-9 is damaged" in out
-    assert "resuming from checkpoint-1 (step 1), the newest good checkpoint" in out
+    assert "checkpoint-2 is damaged (adapter_model.safetensors unreadable" in out and "checkpoint-9 is damaged" in out
+    assert f"unfinished run found at step 1/3: resuming from {ckpts / 'checkpoint-1'}" in out
     assert result.global_step == 3
     assert (ckpts / "damaged-checkpoint-2" / "adapter_model.safetensors").exists()
 

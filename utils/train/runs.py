@@ -88,7 +88,7 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
                 with safe_open(str(path), framework="pt") as fh:
                     fh.keys()
             except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: damaged either way
-                return f"{path.name} is damaged ({str(exc)[:120]})"
+                return f"{path.name} unreadable: {str(exc)[:120]}"
         elif path.suffix in (".pt", ".pth", ".bin"):
             problem = _torch_file_problem(path)
             if problem:
@@ -147,12 +147,6 @@ def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) ->
     notes = set_aside_damaged(out_dir / "checkpoints")
     last = latest_checkpoint(out_dir / "checkpoints")
     done = checkpoint_step(last) if last else 0
-    if notes:
-        notes.append(
-            f"resuming from {Path(last).name} (step {done}), the newest good checkpoint"
-            if last
-            else "no good checkpoint left"
-        )
     if last is None:
         decision = "no checkpoint: starting a new run"
         fresh = True
