@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..llm.models import bf16_supported, load_tokenizer, resolve_source
+from ..llm.models import bf16_supported, load_tokenizer
 from ..paths import claim_folder
 from ..profiles import Profile
 from ..task.events import overlapping_pairs, to_intervals
@@ -65,7 +65,6 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
-    base = resolve_source(base)  # a Hub id offline: its cached copy, or one clear line
     on_gpu = torch.cuda.is_available()
     tokenizer = load_tokenizer(base)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
