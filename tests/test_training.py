@@ -144,6 +144,8 @@ def test_damaged_checkpoints_are_set_aside_and_the_previous_one_resumed(tmp_path
     assert decision.endswith(f"unfinished run found at step 2/10: resuming from {good}")
     kept = sorted(p.name for p in (run / "checkpoints").iterdir())  # set aside, not deleted
     assert kept == ["checkpoint-2", "damaged-checkpoint-4", "damaged-checkpoint-6", "damaged-checkpoint-8"]
+    assert "new run" in prepare_run_dir(run, 10, fresh=True)  # starting over keeps what was set aside
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == kept[1:]
 
 
 @pytest.fixture(scope="module")

@@ -120,15 +120,26 @@ def set_aside_damaged(checkpoints_dir: Path) -> list[str]:
 
 
 def _clear_run(out_dir: Path) -> None:
-    """Remove what an earlier run wrote (RUN_FILES) and nothing else."""
+    """Remove what an earlier run wrote (RUN_FILES) and nothing else; checkpoints set aside as
+    damaged stay (for a look; delete them yourself)."""
     import shutil
 
-    for name in RUN_FILES:
-        path = out_dir / name
+    def remove(path: Path) -> None:
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+    for name in RUN_FILES:
+        path = out_dir / name
+        if name == "checkpoints" and path.is_dir():
+            for child in path.iterdir():
+                if not child.name.startswith(DAMAGED_PREFIX):
+                    remove(child)
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            remove(path)
 
 
 def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) -> str:
