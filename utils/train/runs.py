@@ -9,13 +9,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..paths import output_dir
+from ..paths import claim_folder, output_dir
 
 if TYPE_CHECKING:
     from ..llm.models import ModelSpec
     from ..profiles import Profile
 
 RUN_INFO = "run_info.json"
+
+
+#: What a GRPO run writes into its folder: a fresh start removes exactly these, nothing else.
+RUN_FILES = ("checkpoints", "adapter", "samples.jsonl", "run_info.json")
+#: ... plus what notebook 05 may add (a merged model): a folder holding only these is a course run folder.
+RUN_OWN = (*RUN_FILES, "merged")
+#: A damaged checkpoint is renamed with this prefix (kept, never deleted) so that no resume picks it again.
+DAMAGED_PREFIX = "damaged-"
+WEIGHT_FILES = (
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass
@@ -45,16 +61,114 @@ def checkpoint_step(checkpoint: str | Path) -> int:
         return int(str(checkpoint).rsplit("-", 1)[-1]) if str(checkpoint).rsplit("-", 1)[-1].isdigit() else 0
 
 
+def _torch_file_problem(path: Path) -> str | None:
+    """torch.save writes a zip archive: a truncated or overwritten one has no valid directory."""
+    import zipfile
+
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.infolist():
+                if member.header_offset + member.compress_size > size:
+                    return f"{path.name} is truncated"
+            if size < 50_000_000 and archive.testzip() is not None:  # CRC check, where it is cheap
+                return f"{path.name} is corrupted (checksum)"
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        return f"{path.name} is not a readable torch file ({exc})"
+    return None
+
+
+def checkpoint_problem(checkpoint: str | Path) -> str | None:
+    """What makes a checkpoint unusable for a resume (in words), or None when it looks whole.
+
+    Checks what the trainer reads back: trainer_state.json, the weights (adapter or model,
+    safetensors headers against the file size) and the torch files (optimizer, scheduler, RNG).
+    """
+    ckpt = Path(checkpoint)
+    try:
+        int(json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+    except FileNotFoundError:
+        return "no trainer_state.json"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"trainer_state.json is unreadable ({type(exc).__name__})"
+    if not any((ckpt / name).exists() for name in WEIGHT_FILES):
+        return "no model or adapter weights"
+    for path in sorted(ckpt.iterdir()):
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            try:
+                with safe_open(str(path), framework="pt") as fh:
+                    fh.keys()
+            except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: damaged either way
+                return f"{path.name} unreadable: {str(exc)[:120]}"
+        elif path.suffix in (".pt", ".pth", ".bin"):
+            problem = _torch_file_problem(path)
+            if problem:
+                return problem
+    return None
+
+
+def set_aside_damaged(checkpoints_dir: Path) -> list[str]:
+    """Rename damaged ``checkpoint-N`` folders to ``damaged-checkpoint-N`` (kept for a look, never
+    resumed from); returns one line per checkpoint set aside."""
+    checkpoints_dir = Path(checkpoints_dir)
+    if not checkpoints_dir.is_dir():
+        return []
+    notes = []
+    for ckpt in sorted(checkpoints_dir.glob("checkpoint-*")):
+        if not ckpt.is_dir() or not ckpt.name.rsplit("-", 1)[-1].isdigit():
+            continue
+        problem = checkpoint_problem(ckpt)
+        if problem is None:
+            continue
+        target = ckpt.with_name(DAMAGED_PREFIX + ckpt.name)
+        n = 1
+        while target.exists():
+            n += 1
+            target = ckpt.with_name(f"{DAMAGED_PREFIX}{ckpt.name}.{n}")
+        ckpt.rename(target)
+        notes.append(f"{ckpt.name} is damaged ({problem}): set aside as {target.name}")
+    return notes
+
+
+def _clear_run(out_dir: Path) -> None:
+    """Remove what an earlier run wrote (RUN_FILES) and nothing else; checkpoints set aside as
+    damaged stay (for a look; delete them yourself)."""
+    import shutil
+
+    def remove(path: Path) -> None:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+    for name in RUN_FILES:
+        path = out_dir / name
+        if name == "checkpoints" and path.is_dir():
+            for child in path.iterdir():
+                if not child.name.startswith(DAMAGED_PREFIX):
+                    remove(child)
+            if not any(path.iterdir()):
+                path.rmdir()
+        else:
+            remove(path)
+
+
 def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) -> str:
     """Decide between resuming and starting over; returns what was decided, in words.
 
     ``fresh=None`` (the default) resumes an unfinished run (after a disconnect, just run
     the notebook again) and starts over when the last run reached ``max_steps``.
     ``True`` always starts over, ``False`` always resumes.
-    """
-    import shutil
 
-    out_dir = Path(out_dir)
+    Only a folder the course made is used (see :func:`utils.paths.claim_folder`): a folder
+    holding other files is refused, never emptied. Starting over removes only what a run
+    writes (checkpoints, adapter, samples, run_info.json). A damaged checkpoint is set aside
+    and the run resumes from the newest good one before it.
+    """
+    out_dir = claim_folder(out_dir, "GRPO run", own=RUN_OWN)
+    notes = set_aside_damaged(out_dir / "checkpoints")
     last = latest_checkpoint(out_dir / "checkpoints")
     done = checkpoint_step(last) if last else 0
     if last is None:
@@ -69,10 +183,16 @@ def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) ->
         )
     else:
         decision = "starting a new run (fresh=True)" if fresh else f"resuming from {last} (step {done})"
-    if fresh and out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return decision
+    if fresh:
+        _clear_run(out_dir)
+    return "; ".join([*notes, decision])
+
+
+def resume_checkpoint(out_dir: Path, max_steps: int, resume: bool = True) -> str | None:
+    """The checkpoint :func:`~utils.train.train_grpo` resumes from, after :func:`prepare_run_dir`
+    (printed): an unfinished run's newest good checkpoint, or None for a new run."""
+    print(prepare_run_dir(out_dir, max_steps, fresh=None if resume else True))
+    return latest_checkpoint(Path(out_dir) / "checkpoints")
 
 
 def write_run_info(result: TrainResult, profile: Profile, spec: ModelSpec, funcs, weights) -> Path:

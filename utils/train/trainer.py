@@ -15,12 +15,13 @@ from pathlib import Path
 
 from ..llm.generation import choose_generation
 from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm, model_source
-from ..paths import output_dir
+from ..paths import claim_folder, output_dir
 from ..profiles import Profile, has_cuda
+from ..rewards.checker import assert_reward_set_ok
 from ..task.prompts import build_messages
 from .backend import choose_backend
 from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, lora_config
-from .runs import TrainResult, latest_checkpoint, write_run_info
+from .runs import RUN_OWN, TrainResult, resume_checkpoint, write_run_info
 
 
 def grpo_records(rows: Sequence[dict]) -> list[dict]:
@@ -116,7 +117,7 @@ def build_trainer(
     spec = choose_model(model_key or profile.model)
     source = base or model_source(spec)
     out_dir = Path(out_dir or output_dir() / "grpo")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(out_dir, "GRPO run", own=RUN_OWN)  # never a folder holding someone else's files
     if backend == "unsloth":
         import unsloth  # noqa: F401 - must come before trl
 
@@ -163,13 +164,14 @@ def train_grpo(
 ) -> TrainResult:
     """Build the trainer (:func:`build_trainer`, same keyword arguments), train, save the adapter.
 
-    Resumes from the last checkpoint in ``out_dir`` when there is one (``resume=False`` ignores it)."""
+    Resumes an unfinished run from its newest good checkpoint (``resume=False`` starts over); a run
+    that already reached ``max_steps`` starts over (:func:`~utils.train.runs.prepare_run_dir`).
+    The rewards are checked first: one that crashes or hangs fails here, not at step 300."""
+    assert_reward_set_ok(reward_funcs, build.get("reward_weights"))
     setup = build_trainer(rows, reward_funcs, profile, **build)
     trainer = setup.trainer
     out_dir = Path(trainer.args.output_dir).parent
-    last = latest_checkpoint(out_dir / "checkpoints") if resume else None
-    if last:
-        print(f"Resuming from {last}")
+    last = resume_checkpoint(out_dir, trainer.args.max_steps, resume)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - t0

@@ -14,11 +14,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..llm.models import bf16_supported, load_tokenizer
+from ..paths import claim_folder
 from ..profiles import Profile
 from ..task.events import overlapping_pairs, to_intervals
 from ..task.prompts import build_messages, format_answer
 from ..task.scheduling import optimal_schedule
 from .config import check_supported
+
+#: What a warm start writes into its folder.
+SFT_OWN = ("final", "checkpoints", "sft_log_history.json")
 
 TRACES = ("short", "full")
 
@@ -89,7 +93,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     ``warm_start.n_problems``); each target answer carries the profile's ``warm_start.trace``.
 
     Skipped when ``out_dir`` already holds a finished warm-start (resume-friendly)."""
-    out_dir = Path(out_dir)
+    out_dir = claim_folder(out_dir, "warm start", own=SFT_OWN)  # never a folder holding someone else's files
     done = out_dir / "final"
     if (done / "config.json").exists() and not force:
         print(f"Warm-start already done: {done}")

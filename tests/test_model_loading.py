@@ -1,0 +1,72 @@
+"""Where a model is loaded from: a local path that does not exist, or a Hub model on a machine
+that is offline, is said in one line within seconds (issue 18, items 15 and 16)."""
+
+import pytest
+
+from utils.llm import choose_model, load_causal_lm, load_tokenizer, model_source
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No Hub: its address points at a closed port; an empty Hugging Face cache; no proxy."""
+    from huggingface_hub import constants
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    return tmp_path / "hf-cache"
+
+
+def test_a_hub_model_offline_says_so(offline):
+    """Issue 18.16: the Qwen models offline took 75 s of retries to fail (OfflineError is a RuntimeError)."""
+    with pytest.raises(RuntimeError, match=r"Qwen/Qwen2\.5-0\.5B-Instruct is a Hugging Face Hub model.*offline"):
+        model_source(choose_model("qwen2.5-0.5b"))
+    for load in (load_tokenizer, lambda s: load_causal_lm(s, None)):
+        with pytest.raises(RuntimeError, match="this machine is offline .*COURSE_MODEL=smollm2-135m") as info:
+            load("Qwen/Qwen2.5-0.5B-Instruct")
+        assert "\n" not in str(info.value)
+
+
+def test_hf_hub_offline_is_respected(offline, monkeypatch):
+    from huggingface_hub import constants
+
+    from utils.llm.models import hub_offline_reason
+
+    assert hub_offline_reason().startswith("127.0.0.1:9 cannot be reached")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert hub_offline_reason() == "HF_HUB_OFFLINE is set"
+
+
+def test_offline_with_a_cached_copy_uses_it(offline, capsys):
+    from utils.llm import resolve_source
+
+    snapshot = offline / "models--Qwen--Qwen2.5-0.5B-Instruct" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (offline / "models--Qwen--Qwen2.5-0.5B-Instruct" / "refs").mkdir()
+    (offline / "models--Qwen--Qwen2.5-0.5B-Instruct" / "refs" / "main").write_text("abc123")
+    assert resolve_source("Qwen/Qwen2.5-0.5B-Instruct") == str(snapshot)
+    assert "from the Hugging Face cache" in capsys.readouterr().out
+
+
+def test_a_local_path_typo_is_not_called_a_hub_problem(tmp_path):
+    """Issue 18.15: `--base ./no-such-folder` was reported as "could not load from the Hub ... needs internet"."""
+    with pytest.raises(FileNotFoundError, match="the local model folder './no-such-folder' does not exist"):
+        load_causal_lm("./no-such-folder", None)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_tokenizer("outputs/sft-smollm2-135m-smoke/finall")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        load_tokenizer(str(tmp_path / "empty"))
+
+
+@pytest.mark.parametrize(
+    "source, local",
+    [("./x", True), ("../x", True), ("/abs/x", True), ("~/x", True), ("outputs/sft/final", True), ("org/name", False)],
+)
+def test_paths_and_hub_ids_are_told_apart(source, local):
+    from utils.llm.models import looks_local
+
+    assert looks_local(source) is local
