@@ -10,7 +10,6 @@ import warnings
 import pytest
 
 from utils.evaluate.evaluation import evaluate_completion
-from utils.grpo import group_advantages
 from utils.rewards import (
     check_schedule,
     default_reward_funcs,
@@ -318,15 +317,6 @@ def test_explain_weights_apply(row):
     best = optimal_schedule(row["events"], row["priority_events"])[1]
     e = explain(row, format_answer("r", best), default_reward_funcs(), [0.5, 1, 2])
     assert e.total == 5 + 20 + 140 and e.max_total == 165
-
-
-# ------------------------------------------------------------------ group advantages
-def test_group_advantages():
-    assert group_advantages([0, 0, 0, 0], 4) == [0.0] * 4
-    adv = group_advantages([0, 10, 0, 10, 5, 5], 2)
-    assert adv[:2] == pytest.approx([-0.7071, 0.7071], abs=1e-3) and adv[4:] == [0.0, 0.0]
-    with pytest.raises(ValueError):
-        group_advantages([1, 2, 3], 2)
 
 
 # --------------------------------------------------------------------- the inspector

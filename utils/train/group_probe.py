@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..grpo.advantages import group_advantages
-
 COLUMNS = ("events", "priority_events", "optimal_score")
 
 
@@ -51,6 +49,8 @@ def group_rewards(
     """One row per completion: problem, each reward, weighted total and GRPO's advantage."""
     import pandas as pd
 
+    from ..grpo.advantages import group_advantages  # imports torch: only when needed
+
     weights = list(weights) if weights is not None else [1.0] * len(funcs)
     records = []
     for p, (row, group) in enumerate(zip(rows, groups)):
@@ -59,7 +59,7 @@ def group_rewards(
             f.__name__: f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs
         }
         totals = [sum(w * (per_fn[f.__name__][i] or 0.0) for f, w in zip(funcs, weights)) for i in range(len(group))]
-        advantages = group_advantages(totals, len(group))
+        advantages = group_advantages(totals, len(group)).tolist()
         for i, text in enumerate(group):
             records.append(
                 {
