@@ -201,6 +201,14 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     assert info["global_step"] == 2 and info["adapter_dir"] == str(second.adapter_dir)
     samples = [json.loads(line) for line in second.samples_file.read_text().splitlines()]
     assert {s["step"] for s in samples} == {1, 2} and all("score_reward" in s for s in samples)
+    # each step's answers once, although the Trainer logs twice at the step where a run stops (the run summary)
+    per_step = profile.grpo.per_device_batch
+    assert [s["step"] for s in samples] == [1] * per_step + [2] * per_step
+    from utils.train.callbacks import CURVES
+    from utils.train.metrics import unexplained
+
+    assert unexplained(k for h in logged for k in h) == []  # notebook 05's glossary explains every logged column
+    assert all(key in h for h in logged for key in CURVES)
     for s in samples:  # the sample table's total is the weighted sum GRPO optimises
         expected = s["format_reward"] + 2.0 * s["sorted_events_reward"] + 0.5 * s["score_reward"]
         assert abs(s["total"] - expected) < 1e-9
@@ -421,3 +429,35 @@ def test_sample_table_total_uses_the_reward_weights(tmp_path, test_rows):
         fn(completions=texts, **columns)
     best, worst = recorder.rows()
     assert best["total"] == 10.0 + 2.0 * 20.0 + 0.5 * 70.0 and worst["total"] == 0.0
+
+
+def test_samples_are_recorded_once_per_step(tmp_path, test_rows):
+    """The Trainer calls on_log twice at the last step (the step's metrics, then the run summary): the
+    answers of that step must be written and shown once, not twice."""
+    from types import SimpleNamespace
+
+    from utils.rewards import default_reward_funcs
+    from utils.train.callbacks import CompletionRecorder
+
+    row = test_rows[0]
+    recorder = CompletionRecorder(default_reward_funcs(), tmp_path / "s.jsonl", every=2)
+    callback = recorder.callback()
+    texts = ["a", "b", "c"]
+    columns = {k: [row[k]] * 3 for k in ("events", "priority_events", "optimal_score")}
+    for fn in recorder.wrapped:
+        fn(completions=texts, **columns)
+    for step, logs in ((1, {"loss": 0.0}), (2, {"loss": 0.0}), (2, {"train_runtime": 1.0})):
+        callback.on_log(None, SimpleNamespace(global_step=step), None, logs=logs)
+    lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in lines] == [2, 2, 2] and [s["completion"] for s in lines] == texts
+
+
+def test_sample_tables_show_whole_answers(capsys):
+    from utils.train.callbacks import samples_frame, show_samples
+
+    answer = "<think>" + "x" * 400 + "</think>\n<schedule>...</schedule>"
+    frame = samples_frame([{"total": 10.0, "completion": answer}])
+    assert frame["completion"][0] == answer and list(frame.columns) == ["total", "completion"]
+    assert samples_frame([{"completion": answer}], width=20)["completion"][0] == answer[:19] + "…"
+    show_samples([{"total": 10.0, "completion": answer}], title="step 1")
+    assert answer in capsys.readouterr().out  # headless: the whole text, not a table cut at 50 characters

@@ -34,6 +34,7 @@ class CompletionRecorder:
         self.every = max(1, every)
         self.show = show  # also display this many samples (a table in a notebook, text headless)
         self.latest: dict = {}
+        self.recorded_steps: set[int] = set()
         self.wrapped = [self._wrap(f) for f in reward_funcs]
 
     def _wrap(self, fn: Callable) -> Callable:
@@ -61,8 +62,12 @@ class CompletionRecorder:
 
         class _Samples(TrainerCallback):
             def on_log(self, args, state, control, logs=None, **kw):
-                if state.global_step % recorder.every or not recorder.latest:
+                # The Trainer logs more than once at a step (the run summary comes at the last step, also after a
+                # stop): record each step's answers once.
+                step = state.global_step
+                if step % recorder.every or not recorder.latest or step in recorder.recorded_steps:
                     return
+                recorder.recorded_steps.add(step)
                 rows = recorder.rows()
                 with open(recorder.path, "a", encoding="utf-8") as fh:
                     for r in rows:
@@ -73,29 +78,64 @@ class CompletionRecorder:
         return _Samples()
 
 
-def samples_frame(rows: Sequence[dict], width: int = 160):
-    """Sample completions as a table: rewards first, the text shortened to ``width`` characters."""
+def samples_frame(rows: Sequence[dict], width: int | None = None):
+    """Sample completions as a table: rewards first, then the whole text (or its first ``width`` characters)."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     if "completion" in frame:
-        frame["completion"] = [c if len(c) <= width else c[: width - 1] + "…" for c in frame["completion"].map(str)]
+        texts = frame.pop("completion").map(str)
+        if width is not None:
+            texts = [c if len(c) <= width else c[: width - 1] + "…" for c in texts]
+        frame["completion"] = list(texts)  # last: the numbers stay readable next to long answers
     return frame.round(1)
 
 
+def samples_text(rows: Sequence[dict]) -> str:
+    """The samples as plain text: one header line of numbers per answer, then the whole answer."""
+    blocks = []
+    for i, row in enumerate(rows):
+        numbers = "  ".join(
+            f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "completion"
+        )
+        blocks.append(f"--- sample {i}: {numbers}\n{row.get('completion', '')}")
+    return "\n".join(blocks)
+
+
 def show_samples(rows: Sequence[dict], title: str = "") -> None:
-    frame = samples_frame(rows)
+    """Whole answers with their rewards: a table in a notebook (long text wraps), plain text elsewhere."""
     try:
         from IPython import get_ipython
         from IPython.display import display
 
-        if get_ipython() is not None:
-            print(title)
-            display(frame)
+        if get_ipython() is not None and getattr(get_ipython(), "kernel", None) is not None:
+            if title:
+                print(title)
+            display(_wrapping_table(samples_frame(rows)))
             return
     except ImportError:
         pass
-    print(title, frame.to_string(), sep="\n")
+    print(title, samples_text(rows), sep="\n")
+
+
+def _wrapping_table(frame):
+    """Pandas cuts cells at ``display.max_colwidth`` (50 characters by default): show the whole text instead,
+    left-aligned, its line breaks kept."""
+    import pandas as pd
+
+    try:
+        styled = frame.style.format(precision=1, escape="html")  # answers hold <tags>: show them
+        if "completion" in frame:
+            styled = styled.set_properties(
+                subset=["completion"], **{"white-space": "pre-wrap", "text-align": "left", "min-width": "40em"}
+            )
+        styled._repr_html_()  # needs jinja2: fail here, not in display()
+        return styled
+    except Exception:  # noqa: BLE001 - no jinja2: a plain table without the column limit
+        with pd.option_context("display.max_colwidth", None):
+            from IPython.display import HTML
+
+            return HTML(frame.to_html())
 
 
 class StepTimer(TrainerCallback):
@@ -126,23 +166,29 @@ class StopAfterStep(TrainerCallback):
         return control
 
 
-# Metric names TRL 1.x logs for GRPO (checked in tests/test_training.py).
+# Metric names TRL 1.x logs for GRPO, one panel each after the reward (utils.train.metrics explains them all).
 CURVES = {
-    "reward": "total reward (mean)",
-    "completions/mean_length": "completion length (tokens)",
-    "frac_reward_zero_std": "share of groups with zero reward variance",
-    "learning_rate": "learning rate",
+    "completions/mean_length": "answer length (tokens)",
+    "frac_reward_zero_std": "share of answers in zero-variance groups",
+    "completions/clipped_ratio": "share of answers cut at the token budget",
+    "loss": "loss (not a progress measure: notebook 04)",
+    "entropy": "entropy (nats per token)",
 }
 
 
-def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=None):
-    """Training curves from a Trainer log history: total and per-reward means, length,
-    zero-variance share, learning rate."""
+def new_curves_figure():
+    """The empty figure :func:`plot_history` draws into: the reward and one panel per :data:`CURVES` entry."""
     import matplotlib.pyplot as plt
 
+    fig, _ = plt.subplots(2, 3, figsize=(13, 6))
+    return fig
+
+
+def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=None):
+    """Training curves from a Trainer log history: total and per-reward means, then the :data:`CURVES`."""
     logs = [h for h in history if "reward" in h]
     if fig is None:
-        fig, _ = plt.subplots(2, 2, figsize=(11, 6))
+        fig = new_curves_figure()
     axes = fig.axes
     for ax in axes:
         ax.clear()
@@ -157,9 +203,9 @@ def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=
         ax.plot(steps, [h.get(key, math.nan) for h in logs], "-", label=n)
     ax.set_title("reward (mean per step)")
     ax.legend(fontsize=7)
-    for ax, key in zip(axes[1:], ["completions/mean_length", "frac_reward_zero_std", "learning_rate"]):
+    for ax, (key, title) in zip(axes[1:], CURVES.items()):
         ax.plot(steps, [h.get(key, math.nan) for h in logs], "-o", ms=3)
-        ax.set_title(CURVES[key])
+        ax.set_title(title, fontsize=10)
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -182,7 +228,7 @@ class LivePlot(TrainerCallback):
         if not any("reward" in h for h in state.log_history):
             return
         if self.fig is None:
-            self.fig, _ = plt.subplots(2, 2, figsize=(11, 6))
+            self.fig = new_curves_figure()
             plt.close(self.fig)  # we display it ourselves, once, and update in place
         plot_history(state.log_history, self.reward_names, self.fig)
         self.fig.savefig(self.path, dpi=100)
