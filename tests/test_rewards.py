@@ -282,6 +282,7 @@ def test_overlap_penalty_counts_pairs(row):
 def test_length_penalty():
     assert length_penalty_reward(["x" * 1500, "x" * 2250, "x" * 10_000]) == [0.0, -5.0, -10.0]
     assert length_penalty_reward(["x" * 200], max_chars=100) == [-10.0]
+    assert math.copysign(1.0, length_penalty_reward(["short"])[0]) == 1.0  # 0.0, not -0.0 (shown as "-0.0" in tables)
 
 
 # ----------------------------------------------------------------------- explain
@@ -317,6 +318,14 @@ def test_explain_weights_apply(row):
     best = optimal_schedule(row["events"], row["priority_events"])[1]
     e = explain(row, format_answer("r", best), default_reward_funcs(), [0.5, 1, 2])
     assert e.total == 5 + 20 + 140 and e.max_total == 165
+
+
+def test_explain_without_total_for_alternative_rewards(row):
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    text = format_answer("r", best)
+    alternatives = explain(row, text, [score_reward, reference_score_reward], total=False).to_text()
+    assert "TOTAL" not in alternatives and "alternatives" in alternatives
+    assert "TOTAL" in explain(row, text).to_text()
 
 
 # --------------------------------------------------------------------- the inspector

@@ -86,16 +86,26 @@ def plot_categories(summaries: Summaries, ax=None, title: str = "Where the answe
     return ax
 
 
-def plot_score_histograms(summaries: Summaries, bins: int = 10):
-    """Per model: the distribution of per-problem scores (failures are the bar at 0)."""
+def plot_score_histograms(summaries: Summaries, bins: int = 10, per_row: int = 3):
+    """Per model: the distribution of per-problem scores (failures are the bar at 0), ``per_row`` panels a row."""
+    import math
+
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(summaries), figsize=(3.2 * len(summaries), 2.8), sharey=True, squeeze=False)
-    for ax, (name, s) in zip(axes[0], summaries.items()):
+    n = len(summaries)
+    cols = min(per_row, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), sharey=True, squeeze=False)
+    flat = axes.flatten()
+    for ax, (name, s) in zip(flat, summaries.items()):
         ax.hist([r.score for r in s.results], bins=bins, range=(0, 1), color="#00798c")
-        ax.set_title(f"{name}\nmean {s.mean_score:.1f}", fontsize=9)
-        ax.set_xlabel("score (weighted / optimal)")
-    axes[0][0].set_ylabel("problems")
+        ax.set_title(f"{name} ({s.n} problems)\nmean score {s.mean_score:.1f}", fontsize=9)
+        ax.set_xlabel("score (weighted / optimal; failures: 0)")
+        ax.grid(axis="y", alpha=0.3)
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("problems")
     fig.tight_layout()
     return fig
 

@@ -117,7 +117,7 @@ def length_penalty_reward(completions: Sequence[Any], max_chars: int = 1500, **k
 
     def one(c: Any) -> float:
         n = len(parse_completion(c).text)
-        return -10.0 * min(1.0, max(0, n - max_chars) / max_chars)
+        return -10.0 * min(1.0, (n - max_chars) / max_chars) if n > max_chars else 0.0  # 0.0, never -0.0
 
     return [safe(lambda c=c: one(c)) for c in completions]
 

@@ -24,6 +24,7 @@ class Explanation:
     weights: dict[str, float]
     ranges: dict[str, tuple[float, float] | None] = field(default_factory=dict)  # each reward's reward_range
     priorities: tuple[str, ...] = ()
+    show_total: bool = True  # False when the rewards are alternatives to compare, not parts of one set
 
     @property
     def total(self) -> float:
@@ -124,8 +125,11 @@ class Explanation:
         for k, v in self.rewards.items():
             w = self.weights[k]
             lines.append(f"  {k:<32} {v:7.2f}" + (f"  x {w:g}" if w != 1 else ""))
-        top = self.max_total
-        lines.append(f"  {'TOTAL':<32} {self.total:7.2f}" + (f" / {top:g}" if top is not None else ""))
+        if self.show_total:
+            top = self.max_total
+            lines.append(f"  {'TOTAL':<32} {self.total:7.2f}" + (f" / {top:g}" if top is not None else ""))
+        else:
+            lines.append("  (no total: these rewards are alternatives to compare, not parts of one reward set)")
         return "\n".join(lines)
 
     def __str__(self) -> str:  # print(explain(...)) shows the breakdown
@@ -137,9 +141,13 @@ def explain(
     completion: Any,
     reward_funcs: Sequence[RewardFn] | None = None,
     weights: Sequence[float] | None = None,
+    total: bool = True,
 ) -> Explanation:
     """Everything about one (problem, completion): parsed events, which are invented,
     overlapping pairs, order, weighted score vs optimal, each reward and the total.
+
+    ``total=False`` leaves the total out of the printout: for rewards that are alternatives to
+    each other (two versions of the score reward), whose sum means nothing.
 
     A reward that raises or returns something that is not a finite number shows as
     ``nan`` (with a warning) instead of breaking the caller; the total is then ``nan`` too.
@@ -167,4 +175,11 @@ def explain(
             value = float("nan")
         rewards[name], weight_of[name] = value, w
         ranges[name] = getattr(fn, "reward_range", None)
-    return Explanation(check, rewards, weight_of, ranges=ranges, priorities=tuple(problem.get("priority_events") or ()))
+    return Explanation(
+        check,
+        rewards,
+        weight_of,
+        ranges=ranges,
+        priorities=tuple(problem.get("priority_events") or ()),
+        show_total=total,
+    )

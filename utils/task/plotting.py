@@ -6,6 +6,7 @@ notebooks can compose figures and headless runs can save them.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -87,9 +88,15 @@ def gantt(
 
 def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequence]], ax=None, title: str | None = None):
     """Lanes: all of the problem's events (top, faded, stacked where they overlap), then
-    one lane per labelled schedule. Events not in the problem are drawn hatched grey."""
+    one lane per labelled schedule. Events not in the problem are drawn hatched grey.
+
+    A name too long for its bar is replaced by the event's number (events numbered by start
+    time), and a key under the chart lists the numbers with the full names: every bar is labelled."""
     prios = set(problem["priority_events"])
     known = {_key(e) for e in problem["events"]}
+    numbers = {
+        _key(e): i + 1 for i, e in enumerate(sorted(problem["events"], key=lambda e: (_safe_minutes(e[1]) or 0, e[0])))
+    }
     lanes = [("problem", list(problem["events"]))] + [(k, list(v)) for k, v in schedules.items()]
     if ax is None:
         _, ax = plt.subplots(figsize=(10, 0.9 + 0.7 * len(lanes) + 0.25 * len(problem["events"])))
@@ -99,6 +106,7 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
     spans = [(a, b) for a, b in spans if a is not None and b is not None and b > a]
     # how many minutes one character of a 7-pt label covers, so labels stay inside their bar
     minutes_per_char = ((max(b for _, b in spans) - min(a for a, _ in spans) + 60) / 125) if spans else 10.0
+    keyed: dict[int, str] = {}  # events shown by their number: number -> name
     for label, evs in lanes:
         # stack overlapping events of one lane into sub-rows so all stay visible
         rows_end: list[int] = []
@@ -125,10 +133,25 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
                 alpha=0.45 if label == "problem" else 1.0,
                 edgecolor=CHOSEN_EDGE if label != "problem" else "none",
             )
-            fit = int((e - s) / minutes_per_char) - 1
-            name = str(ev[0]) if len(str(ev[0])) <= fit else str(ev[0])[: max(0, fit - 1)] + "…"
-            if fit >= 2:
+            chars = (e - s) / minutes_per_char  # how many label characters fit in the bar
+            name = str(ev[0])
+            if len(name) <= int(chars) - 1:
                 ax.text(s + 2, yy, name, va="center", fontsize=7, color="black" if invented else "white")
+            elif invented:  # not in the key: its (shortened) name, in black, after the bar
+                ax.text(e + 2, yy, name[:20] + ("…" if len(name) > 20 else ""), va="center", fontsize=7)
+            else:
+                number = numbers[_key(ev)]
+                keyed[number] = name
+                inside = chars >= 1.5
+                ax.text(
+                    (s + e) / 2 if inside else e + 2,
+                    yy,
+                    str(number),
+                    va="center",
+                    ha="center" if inside else "left",
+                    fontsize=7,
+                    color="white" if inside else "black",
+                )
         yticks.append(y + (n_rows - 1) * 0.35)
         ylabels.append(label)
         y += n_rows * 0.7 + 0.6
@@ -137,6 +160,17 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
     ax.invert_yaxis()
     if hi > lo:
         _hour_axis(ax, lo - 30, hi + 30)
+    if keyed:
+        key = "   ".join(f"{n} {keyed[n]}" for n in sorted(keyed))
+        ax.annotate(
+            "\n".join(textwrap.wrap(key, 150)),
+            xy=(0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -22),
+            textcoords="offset points",
+            va="top",
+            fontsize=7.5,
+        )
     if title:
         ax.set_title(title, fontsize=10)
     return ax

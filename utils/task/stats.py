@@ -141,9 +141,19 @@ def plot_greedy_ratios(table: pd.DataFrame, figsize=(9, 4)):
     cols = [c for c in table.columns if c.startswith("greedy_")]
     order = sorted(cols, key=lambda c: -table[c].mean())
     fig, ax = plt.subplots(figsize=figsize)
-    ax.boxplot([table[c] for c in order], vert=False, showmeans=True)
+    parts = ax.boxplot([table[c] for c in order], vert=False, showmeans=True)
     ax.set_yticks(range(1, len(order) + 1), [c.removeprefix("greedy_") for c in order])
     ax.axvline(1.0, color="black", lw=1, ls="--")
+    # what the marks mean: the first box's own artists stand for all of them
+    ax.legend(
+        [parts["medians"][0], parts["means"][0], parts["boxes"][0], parts["fliers"][0]],
+        ["median", "mean", "box: the middle half of the problems", "problems beyond the whiskers (1.5 box lengths)"],
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.16),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
     ax.set_xlabel("greedy score / optimal score (1.0 = optimal)")
     ax.set_title(f"Greedy heuristics vs the DP optimum on {len(table)} problems", fontsize=10)
     ax.invert_yaxis()
