@@ -201,13 +201,16 @@ def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=
     for n in names:
         key = f"rewards/{n}/mean"
         ax.plot(steps, [h.get(key, math.nan) for h in logs], "-", label=n)
-    ax.set_title("reward (mean per step)")
+    ax.set_title("reward (mean per step)", fontsize=10)
     ax.legend(fontsize=7)
     for ax, (key, title) in zip(axes[1:], CURVES.items()):
         ax.plot(steps, [h.get(key, math.nan) for h in logs], "-o", ms=3)
         ax.set_title(title, fontsize=10)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
