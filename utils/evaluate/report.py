@@ -87,7 +87,8 @@ def plot_categories(summaries: Summaries, ax=None, title: str = "Where the answe
 
 
 def plot_score_histograms(summaries: Summaries, bins: int = 10, per_row: int = 3):
-    """Per model: the distribution of per-problem scores (failures are the bar at 0), ``per_row`` panels a row."""
+    """Per model: the distribution of per-problem scores in % of its problems (failures are the bar at 0),
+    ``per_row`` panels a row."""
     import math
 
     import matplotlib.pyplot as plt
@@ -98,14 +99,15 @@ def plot_score_histograms(summaries: Summaries, bins: int = 10, per_row: int = 3
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), sharey=True, squeeze=False)
     flat = axes.flatten()
     for ax, (name, s) in zip(flat, summaries.items()):
-        ax.hist([r.score for r in s.results], bins=bins, range=(0, 1), color="#00798c")
+        scores = [r.score for r in s.results]  # in % of the model's problems: comparable whatever their number
+        ax.hist(scores, bins=bins, range=(0, 1), weights=[100.0 / max(1, len(scores))] * len(scores), color="#00798c")
         ax.set_title(f"{name} ({s.n} problems)\nmean score {s.mean_score:.1f}", fontsize=9)
         ax.set_xlabel("score (weighted / optimal; failures: 0)")
         ax.grid(axis="y", alpha=0.3)
     for ax in flat[n:]:
         ax.set_visible(False)
     for row in axes:
-        row[0].set_ylabel("problems")
+        row[0].set_ylabel("% of problems")
     fig.tight_layout()
     return fig
 
