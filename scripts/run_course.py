@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -27,12 +28,33 @@ def first_line(cell) -> str:
     return (lines[0] if lines else cell.source.splitlines()[0] if cell.source else "")[:70]
 
 
+# Lines of a cell's output worth echoing while it runs: training steps, warm start, generation progress.
+PROGRESS = re.compile(r"min left|Warm-start|\d+%\||\[\d+/\d+")
+
+
+class EchoingClient(NotebookClient):
+    """Runs cells like nbclient, and echoes progress lines of long cells to this terminal as they
+    arrive (otherwise a 10-minute training cell prints nothing until it ends)."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg.get("msg_type") == "stream":
+            for line in re.split(r"[\r\n]+", msg["content"].get("text", "")):
+                if PROGRESS.search(line):
+                    print(f"      {line.strip()[:150]}", flush=True)
+        return super().output(outs, msg, display_id, cell_index)
+
+
 def run_notebook(path: Path, out: Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     n = sum(c.cell_type == "code" for c in nb.cells)
     print(f"== {path.name}: {n} code cells", flush=True)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    # The kernel's own log at ERROR: its start-up warning about local TCP sockets is not the learner's concern.
+    client = EchoingClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        resources={"metadata": {"path": str(path.parent)}},
     )
     t_nb = time.perf_counter()
     try:
@@ -42,10 +64,10 @@ def run_notebook(path: Path, out: Path, timeout: int) -> float:
                 if cell.cell_type != "code":
                     continue
                 k += 1
-                print(f"   {path.name} cell {k}/{n}: {first_line(cell)}", end="", flush=True)
+                print(f"   {path.name} cell {k}/{n}: {first_line(cell)}", flush=True)
                 t0 = time.perf_counter()
                 client.execute_cell(cell, i)
-                print(f"  [{time.perf_counter() - t0:.1f} s]", flush=True)
+                print(f"      [{time.perf_counter() - t0:.1f} s]", flush=True)
     finally:
         nbformat.write(nb, out / path.name)
     seconds = time.perf_counter() - t_nb
@@ -60,6 +82,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds a single cell may take")
     args = ap.parse_args()
     os.environ["COURSE_PROFILE"] = args.profile
+    os.environ["COURSE_HEADLESS"] = "1"  # the kernels inherit it: text progress lines, no widget bars
     sys.path.insert(0, str(ROOT))
     from utils.paths import figures_dir, output_dir  # honours COURSE_OUTPUT_DIR
 

@@ -68,3 +68,13 @@ def test_compare_two_evaluations(test_rows):
     assert c.p_value == pytest.approx(mcnemar_exact(20 - worse.valid, 0))
     assert c.score_low <= c.score_diff <= c.score_high and c.score_diff > 0
     assert "DP vs all events" in str(c)
+
+
+def test_compare_counts_well_formed_answers_and_unchanged_texts(test_rows):
+    rows = test_rows[:10]
+    dp = baseline_completions("dp_optimal", rows)
+    junk = ["I would go to the gym."] * 5 + dp[5:]
+    c = compare(evaluate(rows, junk), evaluate(rows, dp), "junk", "DP", texts_a=junk, texts_b=dp)
+    assert (c.well_formed_a, c.well_formed_b) == (5, 10) and c.identical == 5
+    assert c.well_formed_transitions["malformed->well-formed"] == 5 and c.well_formed_p == mcnemar_exact(5, 0)
+    assert "well-formed 5 -> 10" in str(c) and "5 of 10 answers unchanged" in str(c)

@@ -74,3 +74,23 @@ def show_environment(packages=COURSE_PACKAGES) -> None:
     print(f"Hardware: {hardware()} | Colab: {in_colab()}" + (f" ({stack})" if stack else ""))
     profile = get_profile()
     print(f"Profile: {profile.name} (set COURSE_PROFILE=smoke|cpu|gpu to change)")
+
+
+HEADLESS_ENV = "COURSE_HEADLESS"  # set by scripts/run_course.py and `make test`: nobody watches widgets
+
+
+def headless() -> bool:
+    """True when notebooks run without a person watching (make course, CI): no widget progress bars."""
+    return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
+
+
+def progress(total: int, desc: str):
+    """A progress bar: the notebook widget when someone watches, else plain text lines a log can show
+    (a widget bar in an executed notebook stays at 0%)."""
+    if headless():
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, mininterval=10, ascii=True)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc)

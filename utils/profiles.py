@@ -30,6 +30,7 @@ class DataSizes:
     n_generate: int  # problems generated live in notebook 01
     n_train: int  # training problems the training notebook uses (<= 500)
     n_eval: int  # test problems evaluated (<= 100)
+    max_events: int = 8  # only problems with at most this many events (the cpu profile keeps them short)
 
 
 @dataclass(frozen=True)
@@ -101,32 +102,36 @@ PROFILES: dict[str, Profile] = {
         ),
         eval=Evaluation(max_new_tokens=24, batch_size=4),
     ),
+    # A laptop-class CPU (measured on 2 cores): a GRPO step of 8 answers takes about 50 s, so a run is
+    # 16 steps. Problems are kept small (<= 5 events: shorter prompts and answers) and the warm start
+    # short (16 problems), so the model writes the answer format only now and then: that is what 16
+    # steps of GRPO can visibly improve. Notebooks 05 and 06 measure and say what changed.
     "cpu": Profile(
         name="cpu",
         model="smollm2-135m",
-        data=DataSizes(n_generate=500, n_train=160, n_eval=12),
+        data=DataSizes(n_generate=500, n_train=500, n_eval=24, max_events=5),
         demos=Demos(brute_force_max_n=16, backtracking_demo_max_events=11, backtracking_timeout_s=3.0),
-        warm_start=WarmStart(n_problems=48, epochs=1, batch_size=8, learning_rate=5e-5),
+        warm_start=WarmStart(n_problems=16, epochs=1, batch_size=8, learning_rate=2e-4),
         grpo=GRPO(
-            steps=6,
+            steps=16,
             num_generations=4,
-            per_device_batch=4,
-            max_completion_length=160,
-            learning_rate=1e-4,
+            per_device_batch=8,
+            max_completion_length=192,
+            learning_rate=5e-4,
             lora_r=16,
-            save_steps=3,
+            save_steps=8,
             logging_steps=1,
-            sample_every=2,
-            n_probe=4,
+            sample_every=4,
+            n_probe=2,
         ),
-        eval=Evaluation(max_new_tokens=320, batch_size=12),
+        eval=Evaluation(max_new_tokens=256, batch_size=24),
     ),
     "gpu": Profile(
         name="gpu",
         model="auto",
         data=DataSizes(n_generate=2000, n_train=500, n_eval=100),
         demos=Demos(brute_force_max_n=18, backtracking_demo_max_events=13, backtracking_timeout_s=10.0),
-        warm_start=WarmStart(n_problems=500, epochs=3, batch_size=16, learning_rate=5e-5),
+        warm_start=WarmStart(n_problems=4000, epochs=1, batch_size=16, learning_rate=5e-5, trace="full"),
         grpo=GRPO(
             steps=300,
             num_generations=8,

@@ -42,14 +42,16 @@ def mcnemar_exact(improved: int, worsened: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def transitions(before: Sequence[bool], after: Sequence[bool]) -> dict[str, int]:
+def transitions(
+    before: Sequence[bool], after: Sequence[bool], yes: str = "valid", no: str = "invalid"
+) -> dict[str, int]:
     """How each problem's verdict moved: ``valid->valid``, ``invalid->valid``, ``valid->invalid``,
-    ``invalid->invalid`` (same problems, same order)."""
+    ``invalid->invalid`` (same problems, same order; ``yes``/``no`` name the two verdicts)."""
     if len(before) != len(after):
         raise ValueError(f"{len(before)} verdicts before but {len(after)} after: compare the same problems")
-    out = {"valid->valid": 0, "invalid->valid": 0, "valid->invalid": 0, "invalid->invalid": 0}
+    out = {f"{x}->{y}": 0 for x in (yes, no) for y in (yes, no)}
     for b, a in zip(before, after):
-        out[f"{'valid' if b else 'invalid'}->{'valid' if a else 'invalid'}"] += 1
+        out[f"{yes if b else no}->{yes if a else no}"] += 1
     return out
 
 
@@ -107,26 +109,45 @@ class PairedComparison:
     score_diff: float  # mean per-problem score difference B - A, x100
     score_low: float
     score_high: float
+    # Well-formed answers (the reference's lenient format check passes): a change a weak model shows first.
+    well_formed_a: int = 0
+    well_formed_b: int = 0
+    well_formed_transitions: dict[str, int] | None = None
+    well_formed_p: float = 1.0
+    identical: int | None = None  # answers B wrote exactly as A did (when the texts were given)
 
     def to_text(self) -> str:
-        t = self.transitions
-        return (
+        t, w = self.transitions, self.well_formed_transitions or {}
+        text = (
             f"{self.b} vs {self.a} on {self.n} problems: valid {self.valid_a} -> {self.valid_b} "
             f"(+{t['invalid->valid']} / -{t['valid->invalid']}, exact McNemar p = {self.p_value:.3g}); "
             f"mean score {self.score_diff:+.2f} points, 95% paired bootstrap interval "
             f"[{self.score_low:+.2f}, {self.score_high:+.2f}]"
         )
+        if w:
+            text += (
+                f"; well-formed {self.well_formed_a} -> {self.well_formed_b} (+{w['malformed->well-formed']} / "
+                f"-{w['well-formed->malformed']}, p = {self.well_formed_p:.3g})"
+            )
+        if self.identical is not None:
+            text += f"; {self.identical} of {self.n} answers unchanged"
+        return text
 
     def __str__(self) -> str:
         return self.to_text()
 
 
-def compare(a, b, name_a: str = "A", name_b: str = "B", seed: int = 0) -> PairedComparison:
-    """Paired comparison of two :class:`~utils.evaluate.EvalSummary` of the same problems."""
+def compare(a, b, name_a: str = "A", name_b: str = "B", seed: int = 0, texts_a=None, texts_b=None) -> PairedComparison:
+    """Paired comparison of two :class:`~utils.evaluate.EvalSummary` of the same problems: valid
+    answers, well-formed answers, the score; with both models' texts, also how many did not change."""
     if a.n != b.n:
         raise ValueError(f"{name_a} has {a.n} results but {name_b} has {b.n}: compare the same problems")
     moves = transitions([r.valid for r in a.results], [r.valid for r in b.results])
+    formed_a = [r.category != "format_error" for r in a.results]
+    formed_b = [r.category != "format_error" for r in b.results]
+    formed = transitions(formed_a, formed_b, yes="well-formed", no="malformed")
     diff, low, high = paired_bootstrap([r.score for r in a.results], [r.score for r in b.results], seed=seed)
+    identical = None if texts_a is None or texts_b is None else sum(x == y for x, y in zip(texts_a, texts_b))
     return PairedComparison(
         name_a,
         name_b,
@@ -138,4 +159,9 @@ def compare(a, b, name_a: str = "A", name_b: str = "B", seed: int = 0) -> Paired
         100 * diff,
         100 * low,
         100 * high,
+        sum(formed_a),
+        sum(formed_b),
+        formed,
+        mcnemar_exact(formed["malformed->well-formed"], formed["well-formed->malformed"]),
+        identical,
     )

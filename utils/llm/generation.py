@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..env import progress
 from ..task.prompts import build_messages
 
 PATHS = ("vllm", "static-cache", "plain")
@@ -91,15 +92,6 @@ def choose_generation(purpose: str = "eval", backend: str = "trl", requested: st
     return GenerationChoice("static-cache", "CUDA without vLLM: static KV cache, compiled once")
 
 
-def _progress(total: int, desc: str):
-    try:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc=desc)
-    except ImportError:  # pragma: no cover
-        return None
-
-
 def generate_completions(
     model,
     tokenizer,
@@ -124,7 +116,7 @@ def generate_completions(
     ]
     tokenizer.padding_side = "left"
     out: list[str] = [""] * len(prompts)
-    bar = _progress(len(prompts), desc)
+    bar = progress(len(prompts), desc)
     gen_kwargs = dict(
         max_new_tokens=max_new_tokens,
         do_sample=do_sample,
@@ -146,10 +138,8 @@ def generate_completions(
             texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             for i, t in zip(idx, texts):
                 out[i] = t
-            if bar is not None:
-                bar.update(len(idx))
-    if bar is not None:
-        bar.close()
+            bar.update(len(idx))
+    bar.close()
     return out
 
 

@@ -275,6 +275,9 @@ def load_tokenizer(source: str):
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
+    # The course's models use BPE tokenizers, for which transformers ignores this clean-up anyway (and
+    # warns at every decode): say so once, here, so answers are decoded exactly as written.
+    tok.clean_up_tokenization_spaces = False
     return tok
 
 

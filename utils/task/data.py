@@ -62,14 +62,17 @@ def validate_rows(rows: Iterable[dict], source: str = "dataset") -> None:
         raise ValueError(f"{source}: no rows (an empty dataset)")
 
 
-def load_split(split: str = "train", limit: int | None = None) -> list[dict]:
+def load_split(split: str = "train", limit: int | None = None, max_events: int | None = None) -> list[dict]:
     """Our committed problems: ``train`` (500), ``test`` (100) or ``test_other_style`` (100, held out:
-    names and times written in another style)."""
+    names and times written in another style). ``max_events`` keeps only problems with at most that
+    many events (shorter prompts and answers: the cpu profile uses it), before ``limit`` applies."""
     files = {"train": TRAIN_FILE, "test": TEST_FILE, "test_other_style": TEST_OTHER_STYLE_FILE}
     if split not in files:
         raise ValueError(f"split must be one of {sorted(files)}, got {split!r}")
     rows = load_jsonl(files[split])
     validate_rows(rows, str(files[split]))
+    if max_events is not None:
+        rows = [r for r in rows if len(r["events"]) <= max_events]
     return rows[:limit] if limit is not None else rows
 
 
@@ -100,14 +103,18 @@ def load_published(split: str = "train"):
     return ds
 
 
-def load_problems(split: str = "train", source: str = "local", limit: int | None = None) -> list[dict]:
+def load_problems(
+    split: str = "train", source: str = "local", limit: int | None = None, max_events: int | None = None
+) -> list[dict]:
     """``source='local'`` (default) or ``'hub'`` (published; falls back to local with a message)."""
     if source == "hub":
         try:
             rows = [dict(r) for r in load_published(split)]
+            if max_events is not None:
+                rows = [r for r in rows if len(r["events"]) <= max_events]
             return rows[:limit] if limit is not None else rows
         except ConnectionError as exc:
             print(f"{exc}\n-> using the course's own {split} split instead.")
     elif source != "local":
         raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
-    return load_split(split, limit)
+    return load_split(split, limit, max_events)

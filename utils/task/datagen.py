@@ -16,6 +16,7 @@ minute of the whole day): does a model trained on our style generalise?
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 from dataclasses import asdict, dataclass
@@ -283,22 +284,28 @@ TRAINING_STYLES = ("default", "mixed")
 EXTRA_TRAINING_SEED = 777
 
 
-def training_problems(n: int, style: str = "default", seed: int = EXTRA_TRAINING_SEED) -> list[dict]:
+def training_problems(
+    n: int, style: str = "default", seed: int = EXTRA_TRAINING_SEED, max_events: int | None = None
+) -> list[dict]:
     """``n`` training problems: the committed train split first, then freshly generated ones.
 
     Problems are free: the generator makes thousands a second, so a warm start or a GRPO run can use
     more than the 500 committed ones. ``style="mixed"`` makes every other extra problem in
-    :data:`MIXED_STYLE`. Extra problems never repeat a test problem (either test set)."""
+    :data:`MIXED_STYLE`. ``max_events`` keeps problems small. Extra problems never repeat a test
+    problem (either test set)."""
     if style not in TRAINING_STYLES:
         raise ValueError(f"style must be one of {TRAINING_STYLES}, got {style!r}")
     from .data import load_split
 
-    rows = load_split("train")[:n]
+    rows = load_split("train", max_events=max_events)[:n]
     if len(rows) == n:
         return rows
     held_out = {problem_key(r) for split in ("test", "test_other_style") for r in load_split(split)}
     rng = random.Random(seed)
     configs = [GeneratorConfig()] + ([MIXED_STYLE] if style == "mixed" else [])
+    if max_events is not None:
+        size = {"min_events": min(GeneratorConfig.min_events, max_events), "max_events": max_events}
+        configs = [dataclasses.replace(c, **size) for c in configs]
     catalogues = [c.catalogue() for c in configs]
     while len(rows) < n:
         k = len(rows) % len(configs)

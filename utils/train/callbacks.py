@@ -138,6 +138,31 @@ def _wrapping_table(frame):
             return HTML(frame.to_html())
 
 
+class ProgressPrinter(TrainerCallback):
+    """One line per optimizer step with the time per step and an estimate of the time left, so a
+    headless log (make course, a script) shows where a long training cell is."""
+
+    def __init__(self, label: str = "GRPO"):
+        self.label = label
+        self._t0 = None
+        self._start_step = 0
+
+    def on_train_begin(self, args, state, control, **kw):
+        self._t0, self._start_step = time.perf_counter(), state.global_step
+
+    def on_step_end(self, args, state, control, **kw):
+        if self._t0 is None:
+            return
+        done = state.global_step - self._start_step
+        per_step = (time.perf_counter() - self._t0) / max(1, done)
+        left = per_step * max(0, state.max_steps - state.global_step)
+        print(
+            f"{self.label} step {state.global_step}/{state.max_steps}: {per_step:.1f} s/step, "
+            f"about {left / 60:.1f} min left",
+            flush=True,
+        )
+
+
 class StepTimer(TrainerCallback):
     """Wall-clock seconds of every optimizer step (generation, rewards, loss, backward), in ``seconds``."""
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..env import headless
 from ..llm.models import ModelSpec, bf16_supported
 from ..profiles import Profile
 
@@ -96,6 +97,8 @@ def grpo_knobs(
             "off here: for these model sizes memory is not the limit, speed is (Unsloth applies its own)",
         ),
         Knob("report_to", "none", "the notebook draws its own live plots; set 'wandb' or 'tensorboard' if you like"),
+        Knob("disable_tqdm", headless(), "headless runs print one line a step instead (a widget bar stays at 0%)"),
+        Knob("dataloader_pin_memory", on_gpu, "pinned memory only helps copies to a GPU (and warns on a CPU)"),
         Knob("seed", 3407, "reproducible sampling and LoRA initialisation"),
         Knob("log_completions", False, "we show our own sample table instead of TRL's console print"),
     ]

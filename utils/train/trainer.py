@@ -123,7 +123,7 @@ def build_trainer(
 
     from trl import GRPOTrainer
 
-    from .callbacks import CompletionRecorder, StopAfterStep
+    from .callbacks import CompletionRecorder, ProgressPrinter, StopAfterStep
 
     recorder = CompletionRecorder(
         reward_funcs,
@@ -138,7 +138,7 @@ def build_trainer(
     if max_steps is not None:
         knobs = [Knob(k.name, max_steps, k.why) if k.name == "max_steps" else k for k in knobs]
     config = build_grpo_config(knobs, out_dir / "checkpoints", reward_weights, **(extra_config or {}))
-    cbs = [recorder.callback(), *callbacks]
+    cbs = [recorder.callback(), ProgressPrinter(), *callbacks]
     if stop_after is not None:
         cbs.append(StopAfterStep(stop_after))
     rollout_func = None

@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..env import headless
 from ..llm.models import bf16_supported, load_tokenizer
 from ..paths import claim_folder
 from ..profiles import Profile
@@ -116,6 +117,8 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
         logging_steps=5,
         save_strategy="no",
         report_to="none",
+        disable_tqdm=headless(),
+        dataloader_pin_memory=on_gpu,
         bf16=on_gpu and bf16_supported(),
         max_length=1024,
         seed=3407,
