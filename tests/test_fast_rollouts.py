@@ -12,6 +12,7 @@ import warnings
 
 import pytest
 import torch
+from helpers import tiny_llama
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
@@ -37,24 +38,8 @@ def rows():
 def tiny_policy(tok, seed: int = 0, modules_to_save: list[str] | None = None):
     """Tiny random Llama + LoRA with random (non-zero) B; ``modules_to_save`` copies perturbed so they matter."""
     from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tok),
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
+    model = tiny_llama(tok, seed)
     lora = LoraConfig(
         r=4,
         lora_alpha=8,

@@ -25,11 +25,11 @@ import inspect
 import re
 
 import pytest
+from helpers import tiny_llama
 
 torch = pytest.importorskip("torch")
 trl = pytest.importorskip("trl")
 
-from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 from trl.trainer.utils import shuffle_sequence_dict, split_tensor_dict  # noqa: E402
 
@@ -148,23 +148,7 @@ def completions(tok):
 @pytest.fixture(scope="session")
 def checkpoint(tok, tmp_path_factory):
     """A tiny random Llama over the course vocabulary, saved so that TRL can load it (and its reference copy)."""
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    model = LlamaForCausalLM(config)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
+    model = tiny_llama(tok)
     path = tmp_path_factory.mktemp("tiny_llama")
     model.save_pretrained(path)
     tok.save_pretrained(path)

@@ -4,6 +4,7 @@ interruption and a resume on a tiny random model (seconds on CPU)."""
 import json
 
 import pytest
+from helpers import tiny_llama
 
 from utils.profiles import OVERRIDES_ENV, get_profile, parse_overrides
 from utils.train import checkpoint_step, choose_backend, prepare_run_dir
@@ -151,27 +152,13 @@ def test_damaged_checkpoints_are_set_aside_and_the_previous_one_resumed(tmp_path
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     """A 2-layer random Llama with the course tokenizer: the real code path, tiny compute."""
-    torch = pytest.importorskip("torch")
-    from transformers import LlamaConfig, LlamaForCausalLM
+    pytest.importorskip("torch")
 
     from utils.llm import embedded_checkpoint, load_tokenizer
 
     tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
     path = tmp_path_factory.mktemp("tiny")
-    LlamaForCausalLM(cfg).save_pretrained(path)
+    tiny_llama(tok).save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
 

@@ -15,7 +15,7 @@ from ..task.validate import problem_error
 from .common import problem_columns, safe
 from .course import FORMAT_POINTS, SCORE_POINTS
 from .parsing import parse_completion
-from .schedule_check import check_schedule, event_value
+from .schedule_check import ScheduleCheck, event_value, score_each
 
 
 def partial_format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
@@ -61,20 +61,14 @@ def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
 def overlap_penalty_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Up to 70: every listed event counts, minus 15 points per overlapping pair.
     Easier to satisfy than removal; notebook 03 shows how it can be gamed."""
-    out = []
-    for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
 
-        def one(c=c, events=events, prios=prios, opt=opt) -> float:
-            chk = check_schedule(c, events, prios, opt)
-            if chk.problem:
-                raise ValueError(f"not a problem of the course: {chk.problem}")
-            if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
-                return 0.0
-            total = sum(event_value(ev, prios) for ev in chk.events)
-            return max(0.0, SCORE_POINTS * min(1.0, total / chk.optimal_score) - 15.0 * len(chk.overlaps))
+    def score(chk: ScheduleCheck) -> float:
+        if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
+            return 0.0
+        paid = SCORE_POINTS * min(1.0, chk.listed_value / chk.optimal_score)
+        return max(0.0, paid - 15.0 * len(chk.overlaps))
 
-        out.append(safe(one))
-    return out
+    return score_each(completions, kwargs, score)
 
 
 def strict_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
@@ -87,19 +81,13 @@ def strict_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     reward rose while its valid test answers fell from 28 to 0 (more events listed, names padded with
     spaces; ``results/ablation/weak_grpo.json``). This reward pays only for what the evaluation pays for.
     """
-    out = []
-    for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
 
-        def one(c=c, events=events, prios=prios, opt=opt) -> float:
-            chk = check_schedule(c, events, prios, opt)
-            if chk.problem:
-                raise ValueError(f"not a problem of the course: {chk.problem}")
-            p = chk.parsed
-            valid = p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
-            return SCORE_POINTS * min(1.0, chk.score_ratio) if valid and chk.optimal_score > 0 else 0.0
+    def score(chk: ScheduleCheck) -> float:
+        p = chk.parsed
+        valid = p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
+        return SCORE_POINTS * min(1.0, chk.score_ratio) if valid and chk.optimal_score > 0 else 0.0
 
-        out.append(safe(one))
-    return out
+    return score_each(completions, kwargs, score)
 
 
 def truncation_penalty_reward(completions: Sequence[Any], **kwargs) -> list[float]:

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..task.events import is_chronological
-from .common import problem_columns, safe
+from .common import safe
 from .parsing import parse_completion
-from .schedule_check import check_schedule
+from .schedule_check import ScheduleCheck, score_each
 
 FORMAT_POINTS = 10.0
 SORTED_POINTS = 20.0
@@ -60,19 +60,13 @@ def score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     Both events of every truly overlapping pair are dropped (touching is fine); the rest
     score ``weighted / optimal * 70``.
     """
-    out = []
-    for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
 
-        def one(c=c, events=events, prios=prios, opt=opt) -> float:
-            chk = check_schedule(c, events, prios, opt)
-            if chk.problem:
-                raise ValueError(f"not a problem of the course: {chk.problem}")
-            if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
-                return 0.0
-            return SCORE_POINTS * min(1.0, chk.score_ratio)
+    def score(chk: ScheduleCheck) -> float:
+        if not chk.all_real or len(chk.events) < 2 or chk.optimal_score <= 0:
+            return 0.0
+        return SCORE_POINTS * min(1.0, chk.score_ratio)  # chk.score_ratio: weighted / optimal, clashes dropped
 
-        out.append(safe(one))
-    return out
+    return score_each(completions, kwargs, score)
 
 
 format_reward.reward_range = (0, FORMAT_POINTS)

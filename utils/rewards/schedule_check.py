@@ -12,12 +12,13 @@ so they never disagree about an answer. Clashes use the task's geometry
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..task.events import clashing, event_key, is_chronological, overlapping_pairs, weight_of
 from ..task.validate import problem_error
+from .common import problem_columns, safe
 from .parsing import ParsedCompletion, ScheduledEvent, parse_completion
 
 MAX_LISTED_PAIRS = 1000  # a check lists at most this many overlapping pairs
@@ -39,6 +40,7 @@ class ScheduleCheck:
     clashing: set[int] = field(default_factory=set)  # every event in some overlap
     chronological: bool = False
     weighted_score: int = 0  # events not in any overlap
+    listed_value: int = 0  # every listed event, clashing or not
     optimal_score: float = 0.0
     problem: str | None = None  # why the row is not a problem of the course (utils.task.validate); None if it is
 
@@ -90,5 +92,23 @@ def check_schedule(
     check.clashing = clashing(spans)
     check.chronological = is_chronological(spans)
     prios = set(priority_events or [])
-    check.weighted_score = sum(event_value(ev, prios) for i, ev in enumerate(evs) if i not in check.clashing)
+    values = [event_value(ev, prios) for ev in evs]
+    check.weighted_score = sum(v for i, v in enumerate(values) if i not in check.clashing)
+    check.listed_value = sum(values)
     return check
+
+
+def score_each(completions: Sequence[Any], columns: Mapping, score: Callable[[ScheduleCheck], float]) -> list[float]:
+    """``score(check)`` for each completion, checked against its problem (TRL's keyword columns).
+
+    The shared loop of the score rewards: a row that is not a problem of the course gives 0 with a
+    warning (:func:`utils.task.validate.problem_error`), and nothing a completion holds makes it raise."""
+
+    def one(completion, events, priority_events, optimal_score) -> float:
+        check = check_schedule(completion, events, priority_events, optimal_score)
+        if check.problem:
+            raise ValueError(f"not a problem of the course: {check.problem}")
+        return score(check)
+
+    rows = problem_columns(columns, len(completions))
+    return [safe(lambda c=c, row=row: one(c, *row)) for c, row in zip(completions, rows)]
