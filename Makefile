@@ -29,7 +29,7 @@ $(STAMP): requirements.txt requirements-embedded.txt
 
 test: setup lint
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q tests
-	COURSE_HEADLESS=1 COURSE_PROFILE=smoke $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=900 notebooks
+	COURSE_HEADLESS=1 TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 COURSE_PROFILE=smoke $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=900 notebooks
 
 lint: setup
 	$(BIN)/ruff check .
@@ -39,7 +39,7 @@ unit: setup
 	COURSE_PROFILE=smoke $(BIN)/python -m pytest -q tests
 
 notebooks: setup
-	COURSE_HEADLESS=1 COURSE_PROFILE=smoke $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=900 notebooks
+	COURSE_HEADLESS=1 TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 COURSE_PROFILE=smoke $(BIN)/python -m pytest -q --nbmake --nbmake-timeout=900 notebooks
 
 course: setup
 	$(BIN)/python scripts/run_course.py --profile $${COURSE_PROFILE:-cpu}

@@ -29,7 +29,7 @@ def first_line(cell) -> str:
 
 
 # Lines of a cell's output worth echoing while it runs: training steps, warm start, generation progress.
-PROGRESS = re.compile(r"min left|Warm-start|\d+%\||\[\d+/\d+")
+PROGRESS = re.compile(r"min left|Warm-start|\d+%\||: \d+/\d+ \[\d+ s\]")
 
 
 class EchoingClient(NotebookClient):
@@ -82,9 +82,12 @@ def main() -> int:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds a single cell may take")
     args = ap.parse_args()
     os.environ["COURSE_PROFILE"] = args.profile
-    os.environ["COURSE_HEADLESS"] = "1"  # the kernels inherit it: text progress lines, no widget bars
     sys.path.insert(0, str(ROOT))
+    from utils.env import HEADLESS_QUIET
     from utils.paths import figures_dir, output_dir  # honours COURSE_OUTPUT_DIR
+
+    # The kernels inherit these: text progress lines instead of widget bars, library bars off.
+    os.environ.update({"COURSE_HEADLESS": "1", **HEADLESS_QUIET})
 
     out = output_dir() / "executed"
     out.mkdir(parents=True, exist_ok=True)

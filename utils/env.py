@@ -6,6 +6,7 @@ import importlib.metadata as md
 import os
 import platform
 import sys
+import time
 
 COURSE_REPO = "grpo-course/grpo-scheduling-course"  # GitHub owner/name the Colab badges open
 COURSE_BRANCH = "main"
@@ -84,13 +85,31 @@ def headless() -> bool:
     return os.environ.get(HEADLESS_ENV, "") not in ("", "0")
 
 
-def progress(total: int, desc: str):
-    """A progress bar: the notebook widget when someone watches, else plain text lines a log can show
-    (a widget bar in an executed notebook stays at 0%)."""
-    if headless():
-        from tqdm import tqdm
+HEADLESS_QUIET = {  # progress bars of the libraries, off in headless runs (frozen at 0% in an executed notebook)
+    "TQDM_DISABLE": "1",
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+}
 
-        return tqdm(total=total, desc=desc, mininterval=10, ascii=True)
+
+class _Lines:
+    """The headless stand-in for a progress bar: one line when the work is done, with its time."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.done, self.t0 = total, desc, 0, time.perf_counter()
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        print(f"{self.desc}: {self.done}/{self.total} [{time.perf_counter() - self.t0:.0f} s]", flush=True)
+
+
+def progress(total: int, desc: str):
+    """A progress bar when someone watches; headless, one line when done (a widget bar in an executed
+    notebook would stay at 0%)."""
+    if headless():
+        return _Lines(total, desc)
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc)
