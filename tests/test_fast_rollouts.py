@@ -166,6 +166,21 @@ def test_nonfinite_logits_fall_back_to_the_policy(tok, rows):
     assert fast.generate(prompts, greedy(tok, 6, eos), eos) == got
 
 
+def test_banned_tokens_are_not_mistaken_for_nonfinite_logits(tok, rows):
+    """Processors that run before the guard ban tokens with -inf (here ``suppress_tokens``, as a learner's
+    ``generation_kwargs`` might): that is not a fault, and the fast path must not fall back for it."""
+    policy = tiny_policy(tok)
+    prompts = chat_ids(tok, rows[:2], cut=[40, 47])
+    fast = FastRollouts(prompt_bucket=64)
+    fast.refresh(policy, "cpu", torch.float32)
+    eos = [tok.eos_token_id]
+    config = greedy(tok, 6, eos)
+    config.suppress_tokens = list(range(10, 2000))
+    got = fast.generate(prompts, config, eos)  # raises NonFiniteLogits if the guard misreads -inf
+    assert got == plain_generate(policy, tok, prompts, config, eos)
+    assert all(not 10 <= t < 2000 for c in got for t in c)
+
+
 def test_sampled_tokens_equal_plain_generate_with_same_seed(tok, rows):
     from transformers import GenerationConfig
 

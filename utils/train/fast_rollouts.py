@@ -333,15 +333,18 @@ class NonFiniteLogits(RuntimeError):
 
 
 class _NonFiniteGuard(LogitsProcessor):
-    """Notes rows whose logits are not all finite and gives them finite scores, so sampling never
-    hits torch.multinomial's device-side assert (which would end the CUDA context); the caller
-    then regenerates the batch another way."""
+    """Notes rows whose logits hold NaN or +inf (or are -inf everywhere) and gives them finite scores,
+    so sampling never hits torch.multinomial's device-side assert (which would end the CUDA context);
+    the caller then regenerates the batch another way.
+
+    A -inf score alone is normal: processors that run before this one (``suppress_tokens``,
+    ``bad_words_ids``, ``min_new_tokens``) ban tokens that way."""
 
     def __init__(self):
         self.bad: torch.Tensor | None = None
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        bad = ~torch.isfinite(scores).all(dim=-1)
+        bad = (torch.isnan(scores) | torch.isposinf(scores)).any(dim=-1) | torch.isneginf(scores).all(dim=-1)
         self.bad = bad if self.bad is None else self.bad | bad
         return torch.where(bad[:, None], torch.zeros_like(scores), scores)
 
