@@ -7,6 +7,8 @@
 #   notebooks-unsloth  notebooks 05 + 06, a few GRPO steps, Unsloth backend, on GPU 1
 #   bench              benchmarks/run_all.py --full on GPU 1
 #   ddp                scripts/train_grpo.py on 1 GPU, then on 2 GPUs (accelerate launch), same settings
+#   memory             peak GPU memory of GRPO + evaluation for every model of the table (random weights of
+#                      the published shapes; BACKEND=unsloth|trl, default unsloth), on GPU 0
 set -u
 R=${1:?output folder}; shift
 mkdir -p "$R"
@@ -19,11 +21,11 @@ for job in "$@"; do
   case $job in
     notebooks-trl)
       CUDA_VISIBLE_DEVICES=0 COURSE_BACKEND=trl COURSE_OUTPUT_DIR=$R/trl \
-        COURSE_OVERRIDES="grpo_steps=$STEPS_NB,save_steps=10" \
+        COURSE_OVERRIDES="grpo.steps=$STEPS_NB,grpo.save_steps=10" \
         $PY scripts/run_course.py --profile gpu --only 05 --only 06 ;;
     notebooks-unsloth)
       CUDA_VISIBLE_DEVICES=1 COURSE_BACKEND=unsloth COURSE_OUTPUT_DIR=$R/unsloth \
-        COURSE_OVERRIDES="grpo_steps=6,save_steps=3,n_train=64,n_sft=64,sft_epochs=1" \
+        COURSE_OVERRIDES="grpo.steps=6,grpo.save_steps=3,data.n_train=64,warm_start.n_problems=64,warm_start.epochs=1" \
         $PY scripts/run_course.py --profile gpu --only 05 --only 06 ;;
     bench)
       CUDA_VISIBLE_DEVICES=1 $PY benchmarks/run_all.py --full --json "$R/bench_full.json" ;;
@@ -34,6 +36,9 @@ for job in "$@"; do
           scripts/train_grpo.py --profile gpu --backend trl --base "$BASE" --steps $STEPS_DDP --save-steps 1000 \
           --skip-eval base --skip-eval sft --skip-eval grpo --out "$R/ddp$n"
       done ;;
+    memory)
+      CUDA_VISIBLE_DEVICES=0 $PY scripts/measure_memory.py --models all --backend "${BACKEND:-unsloth}" \
+        --json "$R/memory.json" ;;
     *) echo "unknown job $job"; exit 2 ;;
   esac
   echo "=== $job finished $(date -u +%H:%M:%S) rc=$?"

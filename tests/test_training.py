@@ -28,6 +28,22 @@ def test_bad_overrides_say_what_is_wrong(text):
         parse_overrides(text)
 
 
+def test_override_strings_written_in_the_repository_are_valid():
+    """Scripts and docs that set COURSE_OVERRIDES must use today's knob names (scripts/gpu_check.sh still
+    used the old flat names after the knobs were grouped, and would have stopped at its first line)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = [*root.glob("scripts/*"), *root.glob("*.md"), *root.glob("notebooks/*.ipynb"), root / "Makefile"]
+    found = []
+    for path in files:
+        for text in re.findall(r'COURSE_OVERRIDES=\\?"([^"\\]*)', path.read_text(encoding="utf-8")):
+            found.append(text)
+            get_profile("smoke", parse_overrides(re.sub(r"\$\{?\w+\}?", "1", text)))
+    assert len(found) >= 4
+
+
 @pytest.mark.parametrize("knob, value", [("grpo.steps", "many"), ("grpo.steps", "2.5"), ("grpo.learning_rate", "x")])
 def test_bad_override_values_say_which_knob(knob, value):
     with pytest.raises(ValueError, match=knob.replace(".", r"\.")):
@@ -264,6 +280,50 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one(tiny_model_dir, tra
     assert f"unfinished run found at step 1/3: resuming from {ckpts / 'checkpoint-1'}" in out
     assert result.global_step == 3
     assert (ckpts / "damaged-checkpoint-2" / "adapter_model.safetensors").exists()
+
+
+def test_a_run_with_other_settings_is_not_resumed(tiny_model_dir, train_rows, tmp_path, capsys):
+    """Found running `make test` then `make course` in one clone: the cpu profile resumed the smoke
+    profile's unfinished checkpoint (LoRA rank 8) into a rank-16 model and died with a size-mismatch
+    traceback. A checkpoint trained with other settings now starts a new run, saying which changed."""
+    from utils.rewards import default_reward_funcs
+    from utils.train import train_grpo
+
+    run = tmp_path / "grpo"
+    kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl")
+    train_grpo(train_rows[:4], default_reward_funcs(), _tiny_profile(3), stop_after=1, **kwargs)  # unfinished
+    wider = get_profile(
+        "smoke",
+        {"grpo.steps": 3, "grpo.save_steps": 1, "grpo.max_completion_length": 8, "grpo.lora_r": 16},
+    )
+    capsys.readouterr()
+    result = train_grpo(train_rows[:4], default_reward_funcs(), wider, **kwargs)
+    out = capsys.readouterr().out
+    assert "checkpoint-1 comes from a run with other settings (grpo.lora_r 8 -> 16): starting a new run" in out
+    assert result.global_step == 3
+    adapter = json.loads((result.adapter_dir / "adapter_config.json").read_text())
+    assert adapter["r"] == 16
+
+
+def test_forcing_a_resume_under_other_settings_is_refused(tmp_path):
+    from utils.train import run_settings
+
+    run = tmp_path / "grpo"
+    common = dict(model_key="smollm2-135m", base="b", backend="trl", reward_names=["format_reward"])
+    smoke = run_settings(get_profile("smoke"), **common)
+    cpu = run_settings(get_profile("cpu"), **common)
+    prepare_run_dir(run, 10, settings=smoke)
+    _fake_checkpoint(run, 4)
+    assert "resuming" in prepare_run_dir(run, 10, settings=smoke)  # same settings (steps may change)
+    assert "resuming" in prepare_run_dir(
+        run, 20, settings=run_settings(get_profile("smoke", {"grpo.steps": 20}), **common)
+    )
+    with pytest.raises(
+        ValueError, match=r"cannot resume .*checkpoint-4: it was trained with other settings \(.*grpo\.lora_r 8 -> 16"
+    ):
+        prepare_run_dir(run, 10, fresh=False, settings=cpu)
+    assert (run / "checkpoints" / "checkpoint-4").exists()  # refused: nothing removed
+    assert "other settings" in prepare_run_dir(run, 10, settings=cpu) and not (run / "checkpoints").exists()
 
 
 def test_training_script_one_process(tiny_model_dir, tmp_path):

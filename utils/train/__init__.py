@@ -20,6 +20,7 @@ from .runs import (
     prepare_run_dir,
     push_to_hub,
     read_run_info,
+    run_settings,
     write_run_info,
 )
 from .trainer import TrainerSetup, TrainResult, build_trainer, grpo_records, load_policy, prompt_lengths, train_grpo

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..paths import claim_folder, output_dir
 
@@ -16,10 +17,12 @@ if TYPE_CHECKING:
     from ..profiles import Profile
 
 RUN_INFO = "run_info.json"
+#: The settings a run's checkpoints were trained with; a resume needs the same ones.
+RUN_SETTINGS = "run_settings.json"
 
 
 #: What a GRPO run writes into its folder: a fresh start removes exactly these, nothing else.
-RUN_FILES = ("checkpoints", "adapter", "samples.jsonl", "run_info.json")
+RUN_FILES = ("checkpoints", "adapter", "samples.jsonl", RUN_INFO, RUN_SETTINGS)
 #: ... plus what notebook 05 may add (a merged model): a folder holding only these is a course run folder.
 RUN_OWN = (*RUN_FILES, "merged")
 #: A damaged checkpoint is renamed with this prefix (kept, never deleted) so that no resume picks it again.
@@ -155,25 +158,88 @@ def _clear_run(out_dir: Path) -> None:
             remove(path)
 
 
-def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) -> str:
+#: Knobs that may change between a run and its resume (how long, how often to save or log).
+RESUMABLE_KNOBS = ("steps", "save_steps", "logging_steps", "sample_every", "n_probe")
+
+
+def run_settings(
+    profile: Profile,
+    *,
+    model_key: str,
+    base: str,
+    backend: str,
+    reward_names: Sequence[str],
+    reward_weights: Sequence[float] | None = None,
+    extra_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a run's checkpoints depend on, as plain JSON values: resuming under other settings
+    (another profile's LoRA rank, another base model or reward set) would fail or mix two runs.
+
+    >>> from utils.profiles import get_profile
+    >>> s = run_settings(get_profile("smoke"), model_key="m", base="b", backend="trl", reward_names=["r"])
+    >>> s["grpo.lora_r"], "grpo.steps" in s
+    (8, False)
+    """
+    grpo = {f"grpo.{k}": v for k, v in dataclasses.asdict(profile.grpo).items() if k not in RESUMABLE_KNOBS}
+    settings = {
+        "model_key": model_key,
+        "base": str(base),
+        "backend": backend,
+        "rewards": list(reward_names),
+        "reward_weights": list(reward_weights) if reward_weights is not None else None,
+        "extra_config": dict(extra_config or {}),
+        **grpo,
+    }
+    return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
+
+
+def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """``["grpo.lora_r 8 -> 16", ...]``: the settings that differ, in words."""
+    return [
+        f"{k} {before.get(k)!r} -> {now.get(k)!r}"
+        for k in sorted(set(before) | set(now))
+        if before.get(k) != now.get(k)
+    ]
+
+
+def stored_settings(out_dir: Path) -> dict[str, Any] | None:
+    path = Path(out_dir) / RUN_SETTINGS
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # no file (a run from before this file existed) or an unreadable one: unknown
+
+
+def prepare_run_dir(
+    out_dir: Path, max_steps: int, fresh: bool | None = None, settings: Mapping[str, Any] | None = None
+) -> str:
     """Decide between resuming and starting over; returns what was decided, in words.
 
     ``fresh=None`` (the default) resumes an unfinished run (after a disconnect, just run
-    the notebook again) and starts over when the last run reached ``max_steps``.
-    ``True`` always starts over, ``False`` always resumes.
+    the notebook again) and starts over when the last run reached ``max_steps`` or was trained
+    with other ``settings`` (:func:`run_settings`: e.g. the smoke profile's run, then the cpu
+    profile's). ``True`` always starts over, ``False`` always resumes (and refuses other settings).
+    With ``settings``, they are written into the folder for the next decision.
 
     Only a folder the course made is used (see :func:`utils.paths.claim_folder`): a folder
     holding other files is refused, never emptied. Starting over removes only what a run
-    writes (checkpoints, adapter, samples, run_info.json). A damaged checkpoint is set aside
-    and the run resumes from the newest good one before it.
+    writes (checkpoints, adapter, samples, run_info.json, run_settings.json). A damaged checkpoint
+    is set aside and the run resumes from the newest good one before it.
     """
     out_dir = claim_folder(out_dir, "GRPO run", own=RUN_OWN)
     notes = set_aside_damaged(out_dir / "checkpoints")
     last = latest_checkpoint(out_dir / "checkpoints")
     done = checkpoint_step(last) if last else 0
+    before = stored_settings(out_dir)
+    changes = settings_changes(before, settings) if last and before is not None and settings is not None else []
+    if changes and fresh is False:
+        raise ValueError(f"cannot resume {last}: it was trained with other settings ({'; '.join(changes)})")
     if last is None:
         decision = "no checkpoint: starting a new run"
         fresh = True
+    elif changes and fresh is None:
+        fresh = True
+        decision = f"{Path(last).name} comes from a run with other settings ({'; '.join(changes)}): starting a new run"
     elif fresh is None:
         fresh = done >= max_steps
         decision = (
@@ -185,13 +251,17 @@ def prepare_run_dir(out_dir: Path, max_steps: int, fresh: bool | None = None) ->
         decision = "starting a new run (fresh=True)" if fresh else f"resuming from {last} (step {done})"
     if fresh:
         _clear_run(out_dir)
+    if settings is not None:
+        (out_dir / RUN_SETTINGS).write_text(json.dumps(dict(settings), indent=1), encoding="utf-8")
     return "; ".join([*notes, decision])
 
 
-def resume_checkpoint(out_dir: Path, max_steps: int, resume: bool = True) -> str | None:
+def resume_checkpoint(
+    out_dir: Path, max_steps: int, resume: bool = True, settings: Mapping[str, Any] | None = None
+) -> str | None:
     """The checkpoint :func:`~utils.train.train_grpo` resumes from, after :func:`prepare_run_dir`
-    (printed): an unfinished run's newest good checkpoint, or None for a new run."""
-    print(prepare_run_dir(out_dir, max_steps, fresh=None if resume else True))
+    (printed): an unfinished run's newest good checkpoint with the same settings, or None for a new run."""
+    print(prepare_run_dir(out_dir, max_steps, fresh=None if resume else True, settings=settings))
     return latest_checkpoint(Path(out_dir) / "checkpoints")
 
 

@@ -21,7 +21,7 @@ from ..rewards.checker import assert_reward_set_ok
 from ..task.prompts import build_messages
 from .backend import choose_backend
 from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, lora_config
-from .runs import RUN_OWN, TrainResult, resume_checkpoint, write_run_info
+from .runs import RUN_OWN, TrainResult, resume_checkpoint, run_settings, write_run_info
 
 
 def grpo_records(rows: Sequence[dict]) -> list[dict]:
@@ -171,7 +171,16 @@ def train_grpo(
     setup = build_trainer(rows, reward_funcs, profile, **build)
     trainer = setup.trainer
     out_dir = Path(trainer.args.output_dir).parent
-    last = resume_checkpoint(out_dir, trainer.args.max_steps, resume)
+    settings = run_settings(
+        profile,
+        model_key=setup.spec.key,
+        base=setup.source,
+        backend=setup.backend,
+        reward_names=[f.__name__ for f in reward_funcs],
+        reward_weights=build.get("reward_weights"),
+        extra_config=build.get("extra_config"),
+    )
+    last = resume_checkpoint(out_dir, trainer.args.max_steps, resume, settings)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.perf_counter() - t0

@@ -1,0 +1,237 @@
+"""Peak GPU memory of GRPO training and evaluation for each model of the table (``utils/llm/models.py``).
+
+The model table promises which GPU each model fits. This script measures it: for each model key it
+builds a model of the **published shape** (layers, widths, heads, vocabulary: ``SHAPES`` below, from
+each model's ``config.json`` on the Hugging Face Hub) with random weights, because the lent GPU machine
+cannot download the real ones, saves it, and runs a few GRPO steps of a profile's settings through the
+course's own ``build_trainer`` (the backend's loading: 4-bit where Unsloth uses it, LoRA rank, the
+completion budget, batch and group size, gradient checkpointing), then one evaluation batch.
+
+Random weights never write the end-of-sequence token, so every completion runs to the full budget: the
+worst case for memory, which a trained model reaches only when it rambles. Prompts are tokenised with the
+course tokenizer (SmolLM2's); Qwen's own tokenizer makes them a little shorter. Peak figures are
+``torch.cuda.max_memory_reserved`` (what the allocator holds, the figure that runs out) and
+``max_memory_allocated``; fp16 (a T4) takes the same memory as bf16.
+
+Usage (on a GPU; one model per process keeps the peaks apart)::
+
+    python scripts/measure_memory.py --models all --backend unsloth --json results/memory_h200.json
+    python scripts/measure_memory.py --models qwen2.5-0.5b,qwen2.5-1.5b --backend trl --steps 2
+
+On a CPU, ``--models tiny`` checks the script itself in seconds (no memory figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+GIB = 2**30
+
+#: Published shapes (config.json of each Hub model, read 2026-11; the Qwen2.5 model cards list the same
+#: layers and heads). ``family`` picks the transformers config class.
+SHAPES: dict[str, dict] = {
+    "qwen2.5-0.5b": dict(
+        family="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
+        num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
+    ),
+    "qwen2.5-1.5b": dict(
+        family="qwen2", hidden_size=1536, intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
+        num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
+    ),
+    "qwen2.5-3b": dict(
+        family="qwen2", hidden_size=2048, intermediate_size=11008, num_hidden_layers=36, num_attention_heads=16,
+        num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
+    ),
+    "qwen2.5-coder-7b": dict(
+        family="qwen2", hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
+        num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False,
+    ),
+    # A two-layer toy for checking this script on a CPU (not a model of the table).
+    "tiny": dict(
+        family="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=49152, tie_word_embeddings=True,
+    ),
+}  # fmt: skip
+
+
+def random_checkpoint(key: str, folder: Path, tokenizer) -> Path:
+    """A model of ``key``'s shape with random weights (bf16), saved with the course tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    if key == "smollm2-135m":  # the embedded model's own weights and config: its real shape
+        from utils.llm.models import embedded_checkpoint
+
+        return embedded_checkpoint(verbose=False)
+    shape = dict(SHAPES[key])
+    family = shape.pop("family")
+    config_class = Qwen2Config if family == "qwen2" else LlamaConfig
+    config = config_class(
+        **shape,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    del model
+    return folder
+
+
+def gpu_name() -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return f"CPU ({os.cpu_count()} cores)"
+    p = torch.cuda.get_device_properties(0)
+    return f"{p.name}, {p.total_memory / GIB:.0f} GiB"
+
+
+def measure_one(key: str, backend: str, profile_name: str, steps: int, work: Path, eval_rows: int) -> dict:
+    """GRPO steps then one evaluation batch for one model key; peak memory of each phase."""
+    import torch
+    from transformers import TrainerCallback
+
+    from utils.llm.generation import generate_completions
+    from utils.llm.models import embedded_checkpoint, load_tokenizer
+    from utils.profiles import get_profile
+    from utils.rewards import default_reward_funcs
+    from utils.task.data import load_split
+    from utils.train.trainer import build_trainer
+
+    cuda = torch.cuda.is_available()
+    profile = get_profile(profile_name)
+    tokenizer = load_tokenizer(str(embedded_checkpoint(verbose=False)))
+    t0 = time.perf_counter()
+    source = random_checkpoint(key, work / "model", tokenizer)
+    built_s = time.perf_counter() - t0
+
+    def peak() -> dict:
+        if not cuda:
+            return {}
+        return {
+            "reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 2),
+            "allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 2),
+        }
+
+    per_step: list[dict] = []
+
+    class Peaks(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            per_step.append({"step": state.global_step, **peak()})
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    rows = load_split("train", max(profile.grpo.per_device_batch, 8))
+    setup = build_trainer(
+        rows,
+        default_reward_funcs(),
+        profile,
+        base=str(source),
+        backend=backend,
+        out_dir=work / "grpo",
+        max_steps=steps,
+        model_key="smollm2-135m" if key == "tiny" else key,
+        callbacks=[Peaks()],
+    )
+    loaded = peak()
+    t1 = time.perf_counter()
+    setup.trainer.train()
+    train_s = time.perf_counter() - t1
+    result = {
+        "model": key,
+        "shape": SHAPES.get(key, "the embedded checkpoint's config"),
+        "backend": setup.backend,
+        "generation": setup.generation,
+        "after_loading": loaded,
+        "grpo_steps": per_step,
+        "grpo_peak": peak(),
+        "grpo_seconds": round(train_s, 1),
+        "build_seconds": round(built_s, 1),
+    }
+    # One evaluation batch of the profile's size, on the trained policy, as notebook 06 generates.
+    model = setup.trainer.model
+    model.eval()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    test = load_split("test", min(eval_rows, profile.eval.batch_size))
+    t2 = time.perf_counter()
+    generate_completions(
+        model, setup.tokenizer, test, max_new_tokens=profile.eval.max_new_tokens, batch_size=profile.eval.batch_size
+    )
+    result.update(eval_rows=len(test), eval_peak=peak(), eval_seconds=round(time.perf_counter() - t2, 1))
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default="all", help="comma-separated keys of the model table, 'all', or 'tiny'")
+    parser.add_argument("--backend", default="trl", choices=["trl", "unsloth"])
+    parser.add_argument("--profile", default="gpu")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--eval-rows", type=int, default=100, help="problems in the evaluation batch")
+    parser.add_argument("--json", type=Path, help="append one record per model to this JSON file")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this key in this process
+    args = parser.parse_args(argv)
+
+    from utils.llm.models import MODELS
+
+    if args.one:
+        with tempfile.TemporaryDirectory(prefix="memory-") as work:
+            record = measure_one(args.one, args.backend, args.profile, args.steps, Path(work), args.eval_rows)
+        print("RESULT " + json.dumps(record))
+        return 0
+
+    keys = list(MODELS) if args.models == "all" else [k.strip() for k in args.models.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in MODELS and k not in SHAPES]
+    if unknown:
+        parser.error(f"unknown model key(s) {unknown}; known: {sorted(set(MODELS) | set(SHAPES))}")
+    records = []
+    for key in keys:  # one process per model: each starts with an empty GPU and its own peak counters
+        cmd = [sys.executable, __file__, "--one", key, "--backend", args.backend, "--profile", args.profile]
+        cmd += ["--steps", str(args.steps), "--eval-rows", str(args.eval_rows)]
+        print(f"=== {key} ({args.backend}, profile {args.profile}, {args.steps} GRPO steps)", flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode == 0 and lines:
+            record = json.loads(lines[-1][len("RESULT ") :])
+        else:  # out of memory is a result too: say so and keep going
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            oom = any("out of memory" in ln.lower() for ln in (proc.stderr or "").splitlines())
+            record = {
+                "model": key,
+                "backend": args.backend,
+                "failed": "out of memory" if oom else "error",
+                "tail": tail,
+            }
+        record.update(
+            profile=args.profile, hardware=gpu_name(), platform=platform.platform(), command=" ".join(sys.argv)
+        )
+        print(json.dumps({k: record.get(k) for k in ("model", "grpo_peak", "eval_peak", "failed")}), flush=True)
+        records.append(record)
+    if args.json:
+        old = json.loads(args.json.read_text()) if args.json.exists() else []
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(old + records, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0 if all("failed" not in r for r in records) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
