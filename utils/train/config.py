@@ -93,8 +93,9 @@ def grpo_knobs(
         Knob("fp16", on_gpu and not bf16, "older GPUs (T4) use fp16 instead of bf16"),
         Knob(
             "gradient_checkpointing",
-            False,
-            "off here: for these model sizes memory is not the limit, speed is (Unsloth applies its own)",
+            not on_gpu,
+            "on a CPU: half the memory (notebook 05, cpu profile: 11.5 -> 5.3 GiB peak) for ~7% more time; on a GPU "
+            "off: memory is not the limit for these model sizes, speed is (Unsloth applies its own)",
         ),
         Knob("report_to", "none", "the notebook draws its own live plots; set 'wandb' or 'tensorboard' if you like"),
         Knob("disable_tqdm", headless(), "headless runs print one line a step instead (a widget bar stays at 0%)"),
