@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -92,15 +91,6 @@ def random_checkpoint(key: str, folder: Path, tokenizer) -> Path:
     tokenizer.save_pretrained(folder)
     del model
     return folder
-
-
-def gpu_name() -> str:
-    import torch
-
-    if not torch.cuda.is_available():
-        return f"CPU ({os.cpu_count()} cores)"
-    p = torch.cuda.get_device_properties(0)
-    return f"{p.name}, {p.total_memory / GIB:.0f} GiB"
 
 
 def measure_one(key: str, backend: str, profile_name: str, steps: int, work: Path, eval_rows: int) -> dict:
@@ -190,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this key in this process
     args = parser.parse_args(argv)
 
+    from utils.env import hardware
     from utils.llm.models import MODELS
 
     if args.one:
@@ -221,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 "tail": tail,
             }
         record.update(
-            profile=args.profile, hardware=gpu_name(), platform=platform.platform(), command=" ".join(sys.argv)
+            profile=args.profile, hardware=hardware(), platform=platform.platform(), command=" ".join(sys.argv)
         )
         print(json.dumps({k: record.get(k) for k in ("model", "grpo_peak", "eval_peak", "failed")}), flush=True)
         records.append(record)
