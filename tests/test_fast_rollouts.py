@@ -19,7 +19,15 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 from utils.llm.models import embedded_checkpoint, load_tokenizer
 from utils.task.data import load_split
 from utils.task.prompts import build_messages
-from utils.train.fast_rollouts import TESTED_TRL, FastRollouts, NonFiniteLogits, trim_after_eos
+from utils.train.fast_rollouts import (
+    PADSAFE_ATTENTION,
+    TESTED_TRL,
+    FastRollouts,
+    NonFiniteLogits,
+    padsafe_sdpa_mask,
+    register_padsafe_attention,
+    trim_after_eos,
+)
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -304,7 +312,8 @@ def test_grpo_trainer_two_steps_refreshes_copy_every_step(tok, rows, tmp_path):
     assert len(first) == 4 and first[0] == first[1] and first[2] == first[3] and first[0] != first[2]
     assert isinstance(first[0], list) and first[0][0]["role"] == "system"
     out = calls[0]["out"]
-    assert out["logprobs"] is None and len(out["prompt_ids"]) == len(out["completion_ids"]) == 4
+    assert len(out["prompt_ids"]) == len(out["completion_ids"]) == len(out["logprobs"]) == 4
+    assert [len(lp) for lp in out["logprobs"]] == [len(c) for c in out["completion_ids"]]
     assert all(1 <= len(c) <= 8 for c in out["completion_ids"])
     # On-policy: each rollout's copy equals PEFT's merge of the weights at that moment...
     for call in calls:
@@ -454,3 +463,124 @@ def test_compiled_decoding_sees_in_place_updates_without_recompiling(tok, rows):
             for name, p in policy.named_parameters():
                 if "lora_B" in name:
                     p.add_(0.5 * torch.randn_like(p))
+
+
+# ----------------------------------------------------------------------------- (g) exact: the copy samples the policy
+def policy_logprobs(policy, prompt: list[int], completion: list[int], temperature: float) -> torch.Tensor:
+    """What TRL's loss computes: log_softmax(logits / temperature) at each completion token."""
+    ids = torch.tensor([prompt + completion])
+    with torch.no_grad():
+        logits = policy(input_ids=ids).logits[0, len(prompt) - 1 : -1].float() / temperature
+    return torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(completion)[:, None]).squeeze(1)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_copy_logprobs_equal_the_policys_after_lora_updates(tok, rows, temperature):
+    """After each LoRA update (as an optimizer step would make) the refreshed copy's sampled-token
+    log-probabilities, which rollout_func returns to TRL, equal the policy's own for the same tokens."""
+    from transformers import GenerationConfig
+
+    policy, fast = tiny_policy(tok), FastRollouts(prompt_bucket=64)
+    prompts = chat_ids(tok, rows[:3], cut=[20, 33, 41])  # different lengths: left padding in the batch
+    config = GenerationConfig(
+        max_new_tokens=10, do_sample=True, temperature=temperature, top_k=0, top_p=1.0, pad_token_id=tok.pad_token_id
+    )
+    for update in range(3):
+        with torch.no_grad():
+            for name, p in policy.named_parameters():
+                if "lora_" in name:
+                    p.add_(0.05 * torch.randn_like(p))
+        fast.refresh(policy, "cpu", torch.float32)
+        torch.manual_seed(update)
+        completions = fast.generate(prompts, config, [tok.eos_token_id])
+        assert [len(lp) for lp in fast.last_logprobs] == [len(c) for c in completions]
+        for prompt, completion, logps in zip(prompts, completions, fast.last_logprobs):
+            want = policy_logprobs(policy, prompt, completion, temperature)
+            torch.testing.assert_close(torch.tensor(logps), want, rtol=0, atol=1e-4)
+
+
+def test_fp32_copy_keeps_a_small_lora_delta_that_bf16_rounds_away(tok):
+    """Why the copy is fp32 by default: bf16 weights hold 8 significant bits, so a LoRA delta a few hundred
+    times smaller than a weight (a few GRPO steps at lr 1e-5) vanishes when merged into bf16."""
+    policy = tiny_policy(tok)
+    base = policy.get_base_model()
+    layer = base.model.layers[0].self_attn.q_proj
+    with torch.no_grad():
+        for name, p in base.named_parameters():
+            if "lora_" not in name:
+                p.copy_(p.to(torch.bfloat16).float())  # base weights exactly representable in bf16
+        # a delta 1/1000 of the typical weight, as after a few small GRPO steps
+        ratio = layer.get_delta_weight("default").abs().mean() / layer.get_base_layer().weight.abs().mean()
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.mul_(1e-3 / float(ratio))
+    exact = layer.get_base_layer().weight.float() + layer.get_delta_weight("default").float()
+    delta = exact - layer.get_base_layer().weight.float()
+    fp32, bf16 = FastRollouts(), FastRollouts()
+    fp32.refresh(policy, "cpu", torch.float32)
+    bf16.refresh(policy, "cpu", torch.bfloat16)
+    kept = lambda fast: fast.infer.model.layers[0].self_attn.q_proj.weight.float() - layer.get_base_layer().weight  # noqa: E731
+    torch.testing.assert_close(kept(fp32), delta, rtol=1e-5, atol=1e-7)
+    lost = 1 - (kept(bf16) * delta).sum() / (delta * delta).sum()  # share of the delta the bf16 merge lost
+    assert lost > 0.5, f"bf16 kept too much of the delta ({1 - lost:.2f}): the test proves nothing"
+
+
+def test_rollout_func_defaults_to_an_fp32_copy(tok, rows, tmp_path):
+    fast = FastRollouts()
+    trainer = _trainer(tok, rows, tiny_policy(tok), _recording_hook(fast, []), tmp_path, max_steps=1)
+    trainer.train()
+    assert fast.infer.dtype == torch.float32
+
+
+# ----------------------------------------------------------------------------- (h) NaN-proof by construction
+def left_padded_mask_inputs(model):
+    """The failing pattern: a batch whose first row is left-padded (3 pads), at prefill."""
+    from transformers.masking_utils import create_causal_mask
+
+    ids = torch.tensor([[2, 2, 2, 5, 6], [5, 6, 7, 8, 9]])
+    attention = torch.tensor([[0, 0, 0, 1, 1], [1, 1, 1, 1, 1]])
+    return create_causal_mask(
+        config=model.config,
+        inputs_embeds=model.get_input_embeddings()(ids),
+        attention_mask=attention,
+        past_key_values=None,
+        position_ids=torch.arange(5)[None].expand(2, -1),
+    )
+
+
+def test_stock_sdpa_mask_leaves_pad_queries_without_a_key_and_padsafe_does_not(tok):
+    """transformers 5.x's SDPA mask gives every left-pad query an all-False row (SDPA's NaN on GPU kernels);
+    the copy's mask gives none, and leaves every row that had a key exactly as it was."""
+    model = tiny_llama(tok)
+    model.set_attn_implementation("sdpa")
+    stock = left_padded_mask_inputs(model)
+    assert int((~stock.any(dim=-1)).sum()) == 3  # if transformers repairs this again, the pattern is gone
+    model.set_attn_implementation(register_padsafe_attention())
+    safe = left_padded_mask_inputs(model)
+    assert not (~safe.any(dim=-1)).any()
+    had_key = stock.any(dim=-1, keepdim=True).expand_as(stock)
+    assert torch.equal(safe[had_key], stock[had_key])
+    assert padsafe_sdpa_mask(batch_size=1, q_length=4, kv_length=4) is None  # no padding: SDPA's is_causal
+
+
+def test_no_query_row_without_a_key_reaches_sdpa_in_the_copy(tok, rows, monkeypatch):
+    """Every attention call of a real left-padded generation (prefill and decoding) gets a mask in which
+    each query row has at least one key."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    seen = {"calls": 0, "empty_rows": 0}
+
+    def spy(module, query, key, value, attention_mask, **kwargs):
+        seen["calls"] += 1
+        if attention_mask is not None:
+            seen["empty_rows"] += int((~attention_mask.any(dim=-1)).sum())
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+    policy, fast = tiny_policy(tok), FastRollouts(prompt_bucket=64)
+    fast.refresh(policy, "cpu", torch.float32)  # builds the copy (and registers the attention)
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, PADSAFE_ATTENTION, spy)
+    assert fast.infer.config._attn_implementation == PADSAFE_ATTENTION
+    prompts = chat_ids(tok, rows[:3], cut=[9, 30, 50])  # 55, 34 and 14 pad positions in the bucket of 64
+    fast.generate(prompts, greedy(tok, 6, [tok.eos_token_id]), [tok.eos_token_id])
+    assert seen["calls"] > 0 and seen["empty_rows"] == 0

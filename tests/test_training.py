@@ -211,6 +211,9 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     from utils.train.metrics import unexplained
 
     assert unexplained(k for h in logged for k in h) == []  # notebook 05's glossary explains every logged column
+    from utils.train.monitor import MONITOR_COLUMNS
+
+    assert all(key in h for h in logged for key in MONITOR_COLUMNS)  # the live monitor, at every logged step
     assert all(key in h for h in logged for key in CURVES)
     for s in samples:  # the sample table's total is the weighted sum GRPO optimises
         expected = s["format_reward"] + 2.0 * s["sorted_events_reward"] + 0.5 * s["score_reward"]

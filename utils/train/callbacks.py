@@ -12,6 +12,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from ..rewards.parsing import completion_text
+from .monitor import RewardMonitor
 
 
 class CompletionRecorder:
@@ -35,11 +36,19 @@ class CompletionRecorder:
         self.show = show  # also display this many samples (a table in a notebook, text headless)
         self.latest: dict = {}
         self.recorded_steps: set[int] = set()
-        self.wrapped = [self._wrap(f) for f in reward_funcs]
+        self.monitor = RewardMonitor()  # the evaluation's view of the same answers, logged beside the reward
+        self.wrapped = [self._wrap(f, first=i == 0) for i, f in enumerate(reward_funcs)]
 
-    def _wrap(self, fn: Callable) -> Callable:
+    def attach(self, trainer) -> None:
+        """Give the recorder the ``GRPOTrainer`` (after building it): the monitor logs into its metrics."""
+        self.trainer = trainer
+        self.monitor.attach(trainer)
+
+    def _wrap(self, fn: Callable, first: bool = False) -> Callable:
         @functools.wraps(fn)
         def wrapper(completions, **kwargs):
+            if first:  # TRL calls every reward function on the same batch: monitor it once
+                self.monitor.observe(completions, **kwargs)
             values = fn(completions=completions, **kwargs)
             self.latest["completions"] = [completion_text(c) for c in completions]
             self.latest[fn.__name__] = [None if v is None else float(v) for v in values]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .monitor import MONITOR_COLUMNS
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -111,6 +113,32 @@ GLOSSARY: dict[str, Metric] = {
         "seconds per optimizer step, generation included", "stable", "growing with answer length: generation dominates"
     ),
     "epoch": Metric("how far through the training problems", "-", "-"),
+    # The live monitor (utils/train/monitor.py): the evaluation's verdict on the same sampled answers.
+    "monitor/valid": Metric(
+        MONITOR_COLUMNS["monitor/valid"],
+        "rises with the reward",
+        "falls while the reward rises: the reward pays for something the evaluation does not (reward hacking)",
+    ),
+    "monitor/score": Metric(
+        MONITOR_COLUMNS["monitor/score"],
+        "rises with the reward",
+        "flat or falling while the reward rises: see monitor/valid, monitor/clash, monitor/invented",
+    ),
+    "monitor/clash": Metric(
+        MONITOR_COLUMNS["monitor/clash"],
+        "falls",
+        "rises: the reward pays for clashes (the seed's score_reward drops clashing pairs and pays the rest)",
+    ),
+    "monitor/invented": Metric(
+        MONITOR_COLUMNS["monitor/invented"], "falls towards 0", "rises: the reward pays for events that do not exist"
+    ),
+    "monitor/events": Metric(
+        MONITOR_COLUMNS["monitor/events"],
+        "close to monitor/optimal_events",
+        "far below it: the model drops events to stay valid; far above: it lists everything",
+    ),
+    "monitor/optimal_events": Metric(MONITOR_COLUMNS["monitor/optimal_events"], "-", "-"),
+    "monitor/seconds": Metric(MONITOR_COLUMNS["monitor/seconds"], "under 2% of step_time", "-"),
 }
 
 

@@ -156,6 +156,7 @@ def build_trainer(
         callbacks=cbs,
         rollout_func=rollout_func,
     )
+    recorder.attach(trainer)  # the live monitor logs into the trainer's metrics
     return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs)
 
 

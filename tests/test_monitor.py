@@ -1,0 +1,105 @@
+"""The live monitor: the evaluation's view of sampled answers, logged into TRL's metrics."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from types import SimpleNamespace
+
+import pytest
+
+from utils.evaluate import evaluate
+from utils.rewards import score_reward, strict_score_reward
+from utils.rewards.gallery import make_gallery
+from utils.task.data import load_split
+from utils.task.scheduling import optimal_schedule
+from utils.train.callbacks import CompletionRecorder
+from utils.train.monitor import MONITOR_COLUMNS, RewardMonitor, monitor_batch
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return load_split("test", 20)
+
+
+def columns(rows):
+    return {
+        "events": [r["events"] for r in rows],
+        "priority_events": [r["priority_events"] for r in rows],
+        "optimal_score": [r["optimal_score"] for r in rows],
+    }
+
+
+def one(row, completion):
+    return monitor_batch([completion], **columns([row]))
+
+
+def test_monitor_reads_the_gallery_as_the_evaluation_does(rows):
+    row = rows[0]
+    gallery = make_gallery(row)
+    best = one(row, gallery["optimal (DP)"])
+    n_best = len(optimal_schedule(row["events"], row["priority_events"])[1])
+    assert best == {
+        "monitor/valid": 1.0,
+        "monitor/score": pytest.approx(100.0),
+        "monitor/clash": 0.0,
+        "monitor/invented": 0.0,
+        "monitor/events": n_best,
+        "monitor/optimal_events": n_best,
+    }
+    every = one(row, gallery["hack: every event"])
+    assert every["monitor/valid"] == 0 and every["monitor/clash"] == 1 and every["monitor/score"] == 0
+    assert every["monitor/events"] == len(row["events"])
+    invented = one(row, gallery["invented event"])
+    assert invented["monitor/invented"] == 1 and invented["monitor/valid"] == 0
+    plain = one(row, gallery["no tags (plain text)"])
+    assert plain["monitor/events"] == 0 and plain["monitor/valid"] == 0
+
+
+def test_monitor_means_equal_the_evaluation_over_a_batch(rows):
+    """monitor/valid and monitor/score are exactly what utils.evaluate reports for the same answers."""
+    labels = ["optimal (DP)", "greedy", "overlapping", "invented event", "hack: every event", "truncated"]
+    batch_rows = [r for r in rows[:10] for _ in labels]
+    answers = [make_gallery(r)[label] for r in rows[:10] for label in labels]
+    m = monitor_batch(answers, **columns(batch_rows))
+    summary = evaluate(batch_rows, answers)
+    assert m["monitor/valid"] == pytest.approx(summary.valid / summary.n)
+    assert m["monitor/score"] == pytest.approx(summary.mean_score)
+
+
+def test_the_seed_reward_pays_where_the_monitor_sees_nothing_valid(rows):
+    """Goodhart in one line: the seed's score_reward pays for listing every event; validity is 0."""
+    row = rows[0]
+    hack = make_gallery(row)["hack: every event"]
+    cols = columns([row])
+    assert score_reward([hack], **cols)[0] > 0
+    assert strict_score_reward([hack], **cols)[0] == 0
+    assert one(row, hack)["monitor/valid"] == 0
+
+
+def test_recorder_logs_the_monitor_into_the_trainers_metrics_once_per_batch(rows, tmp_path):
+    def first(completions, **kw):
+        return [1.0] * len(completions)
+
+    def second(completions, **kw):
+        return [2.0] * len(completions)
+
+    recorder = CompletionRecorder([first, second], tmp_path / "samples.jsonl")
+    trainer = SimpleNamespace(_metrics={"train": defaultdict(list), "eval": defaultdict(list)})
+    trainer.model = SimpleNamespace(training=True)
+    recorder.attach(trainer)
+    answers = [make_gallery(rows[0])["optimal (DP)"], "nothing"]
+    cols = columns([rows[0], rows[0]])
+    for fn in recorder.wrapped:  # what TRL does: every reward function on the same batch
+        fn(completions=answers, **cols)
+    logged = trainer._metrics["train"]
+    assert set(logged) == set(MONITOR_COLUMNS)
+    assert all(len(v) == 1 for v in logged.values())  # once per batch, not once per reward function
+    assert logged["monitor/valid"] == [0.5]
+    assert trainer._metrics["eval"] == {}
+
+
+def test_monitor_skips_data_without_problem_columns_and_refuses_mismatched_ones(rows):
+    monitor = RewardMonitor()
+    assert monitor.observe(["x"], prompts=["p"]) == {}
+    with pytest.raises(ValueError, match="2 completions but 1"):
+        monitor_batch(["a", "b"], **columns(rows[:1]))
