@@ -410,10 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Each output may replace the course's own file (--train replaces data/train.jsonl) or create a new "
         "file; a file that exists already is overwritten only with --force, and a folder never.",
     )
-    parser.add_argument("--seed", type=int, default=DATASET_SEED)
-    parser.add_argument("--train", type=Path, default=TRAIN_FILE)
-    parser.add_argument("--test", type=Path, default=TEST_FILE)
-    parser.add_argument("--test-other-style", type=Path, default=TEST_OTHER_STYLE_FILE)
+    parser.add_argument("--seed", type=int, default=DATASET_SEED, help=f"train/test seed (default {DATASET_SEED})")
+    for flag, path in own.items():
+        parser.add_argument(flag, type=Path, default=path, help=f"output file (default data/{path.name})")
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
     parser.add_argument(
         "--force", action="store_true", help="overwrite output files that exist and are not the course's own"
