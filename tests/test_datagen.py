@@ -95,7 +95,8 @@ def test_cli_check(tmp_path, capsys):
     files = ["--test", str(test), "--test-other-style", str(other)]
     assert main(["--check", "--train", str(train), *files]) == 1
     assert str(train) in capsys.readouterr().out
-    assert main(["--train", str(train), *files]) == 0
+    assert main(["--train", str(train), *files]) == 2  # files that exist and are not the course's: refused
+    assert main(["--train", str(train), *files, "--force"]) == 0
     assert train.read_bytes() == TRAIN_FILE.read_bytes()
     assert main(["--check", "--train", str(tmp_path / "missing.jsonl"), *files]) == 1
 

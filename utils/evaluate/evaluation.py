@@ -48,6 +48,7 @@ from typing import Any
 
 from ..rewards.parsing import completion_text
 from ..rewards.reference import reference_eval_format_ok, reference_events
+from ..task.data import MAX_INPUT_BYTES, parse_json, read_capped
 from ..task.events import overlapping_pairs, weight_of
 from ..task.times import clock_minutes
 from ..task.validate import PROBLEM_KEYS, check_row
@@ -296,27 +297,42 @@ def _load_folder(folder: Path) -> list[str]:
             f"{folder}: completions must be numbered 0..{len(numbered) - 1} without gaps; found {len(numbered)} "
             f"files up to {n - 1}.txt, missing {n - len(numbered)}: {shown}"
         )
-    # Text mode with universal newlines, as the reference reads its files.
-    return [numbered[i].read_text(encoding="utf-8", errors="replace") for i in range(n)]
+    # Decoded as the reference reads its files (text mode: universal newlines), at most
+    # MAX_INPUT_BYTES in all.
+    out, left = [], MAX_INPUT_BYTES
+    for i in range(n):
+        try:
+            raw = read_capped(numbered[i], "completion file", limit=left)
+        except ValueError:
+            raise ValueError(
+                f"{folder}: the completions hold more than {MAX_INPUT_BYTES / 2**20:g} MiB in all "
+                f"(at {i}.txt; the limit is utils.task.data.MAX_INPUT_BYTES); is this the right folder?"
+            ) from None
+        left -= len(raw)
+        out.append(_universal_newlines(raw.decode("utf-8", errors="replace")))
+    return out
+
+
+def _universal_newlines(text: str) -> str:
+    """What reading in text mode gives: ``\r\n`` and ``\r`` become ``\n``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _load_jsonl(path: Path) -> list[str]:
+    text = _universal_newlines(read_capped(path, "completions file").decode("utf-8-sig", errors="replace"))
     out = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(
-                    f'{path}:{lineno}: not valid JSON ({exc.msg}); expected one {{"completion": ...}} object per line'
-                ) from exc
-            if not isinstance(record, dict) or "completion" not in record:
-                raise ValueError(
-                    f'{path}:{lineno}: no "completion" key; expected one {{"completion": ...}} object per line'
-                )
-            out.append(completion_text(record["completion"]))
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = parse_json(line, f"{path}:{lineno}", strict=False)
+        except ValueError as exc:
+            raise ValueError(f'{exc}; expected one {{"completion": ...}} object per line') from None
+        if not isinstance(record, dict) or "completion" not in record:
+            raise ValueError(
+                f'{path}:{lineno}: no "completion" key; expected one {{"completion": ...}} object per line'
+            )
+        out.append(completion_text(record["completion"]))
     if not out:
         raise ValueError(f"{path}: no completions in this file")
     return out

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..task.events import clashing, event_key
 from ..task.validate import problem_error
-from .common import problem_columns, safe
+from .common import as_batch, problem_columns, safe
 from .course import FORMAT_POINTS, SCORE_POINTS
 from .parsing import parse_completion
 from .schedule_check import ScheduleCheck, event_value, score_each
@@ -27,13 +27,14 @@ def partial_format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
         parts = [p.think_at_start, p.reasoning is not None, p.schedule_open, p.schedule_closed, bool(p.events)]
         return 2.0 * sum(parts)
 
-    return [safe(lambda c=c: one(c)) for c in completions]
+    return [safe(lambda c=c: one(c)) for c in as_batch(completions)]
 
 
 def partial_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Up to 70 with partial credit: invented or repeated events are ignored (each costs
     5 points) instead of zeroing everything; overlapping pairs are dropped as usual.
     0 with a warning on a row that is not a problem (:func:`utils.task.validate.problem_error`)."""
+    completions = as_batch(completions)
     out = []
     for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
 
@@ -97,7 +98,7 @@ def truncation_penalty_reward(completions: Sequence[Any], **kwargs) -> list[floa
         p = parse_completion(c)
         return -10.0 if not p.schedule_closed else 0.0
 
-    return [safe(lambda c=c: one(c)) for c in completions]
+    return [safe(lambda c=c: one(c)) for c in as_batch(completions)]
 
 
 def length_penalty_reward(completions: Sequence[Any], max_chars: int = 1500, **kwargs) -> list[float]:
@@ -107,7 +108,7 @@ def length_penalty_reward(completions: Sequence[Any], max_chars: int = 1500, **k
         n = len(parse_completion(c).text)
         return -10.0 * min(1.0, (n - max_chars) / max_chars) if n > max_chars else 0.0  # 0.0, never -0.0
 
-    return [safe(lambda c=c: one(c)) for c in completions]
+    return [safe(lambda c=c: one(c)) for c in as_batch(completions)]
 
 
 partial_format_reward.reward_range = (0, FORMAT_POINTS)

@@ -11,7 +11,10 @@ crash in a C extension).
 The separate process is a *fork* of this one: it sees every function defined in a notebook
 cell (a spawned process would have to import them, and a notebook's functions cannot be
 imported). A fork copies the memory but not the threads, so the child first sets torch to one
-thread: torch's thread pool, used in the parent before, would make the child wait forever.
+thread: torch's thread pool, used in the parent before, would make the child wait forever. The
+child leads a process group of its own, and the whole group is killed when the call ends: a reward
+that starts processes of its own leaves none running, and an interrupt sent to the notebook's group
+does not reach it.
 
 :func:`assert_reward_set_ok` is the check everything that trains runs before its first step.
 """
@@ -23,6 +26,7 @@ import inspect
 import math
 import multiprocessing as mp
 import numbers
+import os
 import pickle
 import signal
 import sys
@@ -108,9 +112,14 @@ def _call(fn: Callable, completions: list, columns: dict) -> Any:
 
 
 def _in_child() -> None:
-    """First thing in a forked child. torch's CPU thread pool does not survive a fork: the
-    child inherits a pool whose threads are gone, and its first parallel torch operation
+    """First thing in a forked child. A process group of its own, so that the parent can end it
+    with everything it starts (:func:`_end_group`). torch's CPU thread pool does not survive a fork:
+    the child inherits a pool whose threads are gone, and its first parallel torch operation
     waits for them forever. One thread in the child avoids that; the parent is untouched."""
+    try:
+        os.setpgid(0, 0)
+    except OSError:  # the parent's setpgid got there first, or the platform has none
+        pass
     torch = sys.modules.get("torch")
     if torch is not None:
         try:
@@ -119,12 +128,37 @@ def _in_child() -> None:
             pass
 
 
+def _own_group(pid: int) -> None:
+    """Make the forked child ``pid`` lead its own process group (it does so too: whichever runs first)."""
+    try:
+        os.setpgid(pid, pid)
+    except OSError:  # it did it already, exec'd or ended: its own setpgid stands
+        pass
+
+
+def _end_group(pid: int) -> None:
+    """SIGKILL the process group the child ``pid`` leads: the child and every process it started.
+    Called before the child is reaped, so its pid (the group's id) cannot belong to anyone else."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:  # the group is gone already
+        pass
+
+
+def _exception_line(exc: BaseException, hint: bool = True) -> str:
+    """One line for an exception a reward raised (with ``hint``, KeyboardInterrupt and SystemExit say what they do)."""
+    line = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if hint and not isinstance(exc, Exception):
+        line += " (not an Exception: nothing in training catches it, so it would stop the run)"
+    return line
+
+
 def _child(fn, completions, columns, conn) -> None:  # runs in a forked process
     _in_child()
     try:
         result = _call(fn, completions, columns)
     except BaseException as exc:  # noqa: BLE001 - report everything to the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+        conn.send(("error", f"{_exception_line(exc)}\n{traceback.format_exc(limit=3)}"))
         return
     try:
         pickle.dumps(result)
@@ -140,8 +174,8 @@ def _child_per_probe(fn, probes, columns, conn) -> None:  # forked: which probe 
     for label, c in probes:
         try:
             _call(fn, [c], {k: v[:1] for k, v in columns.items()})
-        except Exception as exc:  # noqa: BLE001
-            found.append(f"{label!r}: {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # noqa: BLE001 - KeyboardInterrupt too: the parent reports it, in one line
+            found.append(f"{label!r}: {_exception_line(exc, hint=False)}")
     conn.send(("ok", found))
 
 
@@ -153,21 +187,27 @@ def _forked(target, args: tuple, timeout: float) -> tuple[str, Any]:
     reader, writer = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=target, args=(*args, writer), daemon=True)
     proc.start()
+    _own_group(proc.pid)
     writer.close()  # the child holds the only writer now: its end is our EOF
+    ended = False
     try:
         if not reader.poll(timeout):
             return "timeout", None
         try:
             return reader.recv()
         except EOFError:  # the child ended without a word: os._exit, a crash, a kill
+            _end_group(proc.pid)  # what it started goes too; a child already ending keeps its exit code
             proc.join(5)
+            ended = True
             return "died", proc.exitcode
     finally:
         reader.close()
-        proc.join(0.1)
-        if proc.is_alive():
-            proc.kill()
+        if not ended:
+            _end_group(proc.pid)  # the check is over: the child and anything it started (a hang too)
             proc.join(1)
+            if proc.is_alive():  # no group of its own after all (setpgid refused): the child at least
+                proc.kill()
+                proc.join(1)
 
 
 def died_message(exitcode: int | None, probe: str | None = None) -> str:
@@ -218,7 +258,20 @@ def _columns(n: int) -> dict:  # a fresh copy each call: a reward that changes i
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+    """A finite real number (not a bool); ``10**400`` is not: it has no float."""
+    try:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+    except (OverflowError, TypeError, ValueError):
+        return False
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """``repr(v)``, cut to one short line (a value may be 10**400)."""
+    try:
+        text = repr(v)
+    except Exception:  # noqa: BLE001 - a value whose repr fails: its type is enough
+        text = f"<{type(v).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _range_problem(value_range: Any) -> str | None:
@@ -319,6 +372,7 @@ def check_reward_function(
     chat = [[{"role": "assistant", "content": c}] for c in plain]
     n = len(plain)
     lo, hi = declared if declared is not None else (-math.inf, math.inf)
+    all_none = False  # None for every plain probe: TRL reads None as "not applicable", so no signal at all
     for form, batch in (("plain", plain), ("chat", chat)):
         t0 = time.perf_counter()
         status, result = _run_with_timeout(_watching(fn), batch, _columns(n), timeout)
@@ -356,15 +410,17 @@ def check_reward_function(
         if len(result) != n:
             report.fail(f"[{form}] returned {len(result)} values for {n} completions")
             continue
+        if form == "plain":
+            all_none = all(v is None for v in result)
         for (label, _), v in zip(probes, result):
             if v is None:  # TRL allows None: 'not applicable to this sample'
                 continue
             if not _is_number(v):
-                report.fail(f"[{form}] {label!r}: value {v!r} is not a finite number")
+                report.fail(f"[{form}] {label!r}: value {_short(v)} is not a finite number a float can hold")
             elif not lo <= float(v) <= hi:
                 report.fail(f"[{form}] {label!r}: value {v} outside the declared range [{lo}, {hi}]")
             if form == "plain":
-                report.values[label] = v
+                report.values[label] = v if _is_number(v) else _short(v)
     if report.ok:
         extras = extra_probes()
         status, result = _run_with_timeout(fn, [c for _, c in extras], _columns(len(extras)), timeout)
@@ -377,7 +433,12 @@ def check_reward_function(
                 "note: it breaks on input TRL never sends (None, bytes, a number); "
                 "fine for training, but a robust reward returns 0 for them"
             )
-    if report.ok and len(set(report.values.values())) == 1:
+    if report.ok and all_none:
+        report.messages.append(
+            "note: None for every probe, including the optimal answer: TRL reads None as 'not applicable', "
+            "so this reward gives GRPO no signal"
+        )
+    elif report.ok and len(set(report.values.values())) == 1:
         report.messages.append(
             "note: the same value for every probe, including the optimal answer: a constant reward gives GRPO no signal"
         )

@@ -9,10 +9,28 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 RewardFn = Callable[..., list]
 PROBLEM_COLUMNS = ("events", "priority_events", "optimal_score")
+
+
+def as_batch(completions: Iterable) -> list:
+    """The completions of one call, as a list: one entry per answer.
+
+    One string (or bytes) is refused: iterating it would score each character as an answer
+    (``format_reward("<think>...")`` gave one 0 per character). Wrap one answer as ``[answer]``."""
+    if isinstance(completions, (str, bytes, bytearray)):
+        raise TypeError(
+            f"completions must be a list with one entry per answer, got one {type(completions).__name__} "
+            "(it would be scored character by character): wrap a single answer as [answer]"
+        )
+    if isinstance(completions, Mapping) or not isinstance(completions, Iterable):
+        raise TypeError(
+            f"completions must be a list with one entry per answer, got a {type(completions).__name__}: "
+            "wrap a single answer as [answer]"
+        )
+    return list(completions)
 
 
 def problem_columns(kwargs: Mapping, n: int) -> list[tuple[list, list, float]]:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..task.events import is_chronological
-from .common import safe
+from .common import as_batch, safe
 from .parsing import parse_completion
 from .schedule_check import ScheduleCheck, score_each
 
@@ -38,7 +38,7 @@ def format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
         ok = p.think_at_start and p.has_reasoning and p.schedule_closed and len(p.events) >= 1
         return FORMAT_POINTS if ok else 0.0
 
-    return [safe(lambda c=c: one(c)) for c in completions]
+    return [safe(lambda c=c: one(c)) for c in as_batch(completions)]
 
 
 def sorted_events_reward(completions: Sequence[Any], **kwargs) -> list[float]:
@@ -48,7 +48,7 @@ def sorted_events_reward(completions: Sequence[Any], **kwargs) -> list[float]:
         spans = [ev.span for ev in parse_completion(c).events]
         return SORTED_POINTS if is_chronological(spans) else 0.0
 
-    return [safe(lambda c=c: one(c)) for c in completions]
+    return [safe(lambda c=c: one(c)) for c in as_batch(completions)]
 
 
 def score_reward(completions: Sequence[Any], **kwargs) -> list[float]:

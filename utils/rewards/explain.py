@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..task.events import PRIORITY_WEIGHT, weight_of
+from ..task.validate import PROBLEM_KEYS
 from .common import RewardFn, reward_name
 from .registry import check_weights, default_reward_funcs
 from .schedule_check import ScheduleCheck, check_schedule
@@ -151,7 +152,18 @@ def explain(
 
     A reward that raises or returns something that is not a finite number shows as
     ``nan`` (with a warning) instead of breaking the caller; the total is then ``nan`` too.
+    ``problem`` must be a mapping with ``events``, ``priority_events`` and ``optimal_score`` (a
+    dataset row); anything else is a one-line error.
     """
+    if not isinstance(problem, Mapping):
+        raise TypeError(
+            f"explain(problem, completion): problem must be a dataset row, a dict with {list(PROBLEM_KEYS)}; "
+            f"got {type(problem).__name__}"
+        )
+    if missing := [k for k in PROBLEM_KEYS if k not in problem]:
+        raise ValueError(
+            f"explain(problem, completion): the problem lacks {missing}; a dataset row has {list(PROBLEM_KEYS)}"
+        )
     funcs = list(reward_funcs) if reward_funcs is not None else default_reward_funcs()
     weights = check_weights(weights, len(funcs))
     check = check_schedule(completion, problem["events"], problem["priority_events"], problem["optimal_score"])
@@ -175,11 +187,12 @@ def explain(
             value = float("nan")
         rewards[name], weight_of[name] = value, w
         ranges[name] = getattr(fn, "reward_range", None)
+    prios = problem["priority_events"]  # a row that is not a problem may hold anything here
     return Explanation(
         check,
         rewards,
         weight_of,
         ranges=ranges,
-        priorities=tuple(problem.get("priority_events") or ()),
+        priorities=tuple(p for p in prios if isinstance(p, str)) if isinstance(prios, (list, tuple)) else (),
         show_total=total,
     )

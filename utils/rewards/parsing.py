@@ -28,29 +28,48 @@ SCHEDULE_OPEN, SCHEDULE_CLOSE = "<schedule>", "</schedule>"
 EVENT_OPEN, EVENT_CLOSE = "<event>", "</event>"
 
 
+#: Containers read inside one completion: messages -> message -> content -> parts is 4 deep. Anything
+#: deeper (a list that holds itself, 100,000 nested lists) is not a completion and reads as no text.
+MAX_NESTING = 6
+#: Items read in one completion, in all: a list holding itself 1,000 times, six deep, must not mean 10**18 steps.
+MAX_PARTS = 100_000
+
+
 def completion_text(completion: Any) -> str:
     """The text of one completion as TRL hands it over.
 
     Plain strings pass through; conversational completions are lists of message dicts
     (the assistant's ``content`` is used); ``None``, bytes and anything else become text
-    without raising.
+    without raising. Nesting deeper than :data:`MAX_NESTING` (a list that holds itself) or
+    more than :data:`MAX_PARTS` items reads as no text: never a RecursionError, never a hang.
     """
+    budget = [MAX_PARTS]
+    return _text(completion, 0, budget)
+
+
+def _text(completion: Any, depth: int, budget: list[int]) -> str:
     if isinstance(completion, str):
         return completion
     if completion is None:
         return ""
     if isinstance(completion, (bytes, bytearray)):
         return bytes(completion).decode("utf-8", errors="replace")
+    if depth >= MAX_NESTING or budget[0] <= 0:
+        return ""
+    budget[0] -= 1
     if isinstance(completion, dict):
-        return completion_text(completion.get("content"))
+        return _text(completion.get("content"), depth + 1, budget)
     if isinstance(completion, (list, tuple)):
         parts = []
         for message in completion:
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
             if isinstance(message, dict):
                 if message.get("role", "assistant") == "assistant":
-                    parts.append(completion_text(message.get("content")))
+                    parts.append(_text(message.get("content"), depth + 2, budget))
             else:
-                parts.append(completion_text(message))
+                parts.append(_text(message, depth + 1, budget))
         return "".join(parts)
     return ""
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..task.times import clock_minutes
 from ..task.validate import optimum_error
+from .common import as_batch, problem_columns
 from .parsing import RawEvent, completion_text, find_strict_events
 
 # Patterns as published (use with re.DOTALL and re.match), for the blow-up demo and the
@@ -113,22 +114,15 @@ def reference_events(text: str) -> list[RawEvent]:
     return find_strict_events(text)
 
 
-def _column(kwargs: dict, name: str, n: int) -> list:
-    values = kwargs.get(name)
-    if values is None:
-        raise ValueError(f"reward needs the dataset column {name!r}; got columns {sorted(kwargs)}")
-    return list(values)[:n] if len(values) >= n else list(values) + [None] * (n - len(values))
-
-
 def reference_format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Reference format reward: 10 if the training regex matches, else 0."""
-    return [10.0 if reference_train_format_ok(completion_text(c)) else 0.0 for c in completions]
+    return [10.0 if reference_train_format_ok(completion_text(c)) else 0.0 for c in as_batch(completions)]
 
 
 def reference_sorted_events_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """Reference sorted reward: 20 if at least two events and start times strictly increase."""
     out = []
-    for c in completions:
+    for c in as_batch(completions):
         evs = reference_events(completion_text(c))
         if len(evs) < 2:
             out.append(0.0)
@@ -151,14 +145,13 @@ def reference_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     DP's; the reference divides by it and gave ``nan`` for NaN, -2520 for -5 and 1.3e304 for
     1e-300) scores 0, like the reference's own ``not optimal_score`` case; and the value is capped
     at 70 (reached only when ``optimal_score`` is below the true optimum). Wherever the optimum is
-    right, both guards leave the reference's values unchanged.
+    right, both guards leave the reference's values unchanged. Dataset columns of another length than
+    ``completions`` are an error, as in the course's rewards: a row must never be scored against
+    another row's problem.
     """
-    n = len(completions)
-    events_col = _column(kwargs, "events", n)
-    prio_col = _column(kwargs, "priority_events", n)
-    opt_col = _column(kwargs, "optimal_score", n)
+    completions = as_batch(completions)
     out = []
-    for c, events, prios, opt in zip(completions, events_col, prio_col, opt_col):
+    for c, (events, prios, opt) in zip(completions, problem_columns(kwargs, len(completions))):
         try:
             listed = [tuple(e.as_list()) for e in reference_events(completion_text(c))]
             known = {tuple(e) for e in events}

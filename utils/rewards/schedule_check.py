@@ -18,7 +18,7 @@ from typing import Any
 
 from ..task.events import clashing, event_key, is_chronological, overlapping_pairs, weight_of
 from ..task.validate import problem_error
-from .common import problem_columns, safe
+from .common import as_batch, problem_columns, safe
 from .parsing import ParsedCompletion, ScheduledEvent, parse_completion
 
 MAX_LISTED_PAIRS = 1000  # a check lists at most this many overlapping pairs
@@ -63,22 +63,30 @@ class ScheduleCheck:
         return not (self.invented or self.repeated or self.impossible_times)
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
+
+
+def _is_event_shaped(event: Any) -> bool:
+    return _is_list(event) and len(event) == 3 and all(isinstance(part, str) for part in event)
+
+
 def check_schedule(
     completion: Any, events: Sequence, priority_events: Sequence[str], optimal_score: float
 ) -> ScheduleCheck:
     """Parse ``completion`` (or take a :class:`ParsedCompletion`) and measure it against the problem."""
     parsed = completion if isinstance(completion, ParsedCompletion) else parse_completion(completion)
+    problem = problem_error(events, priority_events, optimal_score)
+    if problem:  # not a problem: measure against what is shaped like events and names (events=5 raised)
+        events = [e for e in events if _is_event_shaped(e)] if _is_list(events) else []
+        priority_events = [p for p in priority_events if isinstance(p, str)] if _is_list(priority_events) else []
     known = {event_key(e) for e in (events or [])}
     evs = parsed.events
     try:
         opt = float(optimal_score or 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         opt = 0.0
-    check = ScheduleCheck(
-        parsed=parsed,
-        optimal_score=opt if math.isfinite(opt) else 0.0,
-        problem=problem_error(events, priority_events, optimal_score),
-    )
+    check = ScheduleCheck(parsed=parsed, optimal_score=opt if math.isfinite(opt) else 0.0, problem=problem)
     seen: set = set()
     for ev in evs:
         key = ev.key
@@ -110,5 +118,6 @@ def score_each(completions: Sequence[Any], columns: Mapping, score: Callable[[Sc
             raise ValueError(f"not a problem of the course: {check.problem}")
         return score(check)
 
+    completions = as_batch(completions)  # one string is not a batch of answers
     rows = problem_columns(columns, len(completions))
     return [safe(lambda c=c, row=row: one(c, *row)) for c, row in zip(completions, rows)]

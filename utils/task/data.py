@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -13,19 +14,57 @@ PUBLISHED_DATASET = "anakin87/events-scheduling"
 REQUIRED_COLUMNS = ("events", "priority_events", "optimal_score", "prompt")
 
 
+#: The most bytes any input file may hold (a dataset, a completions file or folder, a file ``--check``
+#: compares): the committed test set is 60 kB, and 100 completions of a megabyte each are 100 MB. A
+#: larger input (``/dev/zero``, a wrong path) is refused in one line instead of filling the memory.
+MAX_INPUT_BYTES = 256 * 2**20
+
+
+def read_capped(path: Path | str, what: str = "input file", limit: int | None = None) -> bytes:
+    """The bytes of ``path``, refused with a one-line ``ValueError`` past ``limit`` bytes
+    (default :data:`MAX_INPUT_BYTES`). Never reads more than ``limit + 1`` bytes: a device or a
+    pipe that never ends (``/dev/zero``) is stopped there."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
+    path = Path(path)
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size  # 0 for devices and /proc files: read to find out
+        data = b"" if size > limit else fh.read(limit + 1)
+    if size > limit or len(data) > limit:
+        raise ValueError(
+            f"{path}: more than {limit / 2**20:g} MiB, too large for a {what} "
+            "(the limit is utils.task.data.MAX_INPUT_BYTES); is this the right file?"
+        )
+    return data
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON value; strict JSON readers refuse it")
 
 
+def parse_json(text: str, where: str, strict: bool = True):
+    """``json.loads(text)``, with every failure one ``ValueError`` starting with ``where``
+    (e.g. ``data/test.jsonl:12``): bad JSON, ``NaN``/``Infinity`` when ``strict`` (they are not
+    JSON), and nesting too deep for Python's parser (100,000 ``[`` gave a RecursionError)."""
+    try:
+        return json.loads(text, parse_constant=_no_constant) if strict else json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{where}: JSON nested too deeply to read; is this the right file?") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg})") from None
+    except ValueError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc})") from None
+
+
 def load_jsonl(path: Path | str) -> list[dict]:
     """Rows of a JSONL file (UTF-8, a byte-order mark allowed); a clear error names the file and
-    line of text that is not UTF-8 or not JSON (``NaN`` and ``Infinity`` included: they are not JSON)."""
+    line of text that is not UTF-8 or not JSON (``NaN`` and ``Infinity`` included: they are not JSON,
+    nor is nesting too deep to read). Files over :data:`MAX_INPUT_BYTES` are refused."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such dataset file: {path}")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a JSONL dataset file")
-    raw = path.read_bytes()
+    raw = read_capped(path, "dataset file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -36,14 +75,8 @@ def load_jsonl(path: Path | str) -> list[dict]:
         ) from None
     rows = []
     for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line, parse_constant=_no_constant))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-        except ValueError as exc:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
+        if line.strip():
+            rows.append(parse_json(line, f"{path}:{lineno}"))
     return rows
 
 

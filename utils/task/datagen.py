@@ -8,6 +8,8 @@ Regenerate the committed dataset byte for byte::
     python -m utils.task            # writes data/train.jsonl, test.jsonl, test_other_style.jsonl
     python -m utils.task --check    # exits 1 if the committed files differ
 
+Other output files (``--train FILE``...) are written only when new, or with ``--force``.
+
 ``test_other_style.jsonl`` is a held-out test set written in another style
 (:data:`OTHER_STYLE`: sentence-case names with digits and punctuation, start times at any
 minute of the whole day): does a model trained on our style generalise?
@@ -18,7 +20,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import numbers
+import os
 import random
+import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -57,6 +62,15 @@ class GeneratorConfig:
     names: str = "default"  # which name catalogue: a key of CATALOGUES
     max_tries: int = 1000  # resampling budget per problem before giving up
 
+    def __post_init__(self) -> None:
+        """Each knob's type, checked when the config is made (one line naming the knob); the ranges,
+        and how the knobs fit together and with the name catalogue, are :meth:`validate`'s."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if why := _knob_type_problem(f.name, value):
+                raise TypeError(f"GeneratorConfig.{f.name} {why}, got {value!r:.60} ({type(value).__name__})")
+        object.__setattr__(self, "durations", tuple(self.durations))  # a list works too; frozen: stored as a tuple
+
     def catalogue(self) -> dict[str, list[str]]:
         if self.names == RANDOM_NAMES:
             return {k: list(v) for k, v in random_catalogue().items()}
@@ -84,6 +98,8 @@ class GeneratorConfig:
             raise ValueError(f"durations must be positive minutes, got {self.durations}")
         if self.time_step <= 0:
             raise ValueError(f"time_step must be a positive number of minutes, got {self.time_step}")
+        if self.max_tries < 1:
+            raise ValueError(f"max_tries must be at least 1, got {self.max_tries}")
         off_grid = [d for d in self.durations if d % self.time_step]
         off_grid += [t for t in (self.day_start, self.day_end) if time_to_minutes(t) % self.time_step]
         if off_grid:
@@ -93,6 +109,8 @@ class GeneratorConfig:
         window = time_to_minutes(self.day_end) - time_to_minutes(self.day_start)
         if max(self.durations) > window:
             raise ValueError(f"the day window ({window} min) is shorter than the longest duration")
+        if not self.max_overlap_ratio >= 0:  # NaN too
+            raise ValueError(f"max_overlap_ratio must be a number >= 0, got {self.max_overlap_ratio}")
         if not 0 <= self.overlap_probability <= 1:
             raise ValueError("overlap_probability must be in [0, 1]")
         if not 0 <= self.min_priority_ratio <= self.max_priority_ratio <= 1:
@@ -105,6 +123,34 @@ class GeneratorConfig:
                 f"min_events={n} events (max_overlap_ratio * n = {self.max_overlap_ratio * n:g}, "
                 f"{n * (n - 1) // 2} pairs in all)"
             )
+
+
+_WHOLE_KNOBS = ("min_events", "max_events", "time_step", "min_overlapping_pairs", "max_tries")
+_REAL_KNOBS = ("overlap_probability", "max_overlap_ratio", "min_priority_ratio", "max_priority_ratio")
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _knob_type_problem(name: str, value: object) -> str | None:
+    """Why ``value`` has the wrong type for the :class:`GeneratorConfig` knob ``name``, or None."""
+    if name in _WHOLE_KNOBS:
+        return None if _is_whole(value) else "must be a whole number (an int)"
+    if name in _REAL_KNOBS:
+        return None if isinstance(value, numbers.Real) and not isinstance(value, bool) else "must be a number"
+    if name == "durations":
+        ok = isinstance(value, (list, tuple)) and all(_is_whole(d) for d in value)
+        return None if ok else "must be a tuple of whole minutes, e.g. (15, 30, 60)"
+    if name in ("day_start", "day_end"):
+        return None if isinstance(value, str) else "must be a time written 'HH:MM'"
+    if name == "theme":
+        return None if value is None or isinstance(value, str) else "must be a theme's name or None"
+    if name == "names":
+        return (
+            None if isinstance(value, str) else f"must be the name of a catalogue, one of {[*CATALOGUES, RANDOM_NAMES]}"
+        )
+    return None
 
 
 def theme_problem(names: object) -> str | None:
@@ -319,14 +365,63 @@ def dumps_jsonl(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
+def _differs(path: Path, text: str) -> str | None:
+    """Why ``path`` does not hold ``text`` (``--check``), or None when it does."""
+    from .data import read_capped
+
+    if not path.exists():
+        return "missing"
+    if path.is_dir():
+        return "a folder"
+    try:
+        held = read_capped(path, "dataset file").decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    except (OSError, ValueError) as exc:
+        return str(getattr(exc, "strerror", None) or exc)
+    return None if held == text else "other rows"
+
+
+def _refuse_targets(targets: dict[str, Path], own: dict[str, Path], force: bool) -> str | None:
+    """Why the output files cannot be written, or None. Each flag may replace its own course file
+    (``--train`` data/train.jsonl); any other existing file only with ``--force``; a folder never."""
+    seen: dict[str, str] = {}
+    for flag, path in targets.items():
+        key = os.path.realpath(path)  # never raises, even on a link loop
+        if key in seen:
+            return f"{seen[key]} and {flag} name the same file {path}"
+        seen[key] = flag
+        if path.is_dir():
+            return f"{flag} {path} is a folder: name a file"
+        exists = path.exists() or path.is_symlink()  # a dangling link would be written through
+        if exists and not force and key != os.path.realpath(own[flag]):
+            return (
+                f"{flag} {path} exists and is not the course's {own[flag].name}: pass --force to overwrite it "
+                "(nothing was written)"
+            )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate the course dataset from its seed.")
-    parser.add_argument("--seed", type=int, default=DATASET_SEED)
-    parser.add_argument("--train", type=Path, default=TRAIN_FILE)
-    parser.add_argument("--test", type=Path, default=TEST_FILE)
-    parser.add_argument("--test-other-style", type=Path, default=TEST_OTHER_STYLE_FILE)
+    own = {"--train": TRAIN_FILE, "--test": TEST_FILE, "--test-other-style": TEST_OTHER_STYLE_FILE}
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.task",
+        description="Regenerate the course dataset from its seed (or compare with it: --check).",
+        epilog="Each output may replace the course's own file (--train replaces data/train.jsonl) or create a new "
+        "file; a file that exists already is overwritten only with --force, and a folder never.",
+    )
+    parser.add_argument("--seed", type=int, default=DATASET_SEED, help=f"train/test seed (default {DATASET_SEED})")
+    for flag, path in own.items():
+        parser.add_argument(flag, type=Path, default=path, help=f"output file (default data/{path.name})")
     parser.add_argument("--check", action="store_true", help="compare with the files instead of writing")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite output files that exist and are not the course's own"
+    )
     args = parser.parse_args(argv)
+    targets = {"--train": args.train, "--test": args.test, "--test-other-style": args.test_other_style}
+    if not args.check and (why := _refuse_targets(targets, own, args.force)):
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     train, test = generate_splits(args.seed)
     outputs = {
         args.train: dumps_jsonl(train),
@@ -334,11 +429,15 @@ def main(argv: list[str] | None = None) -> int:
         args.test_other_style: dumps_jsonl(generate_other_style_test()),
     }
     if args.check:
-        bad = [str(p) for p, text in outputs.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        bad = [f"{p} ({why})" for p, text in outputs.items() if (why := _differs(p, text))]
         print("differs: " + ", ".join(bad) if bad else "dataset matches its seed")
         return 1 if bad else 0
     for path, text in outputs.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(f"wrote {path} ({text.count(chr(10))} rows)")
     return 0
