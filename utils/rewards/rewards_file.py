@@ -144,9 +144,11 @@ def load_reward_set(
     if not path.exists():
         names = " + ".join(DEFAULT_REWARDS)
         return default_reward_funcs(), [1.0] * len(DEFAULT_REWARDS), f"the course's default: {names} (no {path})"
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))  # checked plain file: read it once
-    with os.fdopen(fd, "rb") as fh:
-        source = fh.read(MAX_FILE_BYTES + 1)
+    try:  # a plain file (checked; O_NOFOLLOW: still no link now): read once, run the same text twice
+        with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb") as fh:
+            source = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise RewardSetError(f"{path} cannot be read ({type(exc).__name__}: {exc.strerror})") from None
     if len(source) > MAX_FILE_BYTES:
         raise RewardSetError(f"{path} is over {MAX_FILE_BYTES:,} bytes: not a rewards file")
     advice = "fix it in notebook 03's ✏️ cell, or delete the file to train with the course's default"
