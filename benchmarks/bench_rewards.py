@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from utils.rewards import default_reward_funcs  # noqa: E402
+from utils.rewards import SEED_REWARDS, default_reward_funcs  # noqa: E402
 from utils.rewards.gallery import back_to_back_completion, make_gallery  # noqa: E402
 from utils.rewards.reference import (  # noqa: E402
     REFERENCE_CAPTURE_PATTERN,
@@ -153,7 +153,7 @@ def main() -> int:
     min_time = 0.2 if quick else 1.0
     counts = [4, 6, 8, 10, 12] if quick else [4, 6, 8, 10, 11, 12, 13, 14, 16, 20, 40, 1000]
 
-    ours = {f.__name__: f for f in default_reward_funcs()}
+    ours = {f.__name__: f for f in default_reward_funcs(SEED_REWARDS)}
     ref = {f.__name__: f for f in REFERENCE_REWARDS}
     texts, cols = normal_batch(n_rows)
 

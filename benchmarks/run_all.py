@@ -265,12 +265,12 @@ def grpo(s: Suite) -> None:
 def rewards(s: Suite) -> None:
     from bench_rewards import normal_batch, per_second, raw_in_subprocess
 
-    from utils.rewards import default_reward_funcs
+    from utils.rewards import SEED_REWARDS, default_reward_funcs
     from utils.rewards.gallery import back_to_back_completion
     from utils.rewards.reference import time_regex_in_subprocess
 
     z = SIZES[s.level]
-    ours = {f.__name__.removesuffix("_reward"): f for f in default_reward_funcs()}
+    ours = {f.__name__.removesuffix("_reward"): f for f in default_reward_funcs(SEED_REWARDS)}
     texts, cols = normal_batch(z["reward_rows"])
     for name, fn in ours.items():  # format, sorted_events, score
         limit = z["reward_timeout"] * 4  # a whole batch, not one completion

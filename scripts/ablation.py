@@ -142,7 +142,7 @@ def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, d
 
 def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
     from utils.profiles import get_profile
-    from utils.rewards import default_reward_funcs, get_reward
+    from utils.rewards import SEED_REWARDS, default_reward_funcs, get_reward
     from utils.task import training_problems
     from utils.train import train_grpo
     from utils.train.callbacks import StepTimer
@@ -171,7 +171,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
             funcs = [get_reward(name) for name in row["rewards"]]
             weights = [float(w) for w in row.get("weights", [1.0] * len(funcs))]
         else:
-            funcs, weights = default_reward_funcs(), [1.0, 1.0, 1.0]
+            funcs, weights = default_reward_funcs(SEED_REWARDS), [1.0, 1.0, 1.0]  # the committed rows' set
         timer = StepTimer()
         trained = train_grpo(
             training_problems(profile.data.n_train),

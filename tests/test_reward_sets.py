@@ -1,190 +1,196 @@
-"""Saving the reward set chosen in notebook 03 and loading it for training (notebook 05, the script).
+"""The reward set notebook 03 writes (outputs/my_rewards.py: REWARDS and WEIGHTS) and training loads.
 
-Your own rewards live in a file (notebook 03 writes it with %%writefile and imports it with
-import_reward_file, as training does; %run works too, and ``runpy.run_path`` runs a file the way
-%run does); reward_set.json holds names, weights and that file.
+load_reward_set() is what notebook 03's checks, notebook 05 and scripts/train_grpo.py call: the
+file, checked, or the course's default without it. A file that cannot be used gives one line; a
+file that hangs, exits or is a link is refused without running anything else (issue 23, items 4,
+5, 10, 18, 22).
 """
 
-import json
-import runpy
+import os
+import time
 
 import pytest
 
-from utils.paths import output_dir
-from utils.rewards import DEFAULT_REWARDS, format_reward, partial_format_reward, score_reward
-from utils.rewards.saved import load_reward_set, reward_set_path, save_reward_set
-
-RewardSetError = ValueError  # utils.rewards.RewardSetError, a ValueError with a one-line message
-
-
-def my_rewards_path():
-    return output_dir() / "my_rewards.py"  # utils.rewards.my_rewards_path()
-
-
-# What section 9 of notebook 03 leaves behind: notebook variables that share names with attributes.
-values = [1.0, 2.0]
-name = "mixed quality"
+from utils.rewards import (
+    DEFAULT_REWARDS,
+    SEED_REWARDS,
+    RewardSetError,
+    format_reward,
+    load_reward_set,
+    my_rewards_path,
+    score_reward,
+    sorted_events_reward,
+    strict_score_reward,
+)
 
 MY_REWARDS = """
 import re
-from collections import Counter
 
-from utils.rewards import parse_completion
+from utils.rewards import format_reward, parse_completion, strict_score_reward
 
 THINK = re.compile(r"<think>", re.I)
 BONUS = 2.5
 
 
-def helper(text):
-    return len(THINK.findall(text))
-
-
 def thinks_twice(completions, **kwargs):
-    return [BONUS * helper(c if isinstance(c, str) else c[0]["content"]) for c in completions]
+    return [BONUS * len(THINK.findall(parse_completion(c).text)) for c in completions]
 
 
 thinks_twice.reward_range = (0, 100)
 
-
-def weighted_priority_reward(completions, **kwargs):
-    out = []
-    for c in completions:
-        counts = Counter(e.name for e in parse_completion(c).events)
-        out.append(float(sum(counts.values())))
-    return out
+REWARDS = [format_reward, thinks_twice, strict_score_reward]
+WEIGHTS = [1, 0.5, 2.0]
 """
 
 ANSWER = "<think>x</think><THINK><schedule><event><name>A</name><start>09:00</start><end>10:00</end></event></schedule>"
 
 
-def _run_rewards_file(text=MY_REWARDS):
-    """Write the ✏️ cell to outputs/my_rewards.py, then %run it (notebook 03 imports it instead)."""
+def _write(text: str):
     path = my_rewards_path()
     path.write_text(text, encoding="utf-8")
-    return runpy.run_path(str(path))
+    return path
 
 
-def test_missing_file_gives_the_default():
+def test_no_file_gives_the_working_default_and_the_seed_is_one_switch_away():
     funcs, weights, where = load_reward_set()
     assert [f.__name__ for f in funcs] == list(DEFAULT_REWARDS) and weights == [1.0, 1.0, 1.0]
-    assert "default" in where
+    assert funcs == [format_reward, sorted_events_reward, strict_score_reward]
+    assert "default" in where and str(my_rewards_path()) in where and "\n" not in where
+    assert SEED_REWARDS == ("format_reward", "sorted_events_reward", "score_reward")
+    _write("from utils.rewards import *\nREWARDS = [format_reward, sorted_events_reward, score_reward]\n")
+    funcs, weights, _ = load_reward_set()
+    assert funcs == [format_reward, sorted_events_reward, score_reward] and weights == [1.0, 1.0, 1.0]
 
 
-def test_library_rewards_round_trip():
-    path = save_reward_set([format_reward, partial_format_reward, score_reward], [1, 0.5, 2])
-    assert path == reward_set_path() and path.exists()
+def test_own_rewards_load_from_the_file():
+    path = _write(MY_REWARDS)
     funcs, weights, where = load_reward_set()
-    assert funcs == [format_reward, partial_format_reward, score_reward] and weights == [1.0, 0.5, 2.0]
-    assert where.startswith(f"{path} (saved ") and "just now" in where
+    assert [f.__name__ for f in funcs] == ["format_reward", "thinks_twice", "strict_score_reward"]
+    assert funcs[0] is format_reward and funcs[2] is strict_score_reward and weights == [1.0, 0.5, 2.0]
+    assert funcs[1]([ANSWER]) == [5.0] and funcs[1].reward_range == (0, 100)
+    assert where.startswith(f"{path} (written ") and where.endswith("just now)")
 
 
-def test_own_rewards_round_trip_from_their_file():
-    """Issue 18.6: `counts.values()` and `e.name` are attributes, not the notebook's `values` and
-    `name`; saving refused the first and pasted `name = 'mixed quality'` into the second."""
-    ns = _run_rewards_file()
-    mine = [ns["thinks_twice"], ns["weighted_priority_reward"], score_reward]
-    path = save_reward_set(mine, [1.0, 0.5, 2.0])
-    text = path.read_text()
-    assert "mixed quality" not in text and "source" not in text
-    entries = json.loads(text)["rewards"]
-    assert [(e["name"], e.get("file")) for e in entries] == [
-        ("thinks_twice", "my_rewards.py"),
-        ("weighted_priority_reward", "my_rewards.py"),
-        ("score_reward", None),
-    ]
-    funcs, weights, _ = load_reward_set(path)
-    assert funcs[0]([ANSWER]) == [5.0] and funcs[0].reward_range == (0, 100)
-    assert funcs[1]([ANSWER]) == ns["weighted_priority_reward"]([ANSWER]) == [1.0]
-    assert funcs[2] is score_reward and weights == [1.0, 0.5, 2.0]
-
-
-def test_the_notebook_flow_writefile_run_save_load():
-    """Notebook 03's cells in a real IPython shell: %%writefile, import, check, save; then load.
-    And the same with %run instead of the import."""
+def test_the_notebook_flow_writefile_then_load():
+    """Notebook 03's cells in a real IPython shell: %%writefile, then load as training will."""
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
     cells = [
-        "from utils.rewards import check_reward_function, import_reward_file, my_rewards_path, save_reward_set\n"
-        "from utils.rewards import score_reward\n"
-        "REWARDS_FILE = my_rewards_path()\nvalues = [1.0, 2.0]\nname = 'mixed quality'",
+        "from utils.rewards import check_reward_function, load_reward_set, my_rewards_path\n"
+        "REWARDS_FILE = my_rewards_path()",
         f'%%writefile "{{REWARDS_FILE}}"\n{MY_REWARDS}',
-        "my_rewards = import_reward_file(REWARDS_FILE)\n"
-        "MY_REWARDS = [my_rewards.weighted_priority_reward, score_reward]",
-        "assert check_reward_function(my_rewards.weighted_priority_reward).ok",
-        "saved = save_reward_set(MY_REWARDS, [0.5, 1.0])",
-        '%run "{REWARDS_FILE}"\nsaved = save_reward_set([weighted_priority_reward, score_reward], [0.5, 1.0])',
+        "REWARDS, WEIGHTS, where = load_reward_set()\nassert all(check_reward_function(f).ok for f in REWARDS)",
     ]
     try:
         for cell in cells:
             result = shell.run_cell(cell)
             assert result.success, (cell, result.error_before_exec or result.error_in_exec)
-        funcs, weights, where = load_reward_set()
-        assert [f.__name__ for f in funcs] == ["weighted_priority_reward", "score_reward"] and weights == [0.5, 1.0]
-        assert where.startswith(str(reward_set_path())) and funcs[0]([ANSWER]) == [1.0]
+        assert shell.user_ns["WEIGHTS"] == [1.0, 0.5, 2.0]
     finally:
         InteractiveShell.clear_instance()
-
-
-def test_what_cannot_be_saved():
-    in_a_cell = {}
-    exec(compile(MY_REWARDS, "/tmp/ipykernel_1234/2779183.py", "exec"), in_a_cell)  # a notebook cell
-    with pytest.raises(RewardSetError, match="defined in a notebook cell.*%%writefile"):
-        save_reward_set([in_a_cell["thinks_twice"]])
-    with pytest.raises(RewardSetError, match="lambda"):
-        save_reward_set([lambda completions, **kw: [0.0] * len(completions)])
-    ns = _run_rewards_file()
-    my_rewards_path().write_text(MY_REWARDS.replace("BONUS * helper", "3 * BONUS * helper"))
-    with pytest.raises(RewardSetError, match="changed since the function was imported.*imports the file again"):
-        save_reward_set([ns["thinks_twice"]])  # the file was edited, not imported (or run) again
-    with pytest.raises(RewardSetError, match="2 weights"):
-        save_reward_set([format_reward], [1.0, 2.0])
-    with pytest.raises(RewardSetError, match="finite"):
-        save_reward_set([format_reward], [float("nan")])
-    with pytest.raises(RewardSetError, match="empty"):
-        save_reward_set([])
-    with pytest.raises(RewardSetError, match="more than once"):
-        save_reward_set([format_reward, format_reward])
-
-
-def test_a_failed_save_leaves_the_previous_set_whole():
-    path = save_reward_set([format_reward, score_reward], [1.0, 2.0])
-    before = path.read_text()
-    with pytest.raises(RewardSetError):
-        save_reward_set([format_reward, lambda completions, **kw: [0.0]])
-    assert path.read_text() == before
-    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no half-written file next to it
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"rewards": []}', "lists no rewards"),
-        ('{"rewards": [{"name": "format_reward", "weight": NaN}]}', "finite numbers"),
-        ('{"rewards": [{"name": "format_reward", "weight": -Infinity}]}', "finite numbers"),
-        ('{"rewards": [{"name": "format_reward", "weight": "2"}]}', "finite numbers"),
-        ('{"rewards": [{"name": "format_reward", "weight": true}]}', "finite numbers"),
-        ('{"rewards": [{"name": "no_such_reward", "weight": 1}]}', "unknown reward 'no_such_reward'"),
-        ('{"rewards": [{"name": "mine", "weight": 1, "file": "gone.py"}]}', "does not exist"),
-        ('{"rewards": [{"name": "mine", "weight": 1, "source": "def mine(): pass"}]}', "older version"),
-        ('{"rewards": [{"weight": 1}]}', "needs a name"),
-        ("[1, 2]", "lists no rewards"),
-        ("{not json", "not a readable reward set"),
+        ("X = 1\n", "defines no REWARDS"),
+        ("REWARDS = []\n", "non-empty list"),
+        ("REWARDS = 'format_reward'\n", "non-empty list"),
+        ("REWARDS = [1]\n", r"REWARDS\[0\] is 1, not a function"),
+        ("from utils.rewards import *\nREWARDS = [format_reward, format_reward]\n", "more than once"),
+        ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = [1, 2]\n", "1 rewards but 2 weights"),
+        ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = [float('nan')]\n", "finite number"),
+        ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = ['2']\n", "finite number"),
+        ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = [True]\n", "finite number"),
+        ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = 1.0\n", "list of 1 numbers"),
+        ("def broken(:\n", "SyntaxError"),
+        ("import no_such_module_here\n", "ModuleNotFoundError: No module named 'no_such_module_here'"),
+        ("raise RuntimeError('line one\\nline two')\n", "RuntimeError: line one"),
     ],
 )
-def test_an_unusable_set_is_refused_with_one_line(text, message):
+def test_an_unusable_file_is_refused_with_one_line(text, message):
     """Issue 18.11: no silent empty set, no NaN weight, no quiet fallback to another set."""
-    reward_set_path().write_text(text)
+    _write(text)
     with pytest.raises(RewardSetError, match=message) as info:
         load_reward_set()
-    assert "\n" not in str(info.value) and str(reward_set_path()) in str(info.value)
-    assert "delete it to train with the library default" in str(info.value)
+    assert "\n" not in str(info.value) and str(my_rewards_path()) in str(info.value)
+    assert "delete the file to train with the course's default" in str(info.value)
 
 
-def test_a_reward_file_edited_after_saving_is_noted(capsys):
-    ns = _run_rewards_file()
-    save_reward_set([ns["thinks_twice"]])
-    my_rewards_path().write_text(MY_REWARDS.replace("BONUS = 2.5", "BONUS = 3.0"))
+@pytest.mark.parametrize("weight", ["1e308", "-1e308", "1e7"])
+def test_a_weight_that_makes_the_total_infinite_is_refused(weight):
+    """Issue 23.10: a weight of 1e308 was accepted and the total reward became inf."""
+    _write(f"from utils.rewards import *\nREWARDS = [format_reward, score_reward]\nWEIGHTS = [1.0, {weight}]\n")
+    with pytest.raises(RewardSetError, match="too large"):
+        load_reward_set()
+
+
+def test_a_file_that_never_finishes_importing_is_stopped():
+    """Issue 23.4: `while True: pass` at the top of my_rewards.py hung loading and training forever."""
+    _write("while True:\n    pass\n")
+    t0 = time.perf_counter()
+    with pytest.raises(RewardSetError, match="did not finish importing within 2 s") as info:
+        load_reward_set(timeout=2)
+    assert time.perf_counter() - t0 < 20 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "top, message",
+    [
+        ("import sys\nsys.exit(0)\n", "calls sys.exit()"),
+        ("exit()\n", "calls sys.exit()"),
+        ("import os\nos._exit(0)\n", r"ended the process while it was imported \(exit code 0\)"),
+        ("raise KeyboardInterrupt\n", "cannot be imported: KeyboardInterrupt"),
+    ],
+)
+def test_a_file_that_ends_the_program_is_refused_with_one_line(top, message):
+    """Issue 23.18: sys.exit / os._exit at the top ended training with rc 0; KeyboardInterrupt gave a traceback."""
+    _write(top + "from utils.rewards import *\nREWARDS = [format_reward]\n")
+    with pytest.raises(RewardSetError, match=message) as info:
+        load_reward_set()
+    assert "\n" not in str(info.value)
+
+
+def test_only_the_file_at_its_own_place_is_read(tmp_path):
+    """Issue 23.5: a saved set could name any .py on disk (a link, ../.., the standard library),
+    and it was run. Now the course reads one plain file at its place; a link there is refused
+    without running its target."""
+    ran = tmp_path / "ran"
+    target = tmp_path / "elsewhere.py"
+    target.write_text(f"open({str(ran)!r}, 'w').close()\nREWARDS = []\n")
+    my_rewards_path().symlink_to(target)
+    for call in (load_reward_set, my_rewards_path):
+        with pytest.raises(RewardSetError, match="is a link") as info:
+            call()
+        assert "\n" not in str(info.value)
+    link = tmp_path / "a_link.py"
+    link.symlink_to(target)
+    with pytest.raises(RewardSetError, match="is a link"):
+        load_reward_set(link)
+    assert not ran.exists()
+
+
+def test_bad_paths_give_one_line(tmp_path):
+    """Issue 23.22: a NUL byte gave a bare ValueError; a folder was reported as missing; saving
+    to a folder gave IsADirectoryError."""
+    with pytest.raises(RewardSetError, match="NUL byte"):
+        load_reward_set(str(tmp_path / "my\0rewards.py"))
+    with pytest.raises(RewardSetError, match="ending in .py"):
+        load_reward_set(tmp_path / "rewards.json")
+    (tmp_path / "folder.py").mkdir()
+    with pytest.raises(RewardSetError, match="is a folder"):
+        load_reward_set(tmp_path / "folder.py")
+    my_rewards_path().mkdir()  # where notebook 03's ✏️ cell writes: the cell would fail with a traceback
+    for call in (my_rewards_path, load_reward_set):
+        with pytest.raises(RewardSetError, match="is a folder: delete or rename it") as info:
+            call()
+        assert "\n" not in str(info.value)
+
+
+def test_the_file_is_run_in_this_process_once_the_fork_saw_it_finish(tmp_path):
+    """The functions training gets are this process's (TRL calls them here), from the same text."""
+    _write(MY_REWARDS + f"\nimport os\nPID = os.getpid()\nopen({str(tmp_path / 'runs')!r}, 'a').write('x')\n")
     funcs, _, _ = load_reward_set()
-    assert "my_rewards.py changed after the set was saved" in capsys.readouterr().out
-    assert funcs[0]([ANSWER]) == [6.0]  # the file as it is now
+    module = __import__("sys").modules[funcs[1].__module__]
+    assert module.PID == os.getpid() and (tmp_path / "runs").read_text() == "xx"  # once in the fork, once here

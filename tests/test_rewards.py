@@ -11,6 +11,7 @@ import pytest
 
 from utils.evaluate.evaluation import evaluate_completion
 from utils.rewards import (
+    SEED_REWARDS,
     check_schedule,
     default_reward_funcs,
     explain,
@@ -210,7 +211,8 @@ def row(train_rows):
 def test_gallery_rewards(row):
     g = make_gallery(row)
     assert list(g) == list(GALLERY_LABELS)
-    table = {label: explain(row, text).rewards for label, text in g.items()}
+    seed = default_reward_funcs(SEED_REWARDS)
+    table = {label: explain(row, text, seed).rewards for label, text in g.items()}
     assert sum(table["optimal (DP)"].values()) == 100
     assert table["greedy"]["score_reward"] < 70 or optimal_schedule(row["events"], row["priority_events"])[0] == max(
         greedy_schedule(row["events"], row["priority_events"], r)[0] for r in GREEDY_RULES
@@ -224,6 +226,18 @@ def test_gallery_rewards(row):
     assert sum(table["no tags (plain text)"].values()) == 0
     assert table["hack: every event"]["score_reward"] < 70
     assert table["hack: one event repeated"]["score_reward"] == 0
+
+
+def test_the_default_set_pays_nothing_for_the_hacks_the_seed_pays_for(row):
+    """Issue 21.1: the seed's score_reward pays for the rest of a schedule when events clash (GRPO
+    learned to list clashing events); the default strict_score_reward pays only valid schedules."""
+    g = make_gallery(row)
+    for label in ("overlapping", "hack: every event"):
+        seed = explain(row, g[label], default_reward_funcs(SEED_REWARDS)).rewards
+        default = explain(row, g[label]).rewards
+        assert seed["score_reward"] > 0 and default["strict_score_reward"] == 0, label
+    for label in ("optimal (DP)", "greedy"):
+        assert explain(row, g[label]).rewards["strict_score_reward"] == explain(row, g[label], [score_reward]).total
 
 
 @pytest.mark.parametrize("i", range(0, 500, 37))
@@ -293,7 +307,7 @@ def test_explain_breakdown(row):
     e = explain(row, text)
     assert [x.name for x in e.check.invented] == ["Fake"]
     assert not e.check.chronological
-    assert e.rewards == {"format_reward": 10.0, "sorted_events_reward": 0.0, "score_reward": 0.0}
+    assert e.rewards == {"format_reward": 10.0, "sorted_events_reward": 0.0, "strict_score_reward": 0.0}
     assert e.total == 10.0 and e.max_total == 100.0
     out = str(e)
     for needle in ("not in problem", "not in the problem: ['Fake']", "chronological", "optimal", "TOTAL"):
@@ -449,8 +463,8 @@ def test_total_reward_needs_one_finite_weight_per_reward():
     assert total_reward(funcs, [GOOD_ANSWER], **c) == [100.0]
     assert total_reward(funcs, [GOOD_ANSWER], weights=[1, 0.5, 2], **c) == [10 + 10 + 140]
     for weights, message in [
-        ([1.0], "3 reward functions but 1 weights"),
-        ([1.0, 1.0, 1.0, 1.0], "3 reward functions but 4 weights"),
+        ([1.0], "3 rewards but 1 weights"),
+        ([1.0, 1.0, 1.0, 1.0], "3 rewards but 4 weights"),
         ([1.0, math.nan, 1.0], "finite number"),
         ([1.0, -math.inf, 1.0], "finite number"),
         ([1.0, "2", 1.0], "finite number"),
@@ -460,6 +474,38 @@ def test_total_reward_needs_one_finite_weight_per_reward():
             total_reward(funcs, [GOOD_ANSWER], weights=weights, **c)
     with pytest.raises(ValueError, match="finite number"):
         explain(GOOD_ROW, GOOD_ANSWER, funcs, [1.0, math.nan, 1.0])
+
+
+def test_one_weights_check_and_one_total_everywhere():
+    """Issue 22.3 / 23.10: the weights check and the weighted total live in utils.rewards.total;
+    every place that sums rewards uses them, so a weight of 1e308 (total: inf) is refused by each."""
+    import torch
+
+    from utils.grpo import combine_rewards
+    from utils.rewards import weighted_total
+    from utils.rewards.checker import assert_reward_set_ok
+    from utils.train.group_probe import group_rewards
+
+    funcs, c = default_reward_funcs(), cols([GOOD_ROW])
+    assert weighted_total([10.0, None, 70.0], [1.0, 5.0, 0.5]) == 45.0  # None: the reward does not apply
+    assert math.isnan(weighted_total([None, None], [1.0, 1.0]))  # none applies: NaN, as TRL
+    assert math.isnan(weighted_total([1.0, math.nan], [1.0, 1.0]))  # a failed reward shows
+    assert combine_rewards(torch.tensor([[10.0, math.nan, 70.0]]), [1.0, 5.0, 0.5]).tolist() == [45.0]
+    weights = [1.0, 0.5, 2.0]
+    frame = group_rewards([{**GOOD_ROW, "prompt": "p"}], [[GOOD_ANSWER]], funcs, weights)
+    assert explain(GOOD_ROW, GOOD_ANSWER, funcs, weights).total == frame["total"][0]
+    assert frame["total"][0] == total_reward(funcs, [GOOD_ANSWER], weights, **c)[0] == 10 + 10 + 140
+    huge = [1.0, 1e308, 1.0]
+    calls = [
+        lambda: total_reward(funcs, [GOOD_ANSWER], weights=huge, **c),
+        lambda: explain(GOOD_ROW, GOOD_ANSWER, funcs, huge),
+        lambda: group_rewards([{**GOOD_ROW, "prompt": "p"}], [[GOOD_ANSWER]], funcs, huge),
+        lambda: combine_rewards(torch.ones(1, 3), huge),
+        lambda: assert_reward_set_ok(funcs, huge),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="too large"):
+            call()
 
 
 def test_total_reward_refuses_a_short_answer():

@@ -385,14 +385,11 @@ def picky_reward(completions, **kwargs):
 
 
 def _save_picky_set():
-    from utils.paths import output_dir
+    from utils.rewards import my_rewards_path
 
-    (output_dir() / "my_rewards.py").write_text(PICKY)
-    entries = [
-        {"name": "format_reward", "weight": 1.0},
-        {"name": "picky_reward", "weight": 1.0, "file": "my_rewards.py"},
-    ]
-    (output_dir() / "reward_set.json").write_text(json.dumps({"rewards": entries}))
+    my_rewards_path().write_text(
+        f"from utils.rewards import format_reward\n{PICKY}\nREWARDS = [format_reward, picky_reward]\n"
+    )
 
 
 def test_train_grpo_checks_the_rewards_before_anything_else(train_rows, tmp_path):
@@ -419,6 +416,28 @@ def test_training_script_checks_the_saved_rewards_first(tiny_model_dir, tmp_path
                    "--skip-eval", "base", "--skip-eval", "grpo", "--out", str(out))  # fmt: skip
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "picky_reward: [plain] raised" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "top, message",
+    [
+        ("import sys\nsys.exit(0)", "calls sys.exit()"),
+        ("import os\nos._exit(0)", "ended the process while it was imported"),
+        ("raise KeyboardInterrupt", "cannot be imported: KeyboardInterrupt"),
+    ],
+)
+def test_training_script_refuses_a_rewards_file_that_ends_the_program(top, message, tmp_path):
+    """Issue 23.18: sys.exit(0) / os._exit(0) at the top of my_rewards.py ended the script with exit
+    code 0, having done nothing; KeyboardInterrupt there gave a traceback. Now: one line, exit code 2."""
+    from utils.rewards import my_rewards_path
+
+    my_rewards_path().write_text(f"{top}\nfrom utils.rewards import format_reward\nREWARDS = [format_reward]\n")
+    out = tmp_path / "run"
+    proc = _script("--profile", "smoke", "--skip-eval", "base", "--out", str(out), timeout=300)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stdout + proc.stderr
+    assert lines[0].startswith("train_grpo.py: error: ") and message in lines[0] and "my_rewards.py" in lines[0]
     assert not out.exists()
 
 

@@ -6,7 +6,7 @@ package         notebooks  what is in it
 utils.task      01, 02     times, events and their geometry, the optimal schedule (DP),
                            the problem generator, loading data, prompts, statistics, plots
 utils.rewards   03         parsing answers, the course's rewards and alternatives, the
-                           reference's rewards, explain(), the checker, saved reward sets,
+                           reference's rewards, explain(), the checker, the reward sets,
                            the gallery and the inspector widget
 utils.grpo      04         the GRPO update written out: advantages, log-probabilities,
                            ratio, clipping, KL, the loss aggregations

@@ -10,10 +10,13 @@ source: ``TRL_NOTES.md`` next to this file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
+
+from ..rewards.total import check_weights, weighted_total
 
 ADVANTAGE_EPS = 1e-4
 """TRL divides by ``std + 1e-4``, never by ``std`` alone, so a zero-variance group gives 0, not NaN."""
@@ -52,10 +55,9 @@ def combine_rewards(rewards_per_func: torch.Tensor, weights: Sequence[float] | N
     tensor([2., 0., nan])
     """
     rewards_per_func = torch.as_tensor(rewards_per_func, dtype=torch.float32)
-    w = torch.ones(rewards_per_func.size(1)) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
-    rewards = (rewards_per_func * w.unsqueeze(0)).nansum(dim=1)
-    rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-    return rewards
+    w = check_weights(weights, rewards_per_func.size(1))
+    rows = [[None if math.isnan(v) else v for v in row] for row in rewards_per_func.tolist()]
+    return torch.tensor([weighted_total(row, w) for row in rows], dtype=torch.float32)  # the course's one total
 
 
 def _reward_std(rewards: torch.Tensor, group_size: int, scale: ScaleRewards) -> torch.Tensor:

@@ -5,9 +5,10 @@
   :mod:`.schedule_check` - what the score reward measures;
 * :mod:`.alternatives` - partial credit and penalties to compare with;
 * :mod:`.reference` - the public reference's rewards, defects included, in linear time;
-* :mod:`.explain` - the breakdown of one answer; :mod:`.registry` - rewards by name;
+* :mod:`.explain` - the breakdown of one answer; :mod:`.registry` - rewards by name, the default
+  and the seed's reward sets; :mod:`.total` - the weighted total and its weights;
 * :mod:`.checker` - put a reward through its paces before training with it;
-* :mod:`.saved` - the reward set notebook 03 saves and training loads;
+* :mod:`.rewards_file` - ``outputs/my_rewards.py``, the reward set notebook 03 writes and training loads;
 * :mod:`.gallery` and :mod:`.inspector` - answers of known quality, and the widget.
 
 Every reward has TRL's signature ``fn(completions, **kwargs) -> list[float]``.
@@ -35,13 +36,7 @@ from .reference import (
     reference_sorted_events_reward,
     time_regex_in_subprocess,
 )
-from .registry import DEFAULT_REWARDS, LIBRARY_REWARDS, default_reward_funcs, get_reward, total_reward
-from .saved import (
-    RewardSetError,
-    import_reward_file,
-    load_reward_set,
-    my_rewards_path,
-    reward_set_path,
-    save_reward_set,
-)
+from .registry import DEFAULT_REWARDS, LIBRARY_REWARDS, SEED_REWARDS, default_reward_funcs, get_reward
+from .rewards_file import RewardSetError, load_reward_set, my_rewards_path
 from .schedule_check import ScheduleCheck, check_schedule, event_value
+from .total import MAX_WEIGHT, check_weights, total_reward, weighted_total

@@ -40,6 +40,7 @@ from typing import Any
 from ..task.prompts import format_answer
 from ..task.scheduling import optimal_schedule
 from .gallery import back_to_back_completion
+from .total import check_weights
 
 #: Seconds a reward may take on the whole probe batch. Our rewards need milliseconds; the
 #: reference's format regex needs minutes on the long truncated probe.
@@ -470,13 +471,7 @@ def assert_reward_set_ok(
     funcs = list(funcs)
     if not funcs:
         raise ValueError("no rewards to train with")
-    if weights is not None:
-        weights = list(weights)
-        if len(weights) != len(funcs):
-            raise ValueError(f"{len(funcs)} rewards but {len(weights)} weights: give one weight per reward")
-        bad = [w for w in weights if not _is_number(w)]
-        if bad:
-            raise ValueError(f"reward weights must be finite numbers, got {bad}")
+    check_weights(weights, len(funcs))
     problems = []
     for fn in funcs:
         code = getattr(fn, "__code__", None)

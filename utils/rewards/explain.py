@@ -10,8 +10,9 @@ from typing import Any
 from ..task.events import PRIORITY_WEIGHT, weight_of
 from ..task.validate import PROBLEM_KEYS
 from .common import RewardFn, reward_name
-from .registry import check_weights, default_reward_funcs
+from .registry import default_reward_funcs
 from .schedule_check import ScheduleCheck, check_schedule
+from .total import check_weights, weighted_total
 
 MAX_TEXT_ROWS = 40  # to_text() lists at most this many events
 
@@ -29,7 +30,7 @@ class Explanation:
 
     @property
     def total(self) -> float:
-        return sum(self.weights[k] * v for k, v in self.rewards.items())
+        return weighted_total(list(self.rewards.values()), [self.weights[k] for k in self.rewards])
 
     @property
     def max_total(self) -> float | None:

@@ -1,11 +1,16 @@
-"""The rewards by name: what a saved reward set refers to, and the default set."""
+"""The library's rewards by name, and the two reward sets the course names.
+
+* :data:`DEFAULT_REWARDS` - what training uses when you wrote no ``my_rewards.py`` (notebook 03):
+  format + order + :func:`~utils.rewards.alternatives.strict_score_reward`, weights 1. It pays the
+  score only for schedules the evaluation counts as valid, and GRPO improves with it.
+* :data:`SEED_REWARDS` - the published recipe's set, with :func:`~utils.rewards.course.score_reward`,
+  which drops clashing events and pays for the rest: GRPO learns to list clashing events (notebook 03
+  shows why; ``results/ablation/weak_grpo.json`` shows it happen). One switch away:
+  ``default_reward_funcs(SEED_REWARDS)``, or ``REWARDS = [format_reward, sorted_events_reward, score_reward]``
+  in ``my_rewards.py``.
+"""
 
 from __future__ import annotations
-
-import math
-import numbers
-from collections.abc import Sequence
-from typing import Any
 
 from .alternatives import (
     length_penalty_reward,
@@ -15,7 +20,7 @@ from .alternatives import (
     strict_score_reward,
     truncation_penalty_reward,
 )
-from .common import RewardFn, reward_name
+from .common import RewardFn
 from .course import format_reward, score_reward, sorted_events_reward
 from .reference import REFERENCE_REWARDS
 
@@ -34,9 +39,10 @@ LIBRARY_REWARDS: dict[str, RewardFn] = {
         *REFERENCE_REWARDS,
     )
 }
-"""Every reward the library ships, by name."""
+"""Every reward the library ships, by name (the ablation's rows name their rewards)."""
 
-DEFAULT_REWARDS: tuple[str, ...] = ("format_reward", "sorted_events_reward", "score_reward")
+DEFAULT_REWARDS: tuple[str, ...] = ("format_reward", "sorted_events_reward", "strict_score_reward")
+SEED_REWARDS: tuple[str, ...] = ("format_reward", "sorted_events_reward", "score_reward")
 
 
 def get_reward(name: str) -> RewardFn:
@@ -45,41 +51,6 @@ def get_reward(name: str) -> RewardFn:
     return LIBRARY_REWARDS[name]
 
 
-def default_reward_funcs() -> list[RewardFn]:
-    return [get_reward(n) for n in DEFAULT_REWARDS]
-
-
-def total_reward(
-    funcs: Sequence[RewardFn], completions: Sequence[Any], weights: Sequence[float] | None = None, **columns
-) -> list[float]:
-    """Weighted sum of several rewards, per completion (what GRPO's advantage uses).
-
-    One finite weight per reward function (default: all 1), else ``ValueError``: a missing
-    weight would silently drop a reward, a NaN one would make every total NaN. Each reward must
-    return one value per completion (``None`` counts 0, as TRL reads it)."""
-    funcs = list(funcs)
-    weights = check_weights(weights, len(funcs))
-    totals = [0.0] * len(completions)
-    for fn, w in zip(funcs, weights):
-        values = list(fn(completions=list(completions), **columns))
-        if len(values) != len(completions):
-            raise ValueError(f"{reward_name(fn)} returned {len(values)} values for {len(completions)} completions")
-        for i, v in enumerate(values):
-            totals[i] += w * (v or 0.0)
-    return totals
-
-
-def check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
-    """``weights`` as a list of ``n`` finite floats (``None``: all 1.0); ``ValueError`` otherwise."""
-    if weights is None:
-        return [1.0] * n
-    if isinstance(weights, (str, bytes)):
-        raise ValueError(f"weights must be a list of {n} numbers, got {weights!r}")
-    out = []
-    for w in weights:
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(float(w)):
-            raise ValueError(f"every reward weight must be a finite number, got {w!r}")
-        out.append(float(w))
-    if len(out) != n:
-        raise ValueError(f"{n} reward functions but {len(out)} weights: give one weight per reward")
-    return out
+def default_reward_funcs(names: tuple[str, ...] = DEFAULT_REWARDS) -> list[RewardFn]:
+    """The course's default set (weights 1); ``default_reward_funcs(SEED_REWARDS)`` for the seed's."""
+    return [get_reward(n) for n in names]

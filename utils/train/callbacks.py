@@ -12,6 +12,7 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 from ..rewards.parsing import completion_text
+from ..rewards.total import weighted_total
 from .monitor import RewardMonitor
 
 
@@ -62,7 +63,7 @@ class CompletionRecorder:
         out = []
         for i, c in enumerate(comps):
             rewards = {n: self.latest[n][i] for n in names if i < len(self.latest[n])}
-            total = sum(self.weights.get(n, 1.0) * (v or 0.0) for n, v in rewards.items())
+            total = weighted_total(list(rewards.values()), [self.weights.get(n, 1.0) for n in rewards])
             out.append({"total": total, **rewards, "completion": c})
         return out
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..rewards.total import check_weights, weighted_total
+
 COLUMNS = ("events", "priority_events", "optimal_score")
 
 
@@ -51,14 +53,14 @@ def group_rewards(
 
     from ..grpo.advantages import group_advantages  # imports torch: only when needed
 
-    weights = list(weights) if weights is not None else [1.0] * len(funcs)
+    weights = check_weights(weights, len(funcs))
     records = []
     for p, (row, group) in enumerate(zip(rows, groups)):
         columns = {k: [row[k]] * len(group) for k in COLUMNS}
         per_fn = {
             f.__name__: f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs
         }
-        totals = [sum(w * (per_fn[f.__name__][i] or 0.0) for f, w in zip(funcs, weights)) for i in range(len(group))]
+        totals = [weighted_total([per_fn[f.__name__][i] for f in funcs], weights) for i in range(len(group))]
         advantages = group_advantages(totals, len(group)).tolist()
         for i, text in enumerate(group):
             records.append(
