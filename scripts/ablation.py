@@ -204,13 +204,15 @@ def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
 
 
 def schedule(names: list[str], gpus: list[str], args) -> int:
-    """Run rows as separate processes, one per GPU at a time; returns the number that failed."""
+    """Run rows as separate processes, one per slot of ``gpus`` at a time; returns the number that failed.
+
+    A GPU named twice (``--gpus 0,0``) runs two rows side by side on it (an H200 holds two rows)."""
     pending, running, failed = list(names), {}, 0
     log_dir = args.out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     while pending or running:
-        for gpu in gpus:
-            if gpu not in running and pending:
+        for slot, gpu in enumerate(gpus):
+            if slot not in running and pending:
                 name = pending.pop(0)
                 cmd = [
                     sys.executable,
@@ -228,15 +230,17 @@ def schedule(names: list[str], gpus: list[str], args) -> int:
                 ]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PYTHONUNBUFFERED": "1"}
                 log = open(log_dir / f"{name}.log", "w")
-                running[gpu] = (name, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
+                running[slot] = (name, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log)
                 print(f"{time.strftime('%H:%M:%S')} GPU {gpu}: {name}", flush=True)
         time.sleep(5)
-        for gpu, (name, proc, log) in list(running.items()):
+        for slot, (name, proc, log) in list(running.items()):
             if proc.poll() is not None:
                 log.close()
                 failed += proc.returncode != 0
-                print(f"{time.strftime('%H:%M:%S')} GPU {gpu}: {name} finished, rc={proc.returncode}", flush=True)
-                del running[gpu]
+                print(
+                    f"{time.strftime('%H:%M:%S')} GPU {gpus[slot]}: {name} finished, rc={proc.returncode}", flush=True
+                )
+                del running[slot]
     return failed
 
 
@@ -246,7 +250,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rows-file", type=Path, default=ROWS_FILE)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cache", type=Path, default=None, help="warm starts shared by rows (default: OUT/cache)")
-    ap.add_argument("--gpus", default=None, help="e.g. 0,1,2,3: run rows in parallel, one per GPU")
+    ap.add_argument("--gpus", default=None, help="e.g. 0,1,2,3: rows in parallel, one per GPU; 0,0: two on GPU 0")
     ap.add_argument("--sets", default=",".join(EVAL_SETS), help="test sets to evaluate on")
     args = ap.parse_args(argv)
     args.sets = [s for s in args.sets.split(",") if s]

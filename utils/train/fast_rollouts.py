@@ -156,10 +156,22 @@ class FastRollouts:
             completion_ids = self._plain_fallback(policy, prompt_ids, config, trainer.eos_token_ids, step, exc)
             logprobs = None  # the policy itself sampled: TRL's plain path passes None too
         self.history[-1].merge_s = merge_s
+        self._log(trainer, self.history[-1])
         # The copy's log-probability of each sampled token under the distribution it sampled from. TRL 1.14
         # stores them as ``sampling_per_token_logps`` and reads them only for ``off_policy_mask_threshold``
         # (its importance-sampling correction and mismatch metrics run with vLLM only).
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
+
+    def _log(self, trainer, timing: RolloutTiming) -> None:
+        """The call's timings and the fallback count, into TRL's metrics (averaged at each log, in log_history)."""
+        metrics = getattr(trainer, "_metrics", None)
+        if metrics is None:
+            return
+        mode = "train" if trainer.model.training else "eval"
+        metrics[mode]["rollouts/generate_s"].append(timing.generate_s)
+        metrics[mode]["rollouts/merge_s"].append(timing.merge_s)
+        metrics[mode]["rollouts/decode_step_ms"].append(1e3 * timing.generate_s / max(timing.decode_steps, 1))
+        metrics[mode]["rollouts/nonfinite_batches"].append(float(self.nonfinite_fallbacks))
 
     def _plain_fallback(self, policy, prompt_ids, config, eos_token_ids, step: int, exc: Exception) -> list[list[int]]:
         """The copy gave non-finite logits (seen on an H200, rarely, cause not found): this batch is
