@@ -321,21 +321,19 @@ def _typed(key: str, value: Any, owner: Any) -> Any:
     kind = _kind(owner, key.rpartition(".")[2])
     if isinstance(value, kind) and not isinstance(value, bool):
         return value
+    bad = ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {kind.__name__}")
     try:
-        if kind is int:
-            number = float(value)
-            if not math.isfinite(number):  # "1e400" is inf: int() of it would raise OverflowError
-                raise ValueError(out_of_range(key, value, int)) from None
-            if number != int(number):
-                raise ValueError
-            return int(number)
-        return kind(value)
-    except ValueError as exc:
-        if str(exc).startswith(key):
-            raise
-        raise ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {kind.__name__}") from None
-    except TypeError:
-        raise ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {kind.__name__}") from None
+        number = float(value) if kind is int else None
+        typed = kind(value) if kind is not int else None
+    except (TypeError, ValueError):
+        raise bad from None
+    if number is None:
+        return typed
+    if not math.isfinite(number):  # "1e400" is inf: int() of it would raise OverflowError
+        raise ValueError(out_of_range(key, value, int))
+    if number != int(number):
+        raise bad
+    return int(number)
 
 
 def parse_overrides(text: str | None) -> dict[str, str]:
