@@ -25,6 +25,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+#: The options that set a profile knob (the rest of the knobs: $COURSE_OVERRIDES).
+OPTION_KNOBS = {
+    "steps": "grpo.steps",
+    "train_n": "data.n_train",
+    "eval_n": "data.n_eval",
+    "model": "model",
+    "batch": "grpo.per_device_batch",
+    "lr": "grpo.learning_rate",
+    "max_completion": "grpo.max_completion_length",
+    "sft_epochs": "warm_start.epochs",
+    "save_steps": "grpo.save_steps",
+}
+
 #: What this script writes into --out: a folder holding only these is an earlier run of it.
 OUT_OWN = ("results.json", "completions_base.jsonl", "completions_sft.jsonl", "completions_grpo.jsonl", "sft", "grpo")
 
@@ -39,32 +52,24 @@ def check_arguments(args):
     choice raises ValueError / RuntimeError / OSError with one clear line."""
     from utils.train import preload_backend
 
-    preload_backend(args.backend)  # checks the backend; Unsloth first, before transformers/TRL load
+    backend = preload_backend(args.backend)  # checks the backend; Unsloth first, before transformers/TRL load
     from accelerate import PartialState
 
     from utils.llm import choose_model, model_source, resolve_source
+    from utils.llm.generation import requested_generation
     from utils.paths import claim_folder, output_dir
     from utils.profiles import get_profile
     from utils.rewards import load_reward_set
     from utils.rewards.checker import assert_reward_set_ok
 
-    overrides = {
-        k: v
-        for k, v in {
-            "grpo.steps": args.steps,
-            "data.n_train": args.train_n,
-            "data.n_eval": args.eval_n,
-            "model": args.model,
-            "grpo.per_device_batch": args.batch,
-            "grpo.learning_rate": args.lr,
-            "grpo.max_completion_length": args.max_completion,
-            "warm_start.epochs": args.sft_epochs,
-            "grpo.save_steps": args.save_steps,
-        }.items()
-        if v is not None
-    }
-    profile = get_profile(args.profile, overrides)  # --profile, $COURSE_OVERRIDES and the options above
-    spec = choose_model(profile.model)
+    given = {option: getattr(args, option) for option in OPTION_KNOBS if getattr(args, option) is not None}
+    try:  # every knob in its range (utils.profiles.RANGES): --profile, $COURSE_OVERRIDES and the options
+        profile = get_profile(args.profile, {OPTION_KNOBS[option]: value for option, value in given.items()})
+    except ValueError as exc:
+        option = next((o for o in given if str(exc).startswith(OPTION_KNOBS[o] + "=")), None)
+        raise ValueError(f"--{option.replace('_', '-')}: {exc}" if option else str(exc)) from None
+    spec = choose_model(profile.model)  # an unknown $COURSE_MODEL too
+    requested_generation("train", backend)  # a bad $COURSE_GENERATION fails now, not after the first evaluation
     if args.base:
         try:
             resolve_source(args.base)
@@ -103,6 +108,10 @@ def main(argv=None) -> int:
         print(f"{Path(__file__).name}: error: {exc}", file=sys.stderr)
         return 2
     profile, spec, base, funcs, weights, where, out = checked
+    from utils.profiles import use_torch_threads
+
+    if threads := use_torch_threads(profile):  # the same thread count as the notebooks
+        print(f"CPU: {threads}")
 
     from accelerate import PartialState
 

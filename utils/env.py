@@ -67,7 +67,7 @@ def colab_stack(marker: str = COLAB_MARKER) -> str | None:
 
 
 def show_environment(packages=COURSE_PACKAGES) -> None:
-    from .profiles import get_profile
+    from .profiles import get_profile, use_torch_threads
 
     versions = package_versions(packages)
     print(f"Python {platform.python_version()} | " + " | ".join(f"{k} {v}" for k, v in versions.items()))
@@ -75,6 +75,9 @@ def show_environment(packages=COURSE_PACKAGES) -> None:
     print(f"Hardware: {hardware()} | Colab: {in_colab()}" + (f" ({stack})" if stack else ""))
     profile = get_profile()
     print(f"Profile: {profile.name} (set COURSE_PROFILE=smoke|cpu|gpu to change)")
+    threads = use_torch_threads(profile)  # the one place the course sets torch's thread count
+    if threads:
+        print(f"CPU: {threads}")
 
 
 HEADLESS_ENV = "COURSE_HEADLESS"  # set by scripts/run_course.py and `make test`: nobody watches widgets

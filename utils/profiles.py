@@ -10,16 +10,21 @@ Without ``COURSE_PROFILE`` the default is ``gpu`` when CUDA is visible, else ``c
 The knobs are grouped by the notebook that uses them: ``P.data`` (01, and how many problems
 the others use), ``P.demos`` (02, 03), ``P.warm_start`` and ``P.grpo`` (training), ``P.eval``
 (evaluation). ``COURSE_OVERRIDES="grpo.steps=50,data.n_eval=20"`` changes single knobs
-without editing code.
+without editing code. Every knob has a valid range (:data:`RANGES`), checked whenever a profile
+is made: a value outside it stops with one line before anything loads.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+
+from .llm.models import MODELS  # light modules (no torch), and neither imports this one
+from .task.datagen import TEST_SIZE, TRAIN_SIZE, TRAINING_STYLES, GeneratorConfig
 
 PROFILE_ENV = "COURSE_PROFILE"
 OVERRIDES_ENV = "COURSE_OVERRIDES"  # e.g. "grpo.steps=20,data.n_eval=50"
@@ -79,6 +84,105 @@ class Profile:
     warm_start: WarmStart
     grpo: GRPO
     eval: Evaluation
+    threads: int = 0  # torch threads on a machine without CUDA; 0: one per core (torch_threads())
+
+    def __post_init__(self) -> None:
+        check_profile(self)  # every way of making a profile (overrides, replace) is checked
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a knob: numbers from ``low`` to ``high`` (``None``: no bound; with
+    ``above`` the low bound itself is excluded; always finite), or one of ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    above: bool = False
+    choices: tuple[str, ...] = ()
+
+    def holds(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if not math.isfinite(value):
+            return False
+        too_low = self.low is not None and (value <= self.low if self.above else value < self.low)
+        return not too_low and (self.high is None or value <= self.high)
+
+    def text(self, kind: type) -> str:
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        what = "an integer" if kind is int else "a finite number"
+        if self.low is not None and self.high is not None and not self.above:
+            return f"{what} from {self.low:g} to {self.high:g}"
+        bounds = [f"{'>' if self.above else '>='} {self.low:g}"] if self.low is not None else []
+        bounds += [f"<= {self.high:g}"] if self.high is not None else []
+        return f"{what} {' and '.join(bounds)}".strip()
+
+
+BRUTE_FORCE_LIMIT = 20  # utils.task.brute_force_schedule's own default limit (2^20 subsets; each event doubles it)
+TRACES = ("short", "full")  # the warm start's reasoning traces (utils.train.warmstart.dp_reasoning)
+
+#: The valid range of every knob (``tests/test_settings_checks.py`` checks that none is missing).
+RANGES: dict[str, Range] = {
+    "threads": Range(0),
+    "data.n_generate": Range(1),
+    "data.n_train": Range(1, TRAIN_SIZE),  # the committed problems
+    "data.n_eval": Range(1, TEST_SIZE),
+    "data.max_events": Range(GeneratorConfig.min_events),  # below it no committed problem is left
+    "demos.brute_force_max_n": Range(2, BRUTE_FORCE_LIMIT),
+    "demos.backtracking_demo_max_events": Range(2),
+    "demos.backtracking_timeout_s": Range(0, above=True),
+    "warm_start.n_problems": Range(1),
+    "warm_start.epochs": Range(0, above=True),
+    "warm_start.batch_size": Range(1),
+    "warm_start.learning_rate": Range(0, 1, above=True),
+    "warm_start.trace": Range(choices=TRACES),
+    "warm_start.style": Range(choices=TRAINING_STYLES),
+    "grpo.steps": Range(1),
+    "grpo.num_generations": Range(2),  # a group of one has nothing to be compared with
+    "grpo.per_device_batch": Range(2),  # and a multiple of num_generations: check_profile
+    "grpo.max_completion_length": Range(1),
+    "grpo.learning_rate": Range(0, 1, above=True),
+    "grpo.lora_r": Range(1),
+    "grpo.save_steps": Range(1),
+    "grpo.logging_steps": Range(1),
+    "grpo.sample_every": Range(1),
+    "grpo.n_probe": Range(1),
+    "eval.max_new_tokens": Range(1),
+    "eval.batch_size": Range(1),
+}
+
+
+def _kind(owner: Any, name: str) -> type:
+    """The type a knob is declared with (``int``, ``float`` or ``str``)."""
+    return {"int": int, "float": float, "str": str}[next(f.type for f in fields(owner) if f.name == name)]
+
+
+def out_of_range(key: str, value: Any, kind: type) -> str:
+    """``"grpo.steps=-1 is out of range: valid is an integer >= 1"``."""
+    return f"{key}={value!r} is out of range: valid is {RANGES[key].text(kind)}"
+
+
+def check_profile(profile: Profile) -> None:
+    """Every knob inside its valid range (:data:`RANGES`), else ValueError with one line naming the
+    knob, the value and the range. Runs whenever a profile is made, before anything loads."""
+    if profile.model not in ("auto", *MODELS):
+        raise ValueError(f"unknown model {profile.model!r} (knob model): valid is 'auto' or one of {sorted(MODELS)}")
+    for key in RANGES:
+        group, _, name = key.rpartition(".")
+        owner = getattr(profile, group) if group else profile
+        value, kind = getattr(owner, name), _kind(owner, name)
+        typed = isinstance(value, str) if kind is str else isinstance(value, int if kind is int else (int, float))
+        if not typed or isinstance(value, bool):
+            raise ValueError(f"{key}={value!r} is not {'an integer' if kind is int else 'a ' + kind.__name__}")
+        if not RANGES[key].holds(value):
+            raise ValueError(out_of_range(key, value, kind))
+    grpo = profile.grpo
+    if grpo.per_device_batch % grpo.num_generations:
+        raise ValueError(
+            f"grpo.per_device_batch={grpo.per_device_batch} is out of range: valid is a multiple of "
+            f"grpo.num_generations={grpo.num_generations} (every step samples whole groups)"
+        )
 
 
 PROFILES: dict[str, Profile] = {
@@ -125,6 +229,7 @@ PROFILES: dict[str, Profile] = {
             n_probe=2,
         ),
         eval=Evaluation(max_new_tokens=256, batch_size=24),
+        threads=0,  # one per core: 1.7-1.8x faster than 1 thread on an idle 2-core machine (torch_threads)
     ),
     "gpu": Profile(
         name="gpu",
@@ -163,10 +268,49 @@ def default_profile_name() -> str:
     return "gpu" if has_cuda() else "cpu"
 
 
+_torch_default_threads: int | None = None  # torch's own choice, read before we first change it
+
+
+def torch_threads(profile: Profile) -> int:
+    """The thread count torch computes with on a machine without CUDA: the profile's ``threads``,
+    or for 0 one per core this process may use, at most torch's own default.
+
+    Why (measured on an idle 2-core machine, 2026-12-06: the embedded model, fp32, a GRPO step of
+    8 answers): 2 threads generated the 192-token answers in 26.2 s against 44.8 s with 1, and ran
+    forward + backward in 26.7 s against 48.8 s, so every core is used. torch's default is one per
+    physical core (hyperthreads share the arithmetic units), but it does not see that a container or
+    ``taskset`` may allow this process fewer cores; hence the minimum. More threads than free cores
+    oversubscribe: with another job running, 2 threads generated 26x slower than 1 (37.5 s against
+    1.4 s), so on a machine shared with other work set ``COURSE_OVERRIDES="threads=1"``."""
+    global _torch_default_threads
+    if profile.threads:
+        return profile.threads
+    import torch
+
+    if _torch_default_threads is None:
+        _torch_default_threads = torch.get_num_threads()  # OMP_NUM_THREADS, when set, is in it
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(allowed, _torch_default_threads))
+
+
+def use_torch_threads(profile: Profile) -> str | None:
+    """Set torch's thread count for ``profile`` on a machine without CUDA (the one place that sets
+    it: every notebook's first cell and the training script call this); a line saying so, or None
+    on a GPU machine, where torch's default stays."""
+    if has_cuda():
+        return None
+    import torch
+
+    threads = torch_threads(profile)
+    torch.set_num_threads(threads)
+    how = "the profile's threads" if profile.threads else "one per core"
+    return f'{threads} torch thread{"s" * (threads != 1)} ({how}; COURSE_OVERRIDES="threads=N" changes it)'
+
+
 def knob_names(profile: Profile | None = None) -> list[str]:
-    """Every knob an override can set: ``model`` and ``group.field`` names."""
+    """Every knob an override can set: ``model``, ``threads`` and ``group.field`` names."""
     profile = profile or PROFILES["smoke"]
-    names = ["model"]
+    names = ["model", "threads"]
     for group in GROUPS:
         names += [f"{group}.{f.name}" for f in fields(getattr(profile, group))]
     return names
@@ -174,19 +318,22 @@ def knob_names(profile: Profile | None = None) -> list[str]:
 
 def _typed(key: str, value: Any, owner: Any) -> Any:
     """``value`` converted to the type the knob is declared with (``"20"`` -> 20 for an int)."""
-    name = key.rpartition(".")[2]
-    kind = {"int": int, "float": float, "str": str}[next(f.type for f in fields(owner) if f.name == name)]
+    kind = _kind(owner, key.rpartition(".")[2])
     if isinstance(value, kind) and not isinstance(value, bool):
         return value
+    bad = ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {kind.__name__}")
     try:
-        if kind is int:
-            number = float(value)
-            if number != int(number):
-                raise ValueError
-            return int(number)
-        return kind(value)
+        number = float(value) if kind is int else None
+        typed = kind(value) if kind is not int else None
     except (TypeError, ValueError):
-        raise ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {kind.__name__}") from None
+        raise bad from None
+    if number is None:
+        return typed
+    if not math.isfinite(number):  # "1e400" is inf: int() of it would raise OverflowError
+        raise ValueError(out_of_range(key, value, int))
+    if number != int(number):
+        raise bad
+    return int(number)
 
 
 def parse_overrides(text: str | None) -> dict[str, str]:
@@ -233,7 +380,7 @@ def get_profile(name: str | None = None, overrides: Mapping[str, Any] | None = N
 
 def describe(profile: Profile) -> str:
     """The profile as an indented list, one group of knobs after another."""
-    lines = [f"profile {profile.name!r}, model {profile.model!r}"]
+    lines = [f"profile {profile.name!r}, model {profile.model!r}, threads {profile.threads}"]
     for group in GROUPS:
         lines.append(f"  {group}:")
         lines += [f"    {k:<30} {v}" for k, v in dataclasses.asdict(getattr(profile, group)).items()]

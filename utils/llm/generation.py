@@ -52,31 +52,41 @@ class GenerationChoice:
     reason: str
 
 
+def requested_generation(purpose: str = "eval", backend: str = "trl", requested: str | None = None) -> GenerationChoice:
+    """The path asked for (``auto`` when nothing is forced) and by whom, checked without looking at
+    the hardware: a bad ``requested`` or ``$COURSE_GENERATION`` fails here with one line, before
+    anything loads (scripts/train_grpo.py calls it first)."""
+    if purpose not in ("eval", "train"):
+        raise ValueError(f"purpose must be 'eval' or 'train', got {purpose!r}")
+    forced_by = "the code"
+    if requested in (None, "", "auto"):
+        env = (os.environ.get(GENERATION_ENV) or "").strip()
+        if env:
+            forced_by = f"${GENERATION_ENV}"
+        requested = env or "auto"
+    requested = requested.strip().lower()
+    if requested not in ("auto", *PATHS):
+        where = f"${GENERATION_ENV}={requested!r}" if forced_by != "the code" else repr(requested)
+        raise ValueError(f"generation path {where} is not one of {PATHS} or auto")
+    if purpose == "train" and backend == "unsloth" and requested == "static-cache":
+        raise ValueError(
+            "with the unsloth backend, training generates with Unsloth's own engine: "
+            "choose 'vllm' or 'plain' (or the trl backend for static-cache)"
+        )
+    return GenerationChoice(requested, f"chosen by {forced_by}")
+
+
 def choose_generation(purpose: str = "eval", backend: str = "trl", requested: str | None = None) -> GenerationChoice:
     """How completions are generated for ``purpose`` (``"eval"`` or ``"train"``), and why.
 
     ``requested`` (or ``$COURSE_GENERATION`` when it is ``None``/``"auto"``) forces a path."""
     from ..profiles import has_cuda
 
-    if purpose not in ("eval", "train"):
-        raise ValueError(f"purpose must be 'eval' or 'train', got {purpose!r}")
-    forced_by = "the code"
-    if requested in (None, "", "auto"):
-        env = os.environ.get(GENERATION_ENV)
-        if env:
-            print(f"generation: {env!r} from ${GENERATION_ENV}")
-            forced_by = f"${GENERATION_ENV}"
-        requested = env or "auto"
-    requested = requested.strip().lower()
-    if requested not in ("auto", *PATHS):
-        raise ValueError(f"generation path must be one of {PATHS} or auto, got {requested!r}")
-    if requested != "auto":
-        if purpose == "train" and backend == "unsloth" and requested == "static-cache":
-            raise ValueError(
-                "with the unsloth backend, training generates with Unsloth's own engine: "
-                "choose 'vllm' or 'plain' (or the trl backend for static-cache)"
-            )
-        return GenerationChoice(requested, f"chosen by {forced_by}")
+    asked = requested_generation(purpose, backend, requested)
+    if asked.path != "auto":
+        if GENERATION_ENV in asked.reason:
+            print(f"generation: {asked.path!r} from ${GENERATION_ENV}")
+        return asked
     if not has_cuda():
         return GenerationChoice("plain", "no CUDA GPU: compiling the decoding step does not pay on a CPU")
     if vllm_usable():

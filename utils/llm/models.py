@@ -90,12 +90,21 @@ def choose_model(key: str = "auto") -> ModelSpec:
     """The model table's entry for ``key``.
 
     ``auto`` means ``$COURSE_MODEL`` when it is set (and says so), else the embedded model,
-    which works offline everywhere. Pick a Qwen key for a GPU with internet."""
+    which works offline everywhere. Pick a Qwen key for a GPU with internet. An unknown
+    ``$COURSE_MODEL`` is refused even when the code names a model; a known one that the code
+    overrules (the smoke and cpu profiles name the embedded model) is reported, never dropped silently."""
+    env = (os.environ.get(MODEL_ENV) or "").strip()
+    if env and env not in MODELS:
+        raise ValueError(f"unknown model {env!r} in ${MODEL_ENV}; choose from {sorted(MODELS)}")
     if key in (None, "", "auto"):
-        env = os.environ.get(MODEL_ENV)
         if env:
             print(f"model: {env!r} from ${MODEL_ENV} (the code asked for 'auto')")
         key = env or EMBEDDED_KEY
+    elif env and env != key:
+        print(
+            f"model: {key!r}; ${MODEL_ENV}={env!r} is ignored because the profile or the code names {key!r} "
+            f'(COURSE_OVERRIDES="model=auto" lets ${MODEL_ENV} decide)'
+        )
     if key not in MODELS:
         raise ValueError(f"unknown model {key!r}; choose from {sorted(MODELS)}")
     return MODELS[key]

@@ -8,24 +8,29 @@ supervised fine-tuning on DP-optimal answers gives GRPO something to improve.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..env import headless
 from ..llm.models import bf16_supported, load_tokenizer
 from ..paths import claim_folder
-from ..profiles import Profile
+from ..profiles import TRACES, Profile
 from ..task.events import overlapping_pairs, to_intervals
 from ..task.prompts import build_messages, format_answer
 from ..task.scheduling import optimal_schedule
 from .config import check_supported
+from .runs import settings_changes
 
+#: The settings a warm start's model was trained with: another warm start is trained for other ones.
+SFT_SETTINGS = "sft_settings.json"
 #: What a warm start writes into its folder.
-SFT_OWN = ("final", "checkpoints", "sft_log_history.json")
-
-TRACES = ("short", "full")
+SFT_OWN = ("final", "checkpoints", "sft_log_history.json", SFT_SETTINGS)
 
 
 def dp_reasoning(row: Mapping, trace: str = "short") -> str:
@@ -87,18 +92,68 @@ def sft_records(rows: Sequence[Mapping], trace: str = "short") -> list[dict]:
     ]
 
 
+def sft_settings(base: str, rows: Sequence[Mapping], profile: Profile) -> dict[str, Any]:
+    """What a warm start's model depends on, as plain JSON values: the base model, the problems
+    (their number and a fingerprint) and every ``warm_start`` knob (the trace, the learning rate...).
+
+    >>> from utils.profiles import get_profile
+    >>> s = sft_settings("base", [], get_profile("smoke"))
+    >>> s["warm_start.trace"], s["problems"]
+    ('short', '0 problems, sha256 4f53cda18c2baa0c')
+    """
+    digest = hashlib.sha256(json.dumps(list(rows), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    knobs = {f"warm_start.{k}": v for k, v in dataclasses.asdict(profile.warm_start).items()}
+    settings = {"base": str(base), "problems": f"{len(rows)} problems, sha256 {digest}", **knobs}
+    return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
+
+
+def _stored_sft_settings(out_dir: Path) -> dict[str, Any] | None:
+    try:
+        stored = json.loads((out_dir / SFT_SETTINGS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # none recorded (a warm start from before this file existed) or unreadable
+    return stored if isinstance(stored, dict) else None
+
+
+def reuse_decision(out_dir: Path, settings: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether the finished warm start in ``out_dir`` can be reused for ``settings``, and why, in
+    one line: only one trained with the same settings is (like a GRPO run's resume:
+    :func:`utils.train.runs.prepare_run_dir`)."""
+    done = Path(out_dir) / "final"
+    if not (done / "config.json").exists():
+        return False, f"Warm-start: none finished in {done}: training one"
+    before = _stored_sft_settings(Path(out_dir))
+    if before is None:
+        return False, f"Warm-start in {done} has no record of its settings: training a new one"
+    changes = settings_changes(before, settings)
+    if changes:
+        return False, f"Warm-start in {done} was trained with other settings ({'; '.join(changes)}): training a new one"
+    return True, f"Warm-start already done: {done} (same settings)"
+
+
 def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, force: bool = False) -> Path:
     """Full fine-tune of the (small) base model on DP-optimal answers; returns the checkpoint.
 
     ``rows`` are the problems (:func:`utils.task.training_problems` makes as many as the profile's
     ``warm_start.n_problems``); each target answer carries the profile's ``warm_start.trace``.
 
-    Skipped when ``out_dir`` already holds a finished warm-start (resume-friendly)."""
+    Skipped when ``out_dir`` already holds a finished warm-start trained with the same settings
+    (:func:`sft_settings`; resume-friendly); other settings train a new one, and say what changed."""
     out_dir = claim_folder(out_dir, "warm start", own=SFT_OWN)  # never a folder holding someone else's files
     done = out_dir / "final"
-    if (done / "config.json").exists() and not force:
-        print(f"Warm-start already done: {done}")
+    settings = sft_settings(base, rows, profile)
+    reuse, decision = reuse_decision(out_dir, settings)
+    if force:
+        decision = f"Warm-start: training a new one in {done} (force=True)"
+    print(decision)
+    if reuse and not force:
         return done
+    # The old model and its record go first: an interrupted run must not leave them paired with new settings.
+    (out_dir / SFT_SETTINGS).unlink(missing_ok=True)
+    if done.is_symlink():
+        done.unlink()
+    elif done.exists():
+        shutil.rmtree(done)
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -137,4 +192,5 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     trainer.save_model(str(done))
     tokenizer.save_pretrained(str(done))
     (out_dir / "sft_log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    (out_dir / SFT_SETTINGS).write_text(json.dumps(settings, indent=1), encoding="utf-8")  # last: the model is whole
     return done
