@@ -7,8 +7,8 @@
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 # On one GPU (what is lent now), after wheels and part-a:
-#   bash scripts/gpu_recipe.sh one ROWS [CHECK_ROW]   # model, then ROWS side by side (two at a time on a GPU of
-#                       # >= 100 GB, else in turn), then scripts/check_fast_rollouts.py on CHECK_ROW's adapter
+#   bash scripts/gpu_recipe.sh one ROWS [CHECK_ROW]   # model, then ROWS in turn; after CHECK_ROW,
+#                       # scripts/check_fast_rollouts.py on its adapter
 set -u
 R=${RECIPE_DIR:-/root/exp}
 SITE=/tmp/site
@@ -39,7 +39,7 @@ case ${1:-} in
   collect)
     end=$((SECONDS + ${2:-0}))
     while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|check_fast_rollouts" > /dev/null; do sleep 20; done
-    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/check.log 2>/dev/null
+    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/check.log $R/ablation_*.log 2>/dev/null
     for f in $R/ablation/logs/*.log; do echo "== $f"; grep -E "^\[|valid|vs |Error|error" "$f" | tail -4; done
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
     tar czf $OUT/recipe.tgz -C $R --exclude='*/grpo/checkpoints' --exclude='*/grpo/adapter' --exclude='cache/sft-*/final' \
@@ -48,15 +48,14 @@ case ${1:-} in
     ROWS=${2:?rows}; CHECK=${3:-}
     mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF && ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())" 2>&1 | tail -1
-    MEM=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
-    SLOTS=0; [ "$MEM" -gt 100000 ] && SLOTS=0,0
-    echo "GPU memory ${MEM} MiB: slots $SLOTS"
     cat > $R/one.sh <<EOS
-PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows $ROWS --gpus $SLOTS --out $R/ablation --cache $R/cache > $R/sched.log 2>&1
-if [ -n "$CHECK" ]; then
-  BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
-  python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json > $R/check.log 2>&1
-fi
+for row in \$(echo $ROWS | tr , ' '); do
+  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache > $R/ablation_\$row.log 2>&1
+  if [ "\$row" = "$CHECK" ]; then
+    BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
+    python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json > $R/check.log 2>&1
+  fi
+done
 EOS
     setsid nohup bash $R/one.sh > /dev/null 2>&1 < /dev/null &
     sleep 5; echo launched; cat $R/one.sh ;;
