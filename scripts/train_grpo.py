@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-#: What this script writes into --out: a folder holding only these is an earlier run of it.
+#: What this script writes into --out (a folder it marked as its own): none of these may be a symbolic link.
 OUT_OWN = ("results.json", "completions_base.jsonl", "completions_sft.jsonl", "completions_grpo.jsonl", "sft", "grpo")
 
 
