@@ -68,6 +68,9 @@ def test_a_linked_run_folder_itself_is_the_users_choice(tmp_path):
     assert prepare_run_dir(tmp_path / "grpo", 10).endswith(
         "resuming from " + str(tmp_path / "grpo/checkpoints/checkpoint-4")
     )
+    (tmp_path / "gone").symlink_to(tmp_path / "unmounted-drive", target_is_directory=True)
+    with pytest.raises(FolderNotOurs, match="unmounted-drive, which does not exist"):
+        prepare_run_dir(tmp_path / "gone", 10)
 
 
 # --- 23.2: only the marker makes a folder the course's ----------------------------------------------------

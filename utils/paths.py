@@ -71,6 +71,8 @@ def check_ours(path: str | Path, what: str, own: tuple[str, ...] = ()) -> Path:
     none of ``own`` (the names the course writes and deletes there) is, or holds, a symbolic link.
     ``path`` itself may be a link (a run folder on Google Drive, say): the user chose it."""
     path = Path(path).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise FolderNotOurs(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist: choose a folder")
     if path.exists() and not path.is_dir():
         raise FolderNotOurs(f"{path} is a file, not a folder: choose a folder for the {what}")
     if path.is_dir() and not is_ours(path):
