@@ -38,7 +38,7 @@ OPTION_KNOBS = {
     "save_steps": "grpo.save_steps",
 }
 
-#: What this script writes into --out: a folder holding only these is an earlier run of it.
+#: What this script writes into --out (a folder it marked as its own): none of these may be a symbolic link.
 OUT_OWN = ("results.json", "completions_base.jsonl", "completions_sft.jsonl", "completions_grpo.jsonl", "sft", "grpo")
 
 

@@ -63,16 +63,23 @@ def test_backend_choice_on_cpu(monkeypatch, capsys):
         choose_backend("jax")
 
 
-def _fake_checkpoint(run_dir, step):
-    """What the trainer reads back on a resume: its state, the adapter, a torch file."""
+def _fake_checkpoint(run_dir, step, marked=True):
+    """What the trainer reads back on a resume: its state, the adapter, the optimizer and scheduler;
+    in a run folder the course marked as its own (``marked=False``: one from before the marker)."""
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 
+    from utils.paths import MARKER
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if marked:
+        (run_dir / MARKER).touch()
     ckpt = run_dir / "checkpoints" / f"checkpoint-{step}"
     ckpt.mkdir(parents=True)
     (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step, "max_steps": 10}))
     save_file({"lora_A": torch.zeros(2, 2)}, str(ckpt / "adapter_model.safetensors"))
     torch.save({"state": {}}, ckpt / "optimizer.pt")
+    torch.save({"last_epoch": step}, ckpt / "scheduler.pt")
     return ckpt
 
 
@@ -113,9 +120,12 @@ def test_prepare_run_dir_never_empties_a_folder_it_did_not_make(tmp_path):
     assert "finished" in prepare_run_dir(run, 10)
     assert sorted(p.name for p in run.iterdir()) == sorted([MARKER, "my notes.txt"])  # only the run's own files went
 
-    legacy = tmp_path / "old-run"  # made before the marker existed: only a run's own files in it
-    _fake_checkpoint(legacy, 3)
-    assert "resuming" in prepare_run_dir(legacy, 10) and (legacy / MARKER).exists()
+    legacy = tmp_path / "old-run"  # made before the marker existed: refused, with what to do (issue 23.2)
+    _fake_checkpoint(legacy, 3, marked=False)
+    with pytest.raises(ValueError, match=f"add an empty file named {MARKER} to it to reuse it"):
+        prepare_run_dir(legacy, 10)
+    (legacy / MARKER).touch()
+    assert "resuming" in prepare_run_dir(legacy, 10)
 
 
 def test_nothing_else_writes_over_a_folder_it_did_not_make(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..paths import cache_dir, check_ours, claim_folder, remove_our_folder
+from ..paths import cache_dir, check_removable, claim_folder, remove_our_folder
 
 EMBEDDED_KEY = "smollm2-135m"
 
@@ -126,7 +126,7 @@ def embedded_gguf_path() -> Path:
 
 
 IM_END = "<|im_end|>"
-#: What converting the embedded model writes (a folder holding only these is an earlier conversion).
+#: What converting the embedded model writes: a marked folder holding only these may be replaced.
 CONVERTED_FILES = (
     "config.json",
     "generation_config.json",
@@ -154,7 +154,7 @@ def embedded_checkpoint(verbose: bool = True) -> Path:
     # Only ever replace a folder this conversion made: $COURSE_CACHE_DIR may point anywhere.
     tmp = target.with_name(target.name + ".tmp")
     remove_our_folder(tmp, "converted model", own=CONVERTED_FILES)  # an interrupted conversion
-    check_ours(target, "converted model", own=CONVERTED_FILES)
+    check_removable(target, "converted model", own=CONVERTED_FILES)  # refused now, not after the conversion
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

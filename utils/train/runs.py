@@ -23,7 +23,7 @@ RUN_SETTINGS = "run_settings.json"
 
 #: What a GRPO run writes into its folder: a fresh start removes exactly these, nothing else.
 RUN_FILES = ("checkpoints", "adapter", "samples.jsonl", RUN_INFO, RUN_SETTINGS)
-#: ... plus what notebook 05 may add (a merged model): a folder holding only these is a course run folder.
+#: ... plus what notebook 05 may add (a merged model): none of these may be a symbolic link.
 RUN_OWN = (*RUN_FILES, "merged")
 #: A damaged checkpoint is renamed with this prefix (kept, never deleted) so that no resume picks it again.
 DAMAGED_PREFIX = "damaged-"
@@ -81,21 +81,72 @@ def _torch_file_problem(path: Path) -> str | None:
     return None
 
 
-def checkpoint_problem(checkpoint: str | Path) -> str | None:
-    """What makes a checkpoint unusable for a resume (in words), or None when it looks whole.
+#: What a resume reads back besides the weights. The trainer loads the optimizer and the learning-rate
+#: scheduler only together, and without them it carries on silently with a fresh Adam (its moments gone,
+#: so the first updates are full-size) and the schedule back at its warm-up: another run than the one the
+#: checkpoint belongs to. A careful engineer would rather resume from an earlier whole checkpoint, or
+#: start over, so a checkpoint missing either is damaged (set aside, kept), never resumed half-way.
+RESUME_FILES = ("optimizer.pt", "scheduler.pt")
+#: Written by the trainer, never read back on a resume: a pickled config the safe loader would refuse.
+NOT_READ_BACK = ("training_args.bin",)
 
-    Checks what the trainer reads back: trainer_state.json, the weights (adapter or model,
-    safetensors headers against the file size) and the torch files (optimizer, scheduler, RNG).
-    """
-    ckpt = Path(checkpoint)
+
+def _safe_load_problem(path: Path) -> str | None:
+    """What the trainer's own loader (``weights_only``, numpy's arrays allowed) refuses in a torch file:
+    a pickle that would run code, which a resume would die on (UnpicklingError). Nothing in it runs here."""
+    import re
+
+    import torch
+    from transformers.trainer_pt_utils import safe_globals
+
     try:
-        int(json.loads((ckpt / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
+        with safe_globals():
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: the tensors stay on disk
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError...: unusable either way
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))  # what the pickle would have called
+        why = f"it would import {found.group(1)}" if found else type(exc).__name__
+        return f"{path.name} is refused by the safe loader ({why})"
+    return None
+
+
+def state_problem(checkpoint: Path) -> str | None:
+    """What is wrong with a checkpoint's trainer_state.json: unreadable, or contradicting the checkpoint
+    (the trainer saves step N as ``checkpoint-N`` and never passes its own ``max_steps``). One tampered
+    or mixed-up state must not make a run count as finished, which would delete the good checkpoints."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        step = state["global_step"]
     except FileNotFoundError:
         return "no trainer_state.json"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"trainer_state.json is unreadable ({type(exc).__name__})"
+    if type(step) is not int or step < 0:
+        return f"trainer_state.json has global_step {step!r}, not a step number"
+    named = checkpoint.name.rsplit("-", 1)[-1]
+    if named.isdigit() and int(named) != step:
+        return f"trainer_state.json says step {step}, its folder name says {named}"
+    limit = state.get("max_steps")
+    if type(limit) is int and limit > 0 and step > limit:
+        return f"trainer_state.json says step {step}, beyond the run's max_steps {limit}"
+    return None
+
+
+def checkpoint_problem(checkpoint: str | Path) -> str | None:
+    """What makes a checkpoint unusable for a resume (in words), or None when it looks whole.
+
+    Checks what the trainer reads back: trainer_state.json (readable and consistent with the checkpoint),
+    the weights (adapter or model, safetensors headers against the file size), the optimizer and scheduler
+    (present: :data:`RESUME_FILES`) and every torch file (whole, and loadable by the safe loader).
+    """
+    ckpt = Path(checkpoint)
+    problem = state_problem(ckpt)
+    if problem:
+        return problem
     if not any((ckpt / name).exists() for name in WEIGHT_FILES):
         return "no model or adapter weights"
+    missing = [name for name in RESUME_FILES if not (ckpt / name).is_file()]
+    if missing:
+        return f"no {' or '.join(missing)}: a resume would restart the optimizer and the learning-rate schedule"
     for path in sorted(ckpt.iterdir()):
         if path.suffix == ".safetensors":
             from safetensors import safe_open
@@ -105,8 +156,8 @@ def checkpoint_problem(checkpoint: str | Path) -> str | None:
                     fh.keys()
             except Exception as exc:  # noqa: BLE001 - SafetensorError and friends: damaged either way
                 return f"{path.name} unreadable: {str(exc)[:120]}"
-        elif path.suffix in (".pt", ".pth", ".bin"):
-            problem = _torch_file_problem(path)
+        elif path.suffix in (".pt", ".pth", ".bin") and path.name not in NOT_READ_BACK:
+            problem = _torch_file_problem(path) or _safe_load_problem(path)
             if problem:
                 return problem
     return None
@@ -141,14 +192,16 @@ def _clear_run(out_dir: Path) -> None:
     import shutil
 
     def remove(path: Path) -> None:
-        if path.is_dir():
+        if path.is_symlink():  # claim_folder refuses links; should one appear, only the link goes
+            path.unlink()
+        elif path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
 
     for name in RUN_FILES:
         path = out_dir / name
-        if name == "checkpoints" and path.is_dir():
+        if name == "checkpoints" and path.is_dir() and not path.is_symlink():
             for child in path.iterdir():
                 if not child.name.startswith(DAMAGED_PREFIX):
                     remove(child)
@@ -203,11 +256,23 @@ def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[
 
 
 def stored_settings(out_dir: Path) -> dict[str, Any] | None:
+    """The settings a run folder's checkpoints were trained with; None when unknown: no file (a run from
+    before this file existed) or a damaged one (:func:`settings_problem` says which)."""
     path = Path(out_dir) / RUN_SETTINGS
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # no file (a run from before this file existed) or an unreadable one: unknown
+        settings = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return settings if isinstance(settings, dict) else None
+
+
+def settings_problem(out_dir: Path) -> str | None:
+    """One line when the folder's run_settings.json exists but holds no settings (unreadable, or JSON
+    that is not an object); None when it is fine or absent."""
+    path = Path(out_dir) / RUN_SETTINGS
+    if not path.is_file() or stored_settings(out_dir) is not None:
+        return None
+    return f"{RUN_SETTINGS} is damaged (not a JSON object of settings): the checkpoints' settings are unknown"
 
 
 def prepare_run_dir(
@@ -221,16 +286,21 @@ def prepare_run_dir(
     profile's). ``True`` always starts over, ``False`` always resumes (and refuses other settings).
     With ``settings``, they are written into the folder for the next decision.
 
-    Only a folder the course made is used (see :func:`utils.paths.claim_folder`): a folder
-    holding other files is refused, never emptied. Starting over removes only what a run
-    writes (checkpoints, adapter, samples, run_info.json, run_settings.json). A damaged checkpoint
-    is set aside and the run resumes from the newest good one before it.
+    Only a folder the course made (it carries the course's marker) is used (see
+    :func:`utils.paths.claim_folder`): a folder holding other files is refused, never emptied, and so
+    is one where a checkpoint or the adapter is a symbolic link (never followed). Starting over removes
+    only what a run writes (checkpoints, adapter, samples, run_info.json, run_settings.json). A damaged
+    checkpoint (:func:`checkpoint_problem`: unreadable, incomplete or contradicting itself) is set aside
+    and the run resumes from the newest good one before it.
     """
     out_dir = claim_folder(out_dir, "GRPO run", own=RUN_OWN)
     notes = set_aside_damaged(out_dir / "checkpoints")
     last = latest_checkpoint(out_dir / "checkpoints")
     done = checkpoint_step(last) if last else 0
     before = stored_settings(out_dir)
+    damaged_settings = settings_problem(out_dir) if last else None
+    if damaged_settings:  # unknown settings, as for a run from before the file existed: said, not a crash
+        notes.append(damaged_settings)
     changes = settings_changes(before, settings) if last and before is not None and settings is not None else []
     if changes and fresh is False:
         raise ValueError(f"cannot resume {last}: it was trained with other settings ({'; '.join(changes)})")
