@@ -6,7 +6,14 @@ import pytest
 
 from utils.evaluate import evaluate
 from utils.evaluate.baselines import baseline_completions
-from utils.evaluate.statistics import compare, mcnemar_exact, mean_difference_interval, paired_bootstrap, transitions
+from utils.evaluate.statistics import (
+    compare,
+    mcnemar_exact,
+    mean_difference_interval,
+    paired_bootstrap,
+    permutation_test,
+    transitions,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +85,26 @@ def test_compare_counts_well_formed_answers_and_unchanged_texts(test_rows):
     assert (c.well_formed_a, c.well_formed_b) == (5, 10) and c.identical == 5
     assert c.well_formed_transitions["malformed->well-formed"] == 5 and c.well_formed_p == mcnemar_exact(5, 0)
     assert "well-formed 5 -> 10" in str(c) and "5 of 10 answers unchanged" in str(c)
+
+
+def test_permutation_test_is_exact_at_four_values_a_side():
+    # issue 25: a bootstrap said [+2.2, +10.3] here; 4 of the 70 splits are at least this far from 0
+    t = permutation_test([0, 0, 0, 3.75], [7.5, 10, 11.25, 1.25])
+    assert t.exact and t.splits == 70 and t.diff == 6.5625
+    assert t.p_value == 4 / 70 and t.low < 0 < t.high
+    assert mean_difference_interval([0, 0, 0, 3.75], [7.5, 10, 11.25, 1.25])[1] > 0  # the bootstrap's mistake
+
+
+def test_permutation_test_interval_and_its_limits():
+    t = permutation_test([10, 12, 11, 13], [40, 41, 39, 42])
+    assert t.p_value == 2 / 70 == t.smallest_p and t.low == pytest.approx(26, abs=1e-6)
+    assert t.high == pytest.approx(32, abs=1e-6)
+    tiny = permutation_test([1, 2], [3, 4])  # 6 splits: nothing can be rejected at 5%
+    assert tiny.p_value == pytest.approx(1 / 3) and tiny.low == -math.inf and tiny.high == math.inf
+    big = permutation_test(list(range(30)), [x + 100 for x in range(30)], seed=3)  # C(60, 30) splits: sampled
+    assert not big.exact and big.p_value < 1e-3 and big.low > 0
+    assert permutation_test(list(range(30)), [x + 100 for x in range(30)], seed=3) == big  # seeded
+    with pytest.raises(ValueError, match="finite"):
+        permutation_test([1, float("nan")], [2, 3])
+    with pytest.raises(ValueError, match="at least one"):
+        permutation_test([], [1])
