@@ -252,3 +252,141 @@ def compare(a, b, name_a: str = "A", name_b: str = "B", seed: int = 0, texts_a=N
         mcnemar_exact(formed["malformed->well-formed"], formed["well-formed->malformed"]),
         identical,
     )
+
+
+# ------------------------------------------------------------------ what changed, in words
+FAILURE_WORDS = {  # the evaluator's first failing check, as a learner reads it
+    "format_error": "a format error (no closed schedule the checker can read)",
+    "fewer_than_2_events": "fewer than 2 events",
+    "nonexistent": "an event that is not in the problem",
+    "unsorted": "events out of time order",
+    "overlap": "overlapping events",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One category of a paired comparison: did it move beyond chance, and which way?"""
+
+    what: str  # "well-formed answers" | "valid answers" | "mean score"
+    before: float
+    after: float
+    direction: int  # +1 rose beyond chance, -1 fell beyond chance, 0 within chance
+    evidence: str  # the test behind ``direction``, in words
+
+    def to_text(self) -> str:
+        if self.what == "mean score":
+            return f"mean score {self.before:.1f} -> {self.after:.1f} ({self.evidence})"
+        return f"{self.what} {self.before:g} -> {self.after:g} ({self.evidence})"
+
+
+def what_changed(c: PairedComparison, alpha: float = 0.05) -> list[Change]:
+    """Well-formed answers, valid answers and the mean score of ``c.b`` against ``c.a``, each with its
+    test: exact McNemar for the two counts (p < ``alpha``), the 95% paired bootstrap interval for the
+    score (it must exclude 0)."""
+    out = []
+    w = c.well_formed_transitions
+    if w is not None:
+        up, down = w["malformed->well-formed"], w["well-formed->malformed"]
+        out.append(
+            Change(
+                "well-formed answers",
+                c.well_formed_a,
+                c.well_formed_b,
+                (1 if up > down else -1) if c.well_formed_p < alpha else 0,
+                f"+{up} / -{down}, exact McNemar p = {c.well_formed_p:.2g}",
+            )
+        )
+    up, down = c.transitions["invalid->valid"], c.transitions["valid->invalid"]
+    out.append(
+        Change(
+            "valid answers",
+            c.valid_a,
+            c.valid_b,
+            (1 if up > down else -1) if c.p_value < alpha else 0,
+            f"+{up} / -{down}, exact McNemar p = {c.p_value:.2g}",
+        )
+    )
+    score_dir = 1 if c.score_low > 0 else -1 if c.score_high < 0 else 0
+    out.append(
+        Change(
+            "mean score",
+            0.0,
+            c.score_diff,
+            score_dir,
+            f"{c.score_diff:+.1f} points, 95% paired bootstrap interval [{c.score_low:+.1f}, {c.score_high:+.1f}]",
+        )
+    )
+    return out
+
+
+def _main_failure(after) -> str | None:
+    """``"17 of 24 answers still fail with an event that is not in the problem"`` from an EvalSummary."""
+    if after is None or not after.results:
+        return None
+    counts: dict[str, int] = {}
+    for r in after.results:
+        if r.category != "valid":
+            counts[r.category] = counts.get(r.category, 0) + 1
+    if not counts:
+        return None
+    category, k = max(counts.items(), key=lambda kv: kv[1])
+    return f"{k} of {after.n} answers fail first with {FAILURE_WORDS.get(category, category)}"
+
+
+def change_verdict(c: PairedComparison, after=None, reasons: Sequence[str] = (), alpha: float = 0.05) -> str:
+    """What changed from ``c.a`` to ``c.b``, naming the category: well-formed answers (the format),
+    valid answers (the schedule) or the mean score; what stayed within chance; and, with ``after``
+    (``c.b``'s EvalSummary), the failure most of its answers still show. ``reasons`` (e.g. from the
+    training log) are added when nothing changed beyond chance."""
+    changes = what_changed(c, alpha)
+    moved = [ch for ch in changes if ch.direction != 0]
+    still = [ch for ch in changes if ch.direction == 0]
+    items = [
+        f"the mean score {'rose' if ch.direction > 0 else 'fell'} ({ch.evidence})"
+        if ch.what == "mean score"
+        else f"{'more' if ch.direction > 0 else 'fewer'} {ch.to_text()}"
+        for ch in moved
+    ]
+    parts = [("Beyond chance: " + "; ".join(items)) if items else "No change beyond chance."]
+    if items:
+        parts[0] += "."
+    if still:
+        within = [f"the mean score ({ch.evidence})" if ch.what == "mean score" else ch.to_text() for ch in still]
+        parts.append("Within chance: " + "; ".join(within) + ".")
+    failure = _main_failure(after)
+    if failure:
+        parts.append(f"{c.b}, most common failure: {failure}.")
+    if not moved and reasons:
+        parts.append("The training log shows: " + "; ".join(reasons) + ".")
+    return f"{c.b} vs {c.a} on {c.n} test problems. " + " ".join(parts)
+
+
+def takeaway(c: PairedComparison, after=None, alpha: float = 0.05) -> str:
+    """One sentence on what training taught ``c.b`` compared with ``c.a``, naming the category that
+    moved; it says "valid" only when valid answers rose beyond chance."""
+    ch = {x.what: x for x in what_changed(c, alpha)}
+    valid, formed = ch["valid answers"], ch.get("well-formed answers")
+    failure = _main_failure(after)
+    still = f" ({failure})" if failure else ""
+    if valid.direction > 0:
+        return f"{c.b} wrote more valid schedules than {c.a}: {valid.to_text()}."
+    if valid.direction < 0:
+        return (
+            f"{c.b} wrote fewer valid schedules than {c.a} ({valid.to_text()}): the reward paid for something the "
+            "evaluation does not (notebook 03's reward hacks)."
+        )
+    if formed is not None and formed.direction > 0:
+        return (
+            f"{c.b} learned the answer format, not yet valid schedules: {formed.to_text()}, but "
+            f"{valid.to_text()}{still}."
+        )
+    if formed is not None and formed.direction < 0:
+        return f"{c.b} lost the answer format: {formed.to_text()}; {valid.to_text()}{still}."
+    if ch["mean score"].direction != 0:
+        verb = "higher" if ch["mean score"].direction > 0 else "lower"
+        return (
+            f"{c.b}'s schedules score {verb} than {c.a}'s ({ch['mean score'].evidence}) with as many valid answers "
+            f"({valid.to_text()})."
+        )
+    return f"No change beyond chance from {c.a} to {c.b} on {c.n} test problems ({valid.to_text()}){still}."
