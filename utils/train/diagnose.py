@@ -100,7 +100,8 @@ def reward_trend(log_history: Sequence[dict], fraction: float = 0.25, seed: int 
         key = f"rewards/{name}/mean"
         a, b = [h.get(key, 0.0) for h in logs[:k]], [h.get(key, 0.0) for h in logs[-k:]]
         paid = any(h.get(key, 0.0) != 0 for h in logs)
-        p = permutation_test(a, b, seed=seed).p_value if paid else 1.0
+        finite = all(math.isfinite(v) for v in a + b)  # TRL logs NaN for a step where the function returned None
+        p = permutation_test(a, b, seed=seed).p_value if paid and finite else 1.0
         components.append(ComponentTrend(name, sum(a) / k, sum(b) / k, p, paid))
     return Trend(
         len(logs), first, last, test.diff, test.low, test.high, test.p_value, test.splits, test.exact, tuple(components)
