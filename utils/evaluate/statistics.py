@@ -356,7 +356,7 @@ def change_verdict(c: PairedComparison, after=None, reasons: Sequence[str] = (),
         parts.append("Within chance: " + "; ".join(within) + ".")
     failure = _main_failure(after)
     if failure:
-        parts.append(f"{c.b}, most common failure: {failure}.")
+        parts.append(f"Most common failure of {c.b}: {failure}.")
     if not moved and reasons:
         parts.append("The training log shows: " + "; ".join(reasons) + ".")
     return f"{c.b} vs {c.a} on {c.n} test problems. " + " ".join(parts)
@@ -366,9 +366,9 @@ def takeaway(c: PairedComparison, after=None, alpha: float = 0.05) -> str:
     """One sentence on what training taught ``c.b`` compared with ``c.a``, naming the category that
     moved; it says "valid" only when valid answers rose beyond chance."""
     ch = {x.what: x for x in what_changed(c, alpha)}
-    valid, formed = ch["valid answers"], ch.get("well-formed answers")
+    valid, formed, score = ch["valid answers"], ch.get("well-formed answers"), ch["mean score"]
     failure = _main_failure(after)
-    still = f" ({failure})" if failure else ""
+    still = f" Most common failure: {failure}." if failure else ""
     if valid.direction > 0:
         return f"{c.b} wrote more valid schedules than {c.a}: {valid.to_text()}."
     if valid.direction < 0:
@@ -379,14 +379,14 @@ def takeaway(c: PairedComparison, after=None, alpha: float = 0.05) -> str:
     if formed is not None and formed.direction > 0:
         return (
             f"{c.b} learned the answer format, not yet valid schedules: {formed.to_text()}, but "
-            f"{valid.to_text()}{still}."
+            f"{valid.to_text()}.{still}"
         )
     if formed is not None and formed.direction < 0:
-        return f"{c.b} lost the answer format: {formed.to_text()}; {valid.to_text()}{still}."
-    if ch["mean score"].direction != 0:
-        verb = "higher" if ch["mean score"].direction > 0 else "lower"
+        return f"{c.b} lost the answer format: {formed.to_text()}; {valid.to_text()}.{still}"
+    if score.direction != 0:
+        verb = "higher" if score.direction > 0 else "lower"
         return (
-            f"{c.b}'s schedules score {verb} than {c.a}'s ({ch['mean score'].evidence}) with as many valid answers "
-            f"({valid.to_text()})."
+            f"{c.b}'s schedules score {verb} than {c.a}'s ({score.evidence}), with no change in valid answers "
+            f"beyond chance: {valid.to_text()}.{still}"
         )
-    return f"No change beyond chance from {c.a} to {c.b} on {c.n} test problems ({valid.to_text()}){still}."
+    return f"No change beyond chance from {c.a} to {c.b} on {c.n} test problems: {valid.to_text()}.{still}"
