@@ -58,12 +58,16 @@ $(LAB_STAMP): $(STAMP) requirements-lab.txt
 	touch $(LAB_STAMP)
 
 # Localhost only, with a token; no browser is opened where there is no display (it prints the URL).
+# LanguageServerManager.autodetect=False: jupyter_lsp (a JupyterLab dependency) otherwise probes for ~20
+# language servers the course never uses and logs them all on one screen-wide "Skipped non-installed
+# server(s): ..." line; the course uses no language server.
 lab: $(LAB_STAMP)
 	@flags=""; \
 	if [ "$$(uname)" = Linux ] && [ -z "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then flags="--no-browser"; fi; \
 	if [ "$$(id -u)" = 0 ]; then flags="$$flags --allow-root"; fi; \
 	echo "JupyterLab in notebooks/ on 127.0.0.1: open the http://127.0.0.1:...?token=... URL printed below. Ctrl-C twice stops it."; \
-	exec $(BIN)/python -m jupyterlab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $$flags $(LAB_ARGS)
+	exec $(BIN)/python -m jupyterlab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+		--LanguageServerManager.autodetect=False $$flags $(LAB_ARGS)
 
 # Notebook 03 in JupyterLab, driven in headless Chromium (Debian's package, installed with apt-get when
 # missing): run all cells, use the inspector, check the reward breakdown. Screenshots: outputs/browser/.

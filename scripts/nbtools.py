@@ -9,6 +9,7 @@ badge and setup cell every notebook opens with, and `--fix-headers` rewrites the
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -113,6 +114,16 @@ def check() -> list[str]:
                 break
         if len(nb.cells) < 2 or colab_url(path.name) not in nb.cells[0].source:
             problems.append(f"{path.name}: first cell lacks its Colab badge")
+        elif not nb.cells[0].source.startswith(f"# {path.name[:2]} - "):
+            problems.append(f"{path.name}: title should start with '# {path.name[:2]} - ' (the notebook's number)")
+        sections = [
+            int(m.group(1))
+            for cell in nb.cells
+            if cell.cell_type == "markdown"
+            for m in re.finditer(r"^## (\d+)\.", cell.source, flags=re.MULTILINE)
+        ]
+        if sections != list(range(1, len(sections) + 1)):
+            problems.append(f"{path.name}: numbered sections {sections} should run 1, 2, 3, ... in order")
         if (
             len(nb.cells) < 2
             or "show_environment()" not in nb.cells[1].source

@@ -168,6 +168,16 @@ def test_run_sft_builds_its_config_and_trainer(monkeypatch, tmp_path, train_rows
     assert set(seen) <= init and set(seen) == keywords(FN["run_sft"], "SFTTrainer")
 
 
+def test_the_warm_start_prints_a_line_per_step(monkeypatch, tmp_path, train_rows, capsys):
+    """Issue 25: notebook 04's warm start sat silent for 92 s in the headless run (tqdm off there)."""
+    from utils.train.callbacks import ProgressPrinter
+
+    seen, _ = run_sft_until_trainer(monkeypatch, tmp_path, train_rows)
+    assert [type(cb) for cb in seen["callbacks"]] == [ProgressPrinter]
+    assert seen["callbacks"][0].label == "warm start"
+    assert "Warm-start: 4 problems" in capsys.readouterr().out
+
+
 def test_no_deprecated_arguments(monkeypatch, tmp_path, train_rows):
     """Arguments the installed TRL warns are deprecated: they work today and vanish in a later TRL."""
     ours = grpo_config_names() | sft_config_names()

@@ -70,3 +70,24 @@ def test_paths_and_hub_ids_are_told_apart(source, local):
     from utils.llm.models import looks_local
 
     assert looks_local(source) is local
+
+
+def test_loading_a_model_turns_off_the_weight_loading_bar_but_not_download_bars(tmp_path):
+    """Issue 25: a "Loading weights 0%" bar stayed in notebook outputs outside the headless runner.
+    Every loader resolves its source first, which turns transformers' own bars off; downloads keep theirs."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    hub_was_off = are_progress_bars_disabled()
+    try:
+        hf_logging.enable_progress_bar()  # as a fresh kernel starts (it turns the Hub's on too)
+        with pytest.raises(FileNotFoundError):
+            load_tokenizer(str(tmp_path / "missing"))
+        assert not hf_logging.is_progress_bar_enabled()
+        assert not are_progress_bars_disabled()  # a 15 GB download still shows its bar
+    finally:
+        hf_logging.enable_progress_bar()
+        if hub_was_off:
+            disable_progress_bars()
+        else:
+            enable_progress_bars()

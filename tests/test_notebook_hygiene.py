@@ -33,3 +33,17 @@ def test_notebook_is_clean(path):
             assert not cell.get("outputs") and cell.get("execution_count") is None
     ids = [cell.get("id") for cell in nb.cells]
     assert len(set(ids)) == len(ids), "duplicate cell ids"
+
+
+def test_titles_and_sections_are_numbered_in_order(tmp_path, monkeypatch):
+    """Issues 22/25: titles said "Part 1a" while files number 01-06, and sections skipped (3 -> 6)."""
+    nbtools = _nbtools()
+    path = tmp_path / "01_data_generation.ipynb"
+    nb = nbformat.read(ROOT / "notebooks" / path.name, as_version=4)
+    nb.cells[0].source = nb.cells[0].source.replace("# 01 - ", "# Part 1a - ")
+    nb.cells.append(nbformat.v4.new_markdown_cell("## 1. One\n\ntext\n\n## 3. Three"))
+    nbformat.write(nb, path)
+    monkeypatch.setattr(nbtools, "NOTEBOOKS", tmp_path)
+    problems = nbtools.check()
+    assert any("title should start with '# 01 - '" in p for p in problems)
+    assert any("[1, 3] should run 1, 2, 3" in p for p in problems)

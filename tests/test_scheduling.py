@@ -227,3 +227,37 @@ def test_each_greedy_rule_has_a_counter_example(rule, events, priority):
     greedy, _ = greedy_schedule(events, priority, rule)
     best, _ = optimal_schedule(events, priority)
     assert greedy < best
+
+
+def test_the_dp_compares_each_name_a_constant_number_of_times(monkeypatch):
+    """Issue 25: weight_of scanned the priority list for every event, so the DP taught as n log n grew
+    like n x priorities (about 4x per doubling in notebook 02's timings). Counted, not timed: every
+    name is normalised once (the events' and the priorities'), then looked up in a set."""
+    from utils.task import events as events_module
+    from utils.task.stats import random_problem
+
+    calls = 0
+    real = events_module.name_key
+
+    def counting(name):
+        nonlocal calls
+        calls += 1
+        return real(name)
+
+    monkeypatch.setattr(events_module, "name_key", counting)
+    for n in (256, 2048):
+        events, priority = random_problem(n, seed=n)
+        assert len(priority) > n // 10  # enough priorities for a scan per event to show
+        calls = 0
+        optimal_schedule(events, priority)
+        assert calls <= n + len(priority), f"{calls} name comparisons for {n} events"
+
+
+def test_priority_keys_is_built_once_and_refuses_a_bare_string():
+    from utils.task import priority_keys, weight_of
+
+    keys = priority_keys([" Gym ", "Exam prep"])
+    assert priority_keys(keys) is keys and keys == {"Gym", "Exam prep"}
+    assert weight_of("Gym", keys) == weight_of(" Exam prep", ["Exam prep"]) == 2 and weight_of("Lunch", keys) == 1
+    with pytest.raises(ValueError, match="list of names"):
+        priority_keys("Gym")

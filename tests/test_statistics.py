@@ -6,7 +6,14 @@ import pytest
 
 from utils.evaluate import evaluate
 from utils.evaluate.baselines import baseline_completions
-from utils.evaluate.statistics import compare, mcnemar_exact, mean_difference_interval, paired_bootstrap, transitions
+from utils.evaluate.statistics import (
+    compare,
+    mcnemar_exact,
+    mean_difference_interval,
+    paired_bootstrap,
+    permutation_test,
+    transitions,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +85,75 @@ def test_compare_counts_well_formed_answers_and_unchanged_texts(test_rows):
     assert (c.well_formed_a, c.well_formed_b) == (5, 10) and c.identical == 5
     assert c.well_formed_transitions["malformed->well-formed"] == 5 and c.well_formed_p == mcnemar_exact(5, 0)
     assert "well-formed 5 -> 10" in str(c) and "5 of 10 answers unchanged" in str(c)
+
+
+def test_permutation_test_is_exact_at_four_values_a_side():
+    # issue 25: a bootstrap said [+2.2, +10.3] here; 4 of the 70 splits are at least this far from 0
+    t = permutation_test([0, 0, 0, 3.75], [7.5, 10, 11.25, 1.25])
+    assert t.exact and t.splits == 70 and t.diff == 6.5625
+    assert t.p_value == 4 / 70 and t.low < 0 < t.high
+    assert mean_difference_interval([0, 0, 0, 3.75], [7.5, 10, 11.25, 1.25])[1] > 0  # the bootstrap's mistake
+
+
+def test_permutation_test_interval_and_its_limits():
+    t = permutation_test([10, 12, 11, 13], [40, 41, 39, 42])
+    assert t.p_value == 2 / 70 == t.smallest_p and t.low == pytest.approx(26, abs=1e-6)
+    assert t.high == pytest.approx(32, abs=1e-6)
+    tiny = permutation_test([1, 2], [3, 4])  # 6 splits: nothing can be rejected at 5%
+    assert tiny.p_value == pytest.approx(1 / 3) and tiny.low == -math.inf and tiny.high == math.inf
+    big = permutation_test(list(range(30)), [x + 100 for x in range(30)], seed=3)  # C(60, 30) splits: sampled
+    assert not big.exact and big.p_value < 1e-3 and big.low > 0
+    assert permutation_test(list(range(30)), [x + 100 for x in range(30)], seed=3) == big  # seeded
+    with pytest.raises(ValueError, match="finite"):
+        permutation_test([1, float("nan")], [2, 3])
+    with pytest.raises(ValueError, match="at least one"):
+        permutation_test([], [1])
+
+
+def summary(categories, scores=None):
+    """An EvalSummary stand-in: what compare() and the verdicts read (per-row category, validity, score)."""
+    from types import SimpleNamespace
+
+    scores = scores or [1.0 if c == "valid" else 0.0 for c in categories]
+    results = [SimpleNamespace(category=c, valid=c == "valid", score=s) for c, s in zip(categories, scores)]
+    return SimpleNamespace(n=len(results), valid=sum(r.valid for r in results), results=results)
+
+
+def test_the_verdict_names_the_format_not_validity_when_only_the_format_moved():
+    """Issue 25: the cpu run went well-formed 0 -> 19 of 24 and valid 0 -> 1; notebook 06 said
+    "GRPO pushes more answers to valid"."""
+    from utils.evaluate.statistics import change_verdict, takeaway, what_changed
+
+    warm = summary(["format_error"] * 24)
+    grpo = summary(["valid"] + ["nonexistent"] * 17 + ["overlap"] + ["format_error"] * 5, [0.4] + [0.0] * 23)
+    c = compare(warm, grpo, "warm start", "GRPO")
+    assert (c.well_formed_a, c.well_formed_b, c.valid_a, c.valid_b) == (0, 19, 0, 1)
+    moved = {ch.what: ch.direction for ch in what_changed(c)}
+    assert moved == {"well-formed answers": 1, "valid answers": 0, "mean score": 0}
+    text = change_verdict(c, after=grpo)
+    assert "Beyond chance: more well-formed answers 0 -> 19 (+19 / -0, exact McNemar p = 3.8e-06)" in text
+    assert "Within chance: valid answers 0 -> 1 (+1 / -0, exact McNemar p = 1)" in text
+    assert "17 of 24 answers fail first with an event that is not in the problem" in text
+    lesson = takeaway(c, after=grpo)
+    assert lesson.startswith("GRPO learned the answer format, not yet valid schedules")
+    assert "more valid" not in lesson and "pushes more answers to valid" not in lesson
+
+
+def test_the_verdict_says_valid_only_when_valid_answers_rose_beyond_chance():
+    from utils.evaluate.statistics import change_verdict, takeaway
+
+    warm = summary(["overlap"] * 20 + ["valid"] * 4)
+    grpo = summary(["overlap"] * 8 + ["valid"] * 16)
+    c = compare(warm, grpo, "warm start", "GRPO")
+    assert "more valid answers 4 -> 16 (+12 / -0" in change_verdict(c)
+    assert takeaway(c).startswith("GRPO wrote more valid schedules than warm start")
+    hacked = compare(grpo, summary(["overlap"] * 24), "warm start", "GRPO")
+    assert "fewer valid answers 16 -> 0" in change_verdict(hacked) and "fewer valid" in takeaway(hacked)
+    same = compare(warm, warm, "warm start", "GRPO")
+    text = change_verdict(same, reasons=["only 16 steps"])
+    assert text.endswith(
+        "No change beyond chance. Within chance: well-formed answers 24 -> 24 (+0 / -0, exact "
+        "McNemar p = 1); valid answers 4 -> 4 (+0 / -0, exact McNemar p = 1); the mean score (+0.0 "
+        "points, 95% paired bootstrap interval [+0.0, +0.0]). The training log shows: only 16 steps."
+    )
+    assert takeaway(same).startswith("No change beyond chance from warm start to GRPO on 24 test problems")

@@ -21,10 +21,16 @@ from .evaluation import (
 )
 from .report import draw_example, failure_gallery, pick_examples, plot_categories, plot_score_histograms, results_table
 from .statistics import (
+    Change,
     PairedComparison,
+    PermutationTest,
+    change_verdict,
     compare,
     mcnemar_exact,
     mean_difference_interval,
     paired_bootstrap,
+    permutation_test,
+    takeaway,
     transitions,
+    what_changed,
 )

@@ -73,8 +73,23 @@ def plot_rewards_and_advantages(rewards: Sequence[float], advantages: Mapping[st
     return fig
 
 
-def plot_token_logprobs(logp: torch.Tensor, mask: torch.Tensor, advantages: Sequence[float], labels=None):
-    """One row per answer, one cell per token: how likely the model found the token it wrote."""
+def token_logprob_title(labels: Sequence[str], injected: Sequence[int] = ()) -> str:
+    """The heatmap's title: says which rows the model did not write (e.g. the DP answer put in the group)."""
+    if not injected:
+        return "log-probability of each token the model wrote (0 = certain)"
+    rows = ", ".join(labels[i] for i in injected)
+    return (
+        "log-probability the model gives each answer's tokens (0 = certain)\n"
+        f"sampled by the model, except {rows}: put in the group, not written by the model"
+    )
+
+
+def plot_token_logprobs(
+    logp: torch.Tensor, mask: torch.Tensor, advantages: Sequence[float], labels=None, injected: Sequence[int] = ()
+):
+    """One row per answer, one cell per token: how likely the model finds each token of the answer.
+
+    ``injected``: rows the model did not sample (the notebook's DP answer); the title names them."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -82,6 +97,8 @@ def plot_token_logprobs(logp: torch.Tensor, mask: torch.Tensor, advantages: Sequ
     values[mask.cpu().numpy() == 0] = np.nan
     n, width = values.shape
     labels = list(labels) if labels is not None else [f"answer {i}" for i in range(n)]
+    if any(not 0 <= i < n for i in injected):
+        raise ValueError(f"injected rows {list(injected)} are not rows of a {n}-answer group")
     fig, ax = plt.subplots(figsize=(11, 0.55 * n + 1.6))
     image = ax.imshow(
         values,
@@ -93,8 +110,10 @@ def plot_token_logprobs(logp: torch.Tensor, mask: torch.Tensor, advantages: Sequ
     )
     ax.set_yticks(range(n))
     ax.set_yticklabels([f"{lab} (A = {float(a):+.2f})" for lab, a in zip(labels, advantages)], fontsize=8)
+    for i in injected:
+        ax.get_yticklabels()[i].set_fontweight("bold")
     ax.set_xlabel("token position in the answer (white: padding after the answer ended)")
-    ax.set_title("log-probability of each token the model wrote (0 = certain)")
+    ax.set_title(token_logprob_title(labels, injected))
     fig.colorbar(image, ax=ax, label="log π(token)", fraction=0.03)
     fig.tight_layout()
     return fig

@@ -158,6 +158,7 @@ def embedded_checkpoint(verbose: bool = True) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_weight_loading()
     gguf = embedded_gguf_path()
     if verbose:
         print(f"Converting the embedded model once: {gguf.name} -> {target}")
@@ -231,12 +232,28 @@ def hub_offline_reason(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
         return f"{host}:{port} cannot be reached: {exc.strerror or type(exc).__name__}"
 
 
+def quiet_weight_loading() -> None:
+    """Turn off transformers' own progress bars ("Loading weights": a plain tqdm bar that stays at 0% in
+    a notebook for a 135M model loaded in a second); Hub download bars stay as they were. The one place
+    the course does this: every loader resolves its source first (:func:`resolve_source`)."""
+    from huggingface_hub.utils import are_progress_bars_disabled, enable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    if not hf_logging.is_progress_bar_enabled():
+        return
+    downloads_off = are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # also turns off huggingface_hub's bars ...
+    if not downloads_off:
+        enable_progress_bars()  # ... which a 15 GB download deserves: back on
+
+
 def resolve_source(source: str | Path) -> str:
     """Where to load ``source`` from, decided in seconds with a one-line error when it cannot be.
 
     A local folder must exist and hold a model. A Hub id is returned as it is when the Hub can be
     reached; offline, its copy in the Hugging Face cache is used (said once), and without one
     :class:`OfflineError` says so instead of a minute of retries."""
+    quiet_weight_loading()
     if looks_local(source):
         path = Path(source).expanduser()
         if not path.exists():

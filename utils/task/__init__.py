@@ -30,6 +30,7 @@ from .events import (
     name_key,
     overlapping_pairs,
     overlaps,
+    priority_keys,
     to_interval,
     to_intervals,
     weight_of,

@@ -50,10 +50,27 @@ def name_key(name: object) -> str:
     return str(name).strip()
 
 
+class PriorityKeys(frozenset):
+    """A problem's priority names as :func:`name_key` keys: built once, then each lookup is O(1)."""
+
+
+def priority_keys(priority_events: Iterable[str]) -> PriorityKeys:
+    """The priority names as a set of keys (returned as is when it already is one).
+
+    Build it once per problem: :func:`weight_of` on a plain list rebuilds it on every call, so a loop
+    over the events would cost events x priorities (the DP would be quadratic, not n log n)."""
+    if isinstance(priority_events, PriorityKeys):
+        return priority_events
+    if isinstance(priority_events, (str, bytes)):
+        raise ValueError(f"priority_events must be a list of names, got the string {priority_events!r}")
+    return PriorityKeys(name_key(p) for p in priority_events)
+
+
 def weight_of(name: str, priority_events: Iterable[str]) -> int:
-    """2 for a priority event, 1 otherwise (names compared by :func:`name_key`)."""
-    key = name_key(name)
-    return PRIORITY_WEIGHT if any(key == name_key(p) for p in priority_events) else NORMAL_WEIGHT
+    """2 for a priority event, 1 otherwise (names compared by :func:`name_key`).
+
+    In a loop over events pass :func:`priority_keys` of the priorities: a set lookup per event."""
+    return PRIORITY_WEIGHT if name_key(name) in priority_keys(priority_events) else NORMAL_WEIGHT
 
 
 def to_interval(event: Sequence, priority_events: Iterable[str] = ()) -> Interval:
@@ -74,7 +91,7 @@ def to_interval(event: Sequence, priority_events: Iterable[str] = ()) -> Interva
 
 
 def to_intervals(events: Iterable[Sequence], priority_events: Iterable[str] = ()) -> list[Interval]:
-    prios = set(priority_events)
+    prios = priority_keys(priority_events)  # once per problem: a set lookup per event
     return [to_interval(ev, prios) for ev in events]
 
 
@@ -114,7 +131,8 @@ def overlapping_pairs(spans: Sequence[Span], limit: int | None = None) -> list[t
     order = _by_start(spans)
     pairs = []
     for a, i in enumerate(order):
-        for j in order[a + 1 :]:
+        for b in range(a + 1, len(order)):  # indices, not order[a + 1:]: a slice would copy the rest every time
+            j = order[b]
             if spans[j][0] >= spans[i][1]:
                 break
             pairs.append((min(i, j), max(i, j)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -159,8 +160,16 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
+    from .callbacks import ProgressPrinter
+
     on_gpu = torch.cuda.is_available()
-    tokenizer = load_tokenizer(base)
+    steps = math.ceil(len(rows) / profile.warm_start.batch_size) * profile.warm_start.epochs
+    print(
+        f"Warm-start: {len(rows)} problems x {profile.warm_start.epochs} epochs = about {steps} steps of "
+        f"{profile.warm_start.batch_size} on {'the GPU' if on_gpu else 'the CPU'}; a line per step follows",
+        flush=True,
+    )
+    tokenizer = load_tokenizer(base)  # resolves `base` (and silences the weight-loading bar) first
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     kwargs = dict(
         output_dir=str(out_dir / "checkpoints"),
@@ -185,6 +194,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
         args=SFTConfig(**check_supported(SFTConfig, kwargs)),
         train_dataset=Dataset.from_list(sft_records(rows, profile.warm_start.trace)),
         processing_class=tokenizer,
+        callbacks=[ProgressPrinter("warm start")],  # a line per step, like GRPO's: never minutes of silence
     )
     t0 = time.perf_counter()
     trainer.train()
