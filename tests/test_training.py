@@ -207,13 +207,13 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
 
     logged = [h for h in second.log_history if "reward" in h]
     assert [h["step"] for h in logged] == [1, 2]  # the first call's log survives the resume
-    for name in ("format_reward", "sorted_events_reward", "score_reward"):
+    for name in ("format_reward", "sorted_events_reward", "strict_score_reward"):
         assert all(f"rewards/{name}/mean" in h for h in logged)
     assert (second.adapter_dir / "adapter_model.safetensors").exists()
     info = read_run_info(run)
     assert info["global_step"] == 2 and info["adapter_dir"] == str(second.adapter_dir)
     samples = [json.loads(line) for line in second.samples_file.read_text().splitlines()]
-    assert {s["step"] for s in samples} == {1, 2} and all("score_reward" in s for s in samples)
+    assert {s["step"] for s in samples} == {1, 2} and all("strict_score_reward" in s for s in samples)
     # each step's answers once, although the Trainer logs twice at the step where a run stops (the run summary)
     per_step = profile.grpo.per_device_batch
     assert [s["step"] for s in samples] == [1] * per_step + [2] * per_step
@@ -226,7 +226,7 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     assert all(key in h for h in logged for key in MONITOR_COLUMNS)  # the live monitor, at every logged step
     assert all(key in h for h in logged for key in CURVES)
     for s in samples:  # the sample table's total is the weighted sum GRPO optimises
-        expected = s["format_reward"] + 2.0 * s["sorted_events_reward"] + 0.5 * s["score_reward"]
+        expected = s["format_reward"] + 2.0 * s["sorted_events_reward"] + 0.5 * s["strict_score_reward"]
         assert abs(s["total"] - expected) < 1e-9
 
     merged = merge_and_save(tiny_model_dir, second.adapter_dir, tmp_path / "merged")
