@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))  # CI tooling that is not part of the course package (colab_stack)
 
 # CI runs on 2 cores: fewer examples, no per-example deadline (timing lives in benchmarks/).
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,7 @@ its recipe comes from; the notebooks' setup cell picks one by GPU.
 Offline, always (well under a second), for both sets: the file parses and names its source and
 date; the packages whose API the course calls are pinned exactly; every pin sits inside the ranges
 unsloth 2026.10.9 states; it agrees with requirements.txt wherever both name a package (or the
-difference is documented in scripts/colab_stack.py); every requirements.txt need is met on Colab.
+difference is documented in utils/colab_stack.py); every requirements.txt need is met on Colab.
 Ampere only: vLLM is the CUDA 12 build of a release that pins Colab's torch. T4: the set is the
 Ampere set minus vLLM, line for line. The setup cell (scripts/nbtools.py SETUP_CELL) picks the set
 by compute capability, read from faked nvidia-smi (and torch) output.
@@ -24,12 +24,13 @@ from __future__ import annotations
 import ast
 import re
 
-import colab_stack as cs
 import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from utils import colab_stack as cs
 
 OFFLINE = cs.offline_reason()
 needs_index = pytest.mark.skipif(OFFLINE is not None, reason=f"needs the package index: {OFFLINE}")

@@ -207,7 +207,7 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     # each step's answers once, although the Trainer logs twice at the step where a run stops (the run summary)
     per_step = profile.grpo.per_device_batch
     assert [s["step"] for s in samples] == [1] * per_step + [2] * per_step
-    from utils.train.callbacks import CURVES
+    from utils.display import CURVES
     from utils.train.metrics import unexplained
 
     assert unexplained(k for h in logged for k in h) == []  # notebook 05's glossary explains every logged column
@@ -500,7 +500,7 @@ def test_samples_are_recorded_once_per_step(tmp_path, test_rows):
 
 
 def test_sample_tables_show_whole_answers(capsys):
-    from utils.train.callbacks import samples_frame, show_samples
+    from utils.display import samples_frame, show_samples
 
     answer = "<think>" + "x" * 400 + "</think>\n<schedule>...</schedule>"
     frame = samples_frame([{"total": 10.0, "completion": answer}])

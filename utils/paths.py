@@ -80,8 +80,3 @@ def remove_our_folder(path: str | Path, what: str, own: tuple[str, ...] = ()) ->
     path = check_ours(path, what, own)
     if path.is_dir():
         shutil.rmtree(path)
-
-
-def is_ours(path: str | Path) -> bool:
-    """Whether ``path`` is a folder the course made (it carries the marker)."""
-    return (Path(path) / MARKER).is_file()

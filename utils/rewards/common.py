@@ -11,8 +11,9 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 
+from ..task.columns import PROBLEM_COLUMNS
+
 RewardFn = Callable[..., list]
-PROBLEM_COLUMNS = ("events", "priority_events", "optimal_score")
 
 
 def problem_columns(kwargs: Mapping, n: int) -> list[tuple[list, list, float]]:

@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..paths import TEST_FILE, TEST_OTHER_STYLE_FILE, TRAIN_FILE
+from .columns import PROBLEM_COLUMNS
 from .validate import check_row
 
 PUBLISHED_DATASET = "anakin87/events-scheduling"
-REQUIRED_COLUMNS = ("events", "priority_events", "optimal_score", "prompt")
+REQUIRED_COLUMNS = (*PROBLEM_COLUMNS, "prompt")
 
 
 def _no_constant(name: str):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-COLUMNS = ("events", "priority_events", "optimal_score")
+from ..task.columns import PROBLEM_COLUMNS
 
 
 def sample_groups(
@@ -54,7 +54,7 @@ def group_rewards(
     weights = list(weights) if weights is not None else [1.0] * len(funcs)
     records = []
     for p, (row, group) in enumerate(zip(rows, groups)):
-        columns = {k: [row[k]] * len(group) for k in COLUMNS}
+        columns = {k: [row[k]] * len(group) for k in PROBLEM_COLUMNS}
         per_fn = {
             f.__name__: f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs
         }
