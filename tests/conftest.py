@@ -34,3 +34,19 @@ def test_rows():
     from utils.task.data import load_jsonl
 
     return load_jsonl(TEST_FILE)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer random Llama with the course tokenizer: the real code path, tiny compute."""
+    pytest.importorskip("torch")
+
+    from helpers import tiny_llama
+
+    from utils.llm import embedded_checkpoint, load_tokenizer
+
+    tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
+    path = tmp_path_factory.mktemp("tiny")
+    tiny_llama(tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,6 +38,12 @@ class CompletionRecorder:
         self.latest: dict = {}
         self.recorded_steps: set[int] = set()
         self.wrapped = [self._wrap(f) for f in reward_funcs]
+        self.trainer = None  # the GRPOTrainer these rewards serve, once attach() is called
+
+    def attach(self, trainer) -> None:
+        """Keep the trainer the wrapped rewards were given to (its state: step, logs), right after
+        ``GRPOTrainer(...)``; the notebook and :func:`~utils.train.build_trainer` both call it."""
+        self.trainer = trainer
 
     def _wrap(self, fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -78,26 +86,39 @@ class CompletionRecorder:
         return _Samples()
 
 
-class ProgressPrinter(TrainerCallback):
-    """One line per optimizer step with the time per step and an estimate of the time left, so a
-    headless log (make course, a script) shows where a long training cell is."""
+def time_left(step_seconds: Sequence[float], steps_left: int, recent: int = 5) -> float:
+    """Seconds left, from the median of the last ``recent`` steps: one slow step (a checkpoint save,
+    a long answer, a busy machine) moves it little, unlike the mean since the start.
 
-    def __init__(self, label: str = "GRPO"):
+    >>> time_left([10.0, 10.0, 60.0], 4)
+    40.0
+    """
+    if not step_seconds:
+        return math.nan
+    return statistics.median(step_seconds[-recent:]) * max(0, steps_left)
+
+
+class ProgressPrinter(TrainerCallback):
+    """One line per optimizer step: that it trains, the step's time and an estimate of the time left
+    (:func:`time_left`), so a headless log (make course, a script) shows where a long training cell is."""
+
+    def __init__(self, label: str = "GRPO training"):
         self.label = label
-        self._t0 = None
-        self._start_step = 0
+        self.step_seconds: list[float] = []
+        self._last = None
 
     def on_train_begin(self, args, state, control, **kw):
-        self._t0, self._start_step = time.perf_counter(), state.global_step
+        self._last, self.step_seconds = time.perf_counter(), []
 
     def on_step_end(self, args, state, control, **kw):
-        if self._t0 is None:
+        if self._last is None:
             return
-        done = state.global_step - self._start_step
-        per_step = (time.perf_counter() - self._t0) / max(1, done)
-        left = per_step * max(0, state.max_steps - state.global_step)
+        now = time.perf_counter()
+        self.step_seconds.append(now - self._last)
+        self._last = now
+        left = time_left(self.step_seconds, state.max_steps - state.global_step)
         print(
-            f"{self.label} step {state.global_step}/{state.max_steps}: {per_step:.1f} s/step, "
+            f"{self.label}: step {state.global_step}/{state.max_steps} took {self.step_seconds[-1]:.1f} s, "
             f"about {left / 60:.1f} min left",
             flush=True,
         )
@@ -139,6 +160,9 @@ class LivePlot(TrainerCallback):
         self.reward_names = list(reward_names)
         self.handle = None
         self.fig = None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.handle = None  # a new train() call (a resume) draws in its own cell's output
 
     def on_log(self, args, state, control, logs=None, **kw):
         import matplotlib.pyplot as plt
