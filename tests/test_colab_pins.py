@@ -25,6 +25,7 @@ import ast
 import re
 
 import pytest
+from helpers import script_module
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -182,7 +183,7 @@ def setup_cell_functions(fake_run) -> dict:
     import sys
     import types
 
-    import nbtools
+    nbtools = script_module("nbtools")
 
     tree = ast.parse(nbtools.SETUP_CELL)
     defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
@@ -243,7 +244,7 @@ def test_setup_cell_without_a_gpu_installs_the_set_without_vllm(smi):
 
 def test_setup_cell_threshold_and_files():
     """The cell's threshold is colab_stack's, every file it can install exists, and each set names why."""
-    import nbtools
+    nbtools = script_module("nbtools")
 
     ns = setup_cell_functions(fake_gpus(OSError))
     major, minor = cs.VLLM_MIN_CAPABILITY
