@@ -39,9 +39,8 @@ from utils.rewards.reference import (  # noqa: E402
     REFERENCE_TRAIN_FORMAT_PATTERN,
     time_regex_in_subprocess,
 )
+from utils.task.columns import PROBLEM_COLUMNS as COLUMNS  # noqa: E402
 from utils.task.data import load_split  # noqa: E402
-
-COLUMNS = ("events", "priority_events", "optimal_score")
 
 # The published rewards, written with their own regexes (run only in a child process).
 RAW_CHILD = r"""

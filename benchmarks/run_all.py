@@ -14,7 +14,7 @@ Sections (the measuring code lives in the bench_*.py scripts beside this one):
 * rewards    - completions/s of our rewards vs the reference's regex rewards, on normal and
                on truncated back-to-back completions (the reference runs in a killed-on-timeout child);
 * evaluation - completions/s of our evaluator vs the reference's regex evaluation, same idea;
-* sft        - the SFT warm-start (utils.training.run_sft, embedded model, smoke profile);
+* sft        - the SFT warm-start (utils.train.run_sft, embedded model, smoke profile);
 * notebooks  - wall seconds per notebook, executed in the smoke profile into a temp folder.
 
 Every section fails soft: an error is one row of the table and the other sections still run.

@@ -11,7 +11,7 @@ Runs `pip install --dry-run --ignore-installed --report` for CPython 3.12 on x86
 pillow as constraints, then checks that the resolution keeps them and that the versions it picks
 are ones requirements.txt accepts too. Dependency metadata is read with HTTP range requests
 (pip's fast-deps), so nothing large is downloaded: about 40 s. Needs the package index; exits 2
-(and says so) when it cannot be reached. The facts it uses live in scripts/colab_stack.py.
+(and says so) when it cannot be reached. The facts it uses live in utils/colab_stack.py.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from colab_stack import COLAB_SETS, main_check  # noqa: E402  (scripts/colab_stack.py)
+from utils.colab_stack import COLAB_SETS, main_check  # noqa: E402
 
 
 def main() -> int:

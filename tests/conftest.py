@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))  # CI tooling that is not part of the course package (colab_stack)
 
 # CI runs on 2 cores: fewer examples, no per-example deadline (timing lives in benchmarks/).
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -35,3 +34,19 @@ def test_rows():
     from utils.task.data import load_jsonl
 
     return load_jsonl(TEST_FILE)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A 2-layer random Llama with the course tokenizer: the real code path, tiny compute."""
+    pytest.importorskip("torch")
+
+    from helpers import tiny_llama
+
+    from utils.llm import embedded_checkpoint, load_tokenizer
+
+    tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
+    path = tmp_path_factory.mktemp("tiny")
+    tiny_llama(tok).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

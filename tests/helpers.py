@@ -25,3 +25,15 @@ def tiny_llama(tok, seed: int = 0, **config):
     model.generation_config.eos_token_id = tok.eos_token_id
     model.generation_config.pad_token_id = tok.pad_token_id
     return model
+
+
+def script_module(name: str):
+    """``scripts/<name>.py`` loaded as a module (the scripts are tools, not a package: no sys.path edit)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -42,9 +42,9 @@ import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
-import colab_stack as cs
 import pytest
 
+from utils import colab_stack as cs
 from utils.llm import generation
 from utils.profiles import PROFILES
 from utils.train import config, trainer, warmstart

@@ -5,7 +5,7 @@ its recipe comes from; the notebooks' setup cell picks one by GPU.
 Offline, always (well under a second), for both sets: the file parses and names its source and
 date; the packages whose API the course calls are pinned exactly; every pin sits inside the ranges
 unsloth 2026.10.9 states; it agrees with requirements.txt wherever both name a package (or the
-difference is documented in scripts/colab_stack.py); every requirements.txt need is met on Colab.
+difference is documented in utils/colab_stack.py); every requirements.txt need is met on Colab.
 Ampere only: vLLM is the CUDA 12 build of a release that pins Colab's torch. T4: the set is the
 Ampere set minus vLLM, line for line. The setup cell (scripts/nbtools.py SETUP_CELL) picks the set
 by compute capability, read from faked nvidia-smi (and torch) output.
@@ -24,12 +24,14 @@ from __future__ import annotations
 import ast
 import re
 
-import colab_stack as cs
 import pytest
+from helpers import script_module
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from utils import colab_stack as cs
 
 OFFLINE = cs.offline_reason()
 needs_index = pytest.mark.skipif(OFFLINE is not None, reason=f"needs the package index: {OFFLINE}")
@@ -181,7 +183,7 @@ def setup_cell_functions(fake_run) -> dict:
     import sys
     import types
 
-    import nbtools
+    nbtools = script_module("nbtools")
 
     tree = ast.parse(nbtools.SETUP_CELL)
     defs = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
@@ -242,7 +244,7 @@ def test_setup_cell_without_a_gpu_installs_the_set_without_vllm(smi):
 
 def test_setup_cell_threshold_and_files():
     """The cell's threshold is colab_stack's, every file it can install exists, and each set names why."""
-    import nbtools
+    nbtools = script_module("nbtools")
 
     ns = setup_cell_functions(fake_gpus(OSError))
     major, minor = cs.VLLM_MIN_CAPABILITY

@@ -379,11 +379,10 @@ def small_data(tmp_path) -> tuple[Path, list[str]]:
     return data, completions
 
 
-@pytest.mark.parametrize("module", ["utils.evaluate", "utils.evaluation"])  # the old name still runs
-def test_cli_jsonl_json(small_data, tmp_path, module):
+def test_cli_jsonl_json(small_data, tmp_path):
     data, completions = small_data
     path = save_completions(tmp_path / "c.jsonl", completions)
-    out = run_cli("--data", data, "--completions", path, "--json", module=module)
+    out = run_cli("--data", data, "--completions", path, "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert tuple(result) == SUMMARY_KEYS

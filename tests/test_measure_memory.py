@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import script_module
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("measure_memory", ROOT / "scripts" / "measure_memory.py")
-measure_memory = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(measure_memory)
+measure_memory = script_module("measure_memory")
 
 # Parameter counts from the model cards (Qwen2.5 and Qwen2.5-Coder, "Number of Parameters").
 PUBLISHED = {"qwen2.5-0.5b": 0.49e9, "qwen2.5-1.5b": 1.54e9, "qwen2.5-3b": 3.09e9, "qwen2.5-coder-7b": 7.61e9}

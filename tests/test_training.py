@@ -4,7 +4,6 @@ interruption and a resume on a tiny random model (seconds on CPU)."""
 import json
 
 import pytest
-from helpers import tiny_llama
 
 from utils.profiles import OVERRIDES_ENV, get_profile, parse_overrides
 from utils.train import checkpoint_step, choose_backend, prepare_run_dir
@@ -175,20 +174,6 @@ def test_damaged_checkpoints_are_set_aside_and_the_previous_one_resumed(tmp_path
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == kept[1:]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    """A 2-layer random Llama with the course tokenizer: the real code path, tiny compute."""
-    pytest.importorskip("torch")
-
-    from utils.llm import embedded_checkpoint, load_tokenizer
-
-    tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
-    path = tmp_path_factory.mktemp("tiny")
-    tiny_llama(tok).save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
-
-
 def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_rows, tmp_path):
     from utils.llm import merge_and_save
     from utils.rewards import default_reward_funcs
@@ -217,7 +202,7 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     # each step's answers once, although the Trainer logs twice at the step where a run stops (the run summary)
     per_step = profile.grpo.per_device_batch
     assert [s["step"] for s in samples] == [1] * per_step + [2] * per_step
-    from utils.train.callbacks import CURVES
+    from utils.display import CURVES
     from utils.train.metrics import unexplained
 
     assert unexplained(k for h in logged for k in h) == []  # notebook 05's glossary explains every logged column
@@ -245,6 +230,7 @@ def test_grpo_through_the_fast_rollout_path(tiny_model_dir, train_rows, tmp_path
         train_rows[:4], default_reward_funcs(), profile, base=tiny_model_dir, out_dir=tmp_path / "grpo", backend="trl"
     )
     assert setup.generation == "static-cache" and setup.trainer.rollout_func is not None
+    assert setup.recorder.trainer is setup.trainer  # attached right after GRPOTrainer(...)
     fast = setup.trainer.rollout_func.__self__
     setup.trainer.train()
     assert fast.history and fast.history[0].path == "static"  # the bucketed, static-cache path ran
@@ -532,7 +518,7 @@ def test_samples_are_recorded_once_per_step(tmp_path, test_rows):
 
 
 def test_sample_tables_show_whole_answers(capsys):
-    from utils.train.callbacks import samples_frame, show_samples
+    from utils.display import samples_frame, show_samples
 
     answer = "<think>" + "x" * 400 + "</think>\n<schedule>...</schedule>"
     frame = samples_frame([{"total": 10.0, "completion": answer}])

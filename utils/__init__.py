@@ -16,8 +16,10 @@ utils.evaluate  06         the reference evaluation (+ CLI), baselines, reports,
 utils.llm       05, 06      loading models (the embedded one offline), generation paths
 ==============  =========  ==========================================================
 
-Top level: ``paths`` (where things live), ``profiles`` (how big each run is) and ``env``
-(versions and hardware, printed at the top of every notebook).
+Top level: ``paths`` (where things live), ``profiles`` (how big each run is), ``env``
+(versions and hardware, printed at the top of every notebook), ``display`` (saved figures,
+sample tables and training curves, for every notebook) and ``colab_stack`` (the Colab pins and
+their checks, for CI and ``scripts/check_colab_pins.py``).
 
 Notebooks import from a part's package (``from utils.rewards import explain``), so a
 notebook's imports read as its table of contents. Heavy libraries (torch, transformers,

@@ -15,7 +15,7 @@ One step of the update, module by module::
 ``GRPOTrainer`` for every loss type written out here. ``TRL_NOTES.md`` (next to this file)
 says where each quantity lives in TRL's source and lists the surprises found on the way.
 :mod:`.group` samples and pads one group; :mod:`.trl_check` feeds TRL's own objects;
-:mod:`.plots` draws notebook 04's figures; :mod:`.vllm_correction` is the extra weight TRL
+:mod:`.show` draws notebook 04's figures; :mod:`.vllm_correction` is the extra weight TRL
 applies when vLLM sampled the completions.
 """
 

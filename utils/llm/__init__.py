@@ -10,6 +10,7 @@ from .models import (
     MODELS,
     ModelSpec,
     OfflineError,
+    bf16_supported,
     choose_model,
     default_dtype,
     embedded_checkpoint,

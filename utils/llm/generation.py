@@ -211,9 +211,3 @@ def model_completions(
     )
     del model
     return texts, time.perf_counter() - t0, path
-
-
-def timed_generate(*args, **kwargs) -> tuple[list[str], float]:
-    t0 = time.perf_counter()
-    texts = generate_completions(*args, **kwargs)
-    return texts, time.perf_counter() - t0

@@ -11,8 +11,9 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 
+from ..task.columns import PROBLEM_COLUMNS
+
 RewardFn = Callable[..., list]
-PROBLEM_COLUMNS = ("events", "priority_events", "optimal_score")
 
 
 def as_batch(completions: Iterable) -> list:

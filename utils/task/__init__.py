@@ -7,6 +7,7 @@ the model sees (:mod:`.prompts`), dataset statistics (:mod:`.stats`) and Gantt c
 (:mod:`.plotting`).
 """
 
+from .columns import PROBLEM_COLUMNS
 from .data import PUBLISHED_DATASET, load_jsonl, load_problems, load_published, load_split, to_hf_dataset
 from .datagen import (
     DATASET_SEED,

@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ..paths import TEST_FILE, TEST_OTHER_STYLE_FILE, TRAIN_FILE
+from .columns import PROBLEM_COLUMNS
 from .validate import check_row
 
 PUBLISHED_DATASET = "anakin87/events-scheduling"
-REQUIRED_COLUMNS = ("events", "priority_events", "optimal_score", "prompt")
+REQUIRED_COLUMNS = (*PROBLEM_COLUMNS, "prompt")
 
 
 #: The most bytes any input file may hold (a dataset, a completions file or folder, a file ``--check``

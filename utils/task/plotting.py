@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import matplotlib
 
@@ -174,12 +173,3 @@ def compare_schedules(problem: Mapping, schedules: Mapping[str, Sequence[Sequenc
     if title:
         ax.set_title(title, fontsize=10)
     return ax
-
-
-def save_figure(fig, name: str) -> Path:
-    """Save into the outputs' figures folder (headless runs keep every picture)."""
-    from ..paths import figures_dir
-
-    path = figures_dir() / name
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path

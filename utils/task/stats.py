@@ -2,7 +2,7 @@
 
 Pure functions over dataset rows (``events``, ``priority_events``, ``optimal_score``):
 nothing here reads files or changes its input. Plots return Matplotlib figures so a
-notebook can show them and :func:`utils.plotting.save_figure` can keep them.
+notebook can show them and :func:`utils.display.save_figure` can keep them.
 """
 
 from __future__ import annotations

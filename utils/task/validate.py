@@ -27,11 +27,11 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from .columns import PROBLEM_COLUMNS as PROBLEM_KEYS
 from .events import to_intervals
 from .scheduling import solve_dp
 from .times import minutes_to_time
 
-PROBLEM_KEYS = ("events", "priority_events", "optimal_score")
 MIN_OPTIMAL_EVENTS = 2  # the reference's rule: a schedule of fewer events scores 0
 
 

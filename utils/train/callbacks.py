@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from transformers import TrainerCallback
 
+from ..display import new_curves_figure, plot_history, show_samples
 from ..rewards.parsing import completion_text
 from ..rewards.total import weighted_total
 from .monitor import RewardMonitor
@@ -39,9 +41,11 @@ class CompletionRecorder:
         self.recorded_steps: set[int] = set()
         self.monitor = RewardMonitor()  # the evaluation's view of the same answers, logged beside the reward
         self.wrapped = [self._wrap(f, first=i == 0) for i, f in enumerate(reward_funcs)]
+        self.trainer = None  # the GRPOTrainer these rewards serve, once attach() is called
 
     def attach(self, trainer) -> None:
-        """Give the recorder the ``GRPOTrainer`` (after building it): the monitor logs into its metrics."""
+        """Keep the trainer the wrapped rewards were given to, right after ``GRPOTrainer(...)`` (the notebook
+        and :func:`~utils.train.build_trainer` both call it): the live monitor logs into its metrics."""
         self.trainer = trainer
         self.monitor.attach(trainer)
 
@@ -88,86 +92,39 @@ class CompletionRecorder:
         return _Samples()
 
 
-def samples_frame(rows: Sequence[dict], width: int | None = None):
-    """Sample completions as a table: rewards first, then the whole text (or its first ``width`` characters)."""
-    import pandas as pd
+def time_left(step_seconds: Sequence[float], steps_left: int, recent: int = 5) -> float:
+    """Seconds left, from the median of the last ``recent`` steps: one slow step (a checkpoint save,
+    a long answer, a busy machine) moves it little, unlike the mean since the start.
 
-    frame = pd.DataFrame(rows)
-    if "completion" in frame:
-        texts = frame.pop("completion").map(str)
-        if width is not None:
-            texts = [c if len(c) <= width else c[: width - 1] + "…" for c in texts]
-        frame["completion"] = list(texts)  # last: the numbers stay readable next to long answers
-    return frame.round(1)
-
-
-def samples_text(rows: Sequence[dict]) -> str:
-    """The samples as plain text: one header line of numbers per answer, then the whole answer."""
-    blocks = []
-    for i, row in enumerate(rows):
-        numbers = "  ".join(
-            f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k != "completion"
-        )
-        blocks.append(f"--- sample {i}: {numbers}\n{row.get('completion', '')}")
-    return "\n".join(blocks)
-
-
-def show_samples(rows: Sequence[dict], title: str = "") -> None:
-    """Whole answers with their rewards: a table in a notebook (long text wraps), plain text elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-
-        if get_ipython() is not None and getattr(get_ipython(), "kernel", None) is not None:
-            if title:
-                print(title)
-            display(_wrapping_table(samples_frame(rows)))
-            return
-    except ImportError:
-        pass
-    print(title, samples_text(rows), sep="\n")
-
-
-def _wrapping_table(frame):
-    """Pandas cuts cells at ``display.max_colwidth`` (50 characters by default): show the whole text instead,
-    left-aligned, its line breaks kept."""
-    import pandas as pd
-
-    try:
-        styled = frame.style.format(precision=1, escape="html")  # answers hold <tags>: show them
-        if "completion" in frame:
-            styled = styled.set_properties(
-                subset=["completion"], **{"white-space": "pre-wrap", "text-align": "left", "min-width": "40em"}
-            )
-        styled._repr_html_()  # needs jinja2: fail here, not in display()
-        return styled
-    except Exception:  # noqa: BLE001 - no jinja2: a plain table without the column limit
-        with pd.option_context("display.max_colwidth", None):
-            from IPython.display import HTML
-
-            return HTML(frame.to_html())
+    >>> time_left([10.0, 10.0, 60.0], 4)
+    40.0
+    """
+    if not step_seconds:
+        return math.nan
+    return statistics.median(step_seconds[-recent:]) * max(0, steps_left)
 
 
 class ProgressPrinter(TrainerCallback):
-    """One line per optimizer step with the time per step and an estimate of the time left, so a
-    headless log (make course, a script) shows where a long training cell is."""
+    """One line per optimizer step: that it trains, the step's time and an estimate of the time left
+    (:func:`time_left`), so a headless log (make course, a script) shows where a long training cell is."""
 
-    def __init__(self, label: str = "GRPO"):
+    def __init__(self, label: str = "GRPO training"):
         self.label = label
-        self._t0 = None
-        self._start_step = 0
+        self.step_seconds: list[float] = []
+        self._last = None
 
     def on_train_begin(self, args, state, control, **kw):
-        self._t0, self._start_step = time.perf_counter(), state.global_step
+        self._last, self.step_seconds = time.perf_counter(), []
 
     def on_step_end(self, args, state, control, **kw):
-        if self._t0 is None:
+        if self._last is None:
             return
-        done = state.global_step - self._start_step
-        per_step = (time.perf_counter() - self._t0) / max(1, done)
-        left = per_step * max(0, state.max_steps - state.global_step)
+        now = time.perf_counter()
+        self.step_seconds.append(now - self._last)
+        self._last = now
+        left = time_left(self.step_seconds, state.max_steps - state.global_step)
         print(
-            f"{self.label} step {state.global_step}/{state.max_steps}: {per_step:.1f} s/step, "
+            f"{self.label}: step {state.global_step}/{state.max_steps} took {self.step_seconds[-1]:.1f} s, "
             f"about {left / 60:.1f} min left",
             flush=True,
         )
@@ -201,56 +158,6 @@ class StopAfterStep(TrainerCallback):
         return control
 
 
-# Metric names TRL 1.x logs for GRPO, one panel each after the reward (utils.train.metrics explains them all).
-CURVES = {
-    "completions/mean_length": "answer length (tokens)",
-    "frac_reward_zero_std": "share of answers in zero-variance groups",
-    "completions/clipped_ratio": "share of answers cut at the token budget",
-    "loss": "loss (not a progress measure: notebook 04)",
-    "entropy": "entropy (nats per token)",
-}
-
-
-def new_curves_figure():
-    """The empty figure :func:`plot_history` draws into: the reward and one panel per :data:`CURVES` entry."""
-    import matplotlib.pyplot as plt
-
-    fig, _ = plt.subplots(2, 3, figsize=(13, 6))
-    return fig
-
-
-def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=None):
-    """Training curves from a Trainer log history: total and per-reward means, then the :data:`CURVES`."""
-    logs = [h for h in history if "reward" in h]
-    if fig is None:
-        fig = new_curves_figure()
-    axes = fig.axes
-    for ax in axes:
-        ax.clear()
-    steps = [h.get("step", i + 1) for i, h in enumerate(logs)]
-    ax = axes[0]
-    ax.plot(steps, [h["reward"] for h in logs], "k-o", ms=3, label="total")
-    names = reward_names or sorted(
-        {k.split("/")[1] for h in logs for k in h if k.startswith("rewards/") and k.endswith("/mean")}
-    )
-    for n in names:
-        key = f"rewards/{n}/mean"
-        ax.plot(steps, [h.get(key, math.nan) for h in logs], "-", label=n)
-    ax.set_title("reward (mean per step)", fontsize=10)
-    ax.legend(fontsize=7)
-    for ax, (key, title) in zip(axes[1:], CURVES.items()):
-        ax.plot(steps, [h.get(key, math.nan) for h in logs], "-o", ms=3)
-        ax.set_title(title, fontsize=10)
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 class LivePlot(TrainerCallback):
     """Redraws the curves in the notebook as logs arrive; always saves them to ``path``."""
 
@@ -259,6 +166,9 @@ class LivePlot(TrainerCallback):
         self.reward_names = list(reward_names)
         self.handle = None
         self.fig = None
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.handle = None  # a new train() call (a resume) draws in its own cell's output
 
     def on_log(self, args, state, control, logs=None, **kw):
         import matplotlib.pyplot as plt

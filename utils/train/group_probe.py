@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..rewards.total import check_weights, weighted_total
-
-COLUMNS = ("events", "priority_events", "optimal_score")
+from ..task.columns import PROBLEM_COLUMNS
 
 
 def sample_groups(
@@ -56,7 +55,7 @@ def group_rewards(
     weights = check_weights(weights, len(funcs))
     records = []
     for p, (row, group) in enumerate(zip(rows, groups)):
-        columns = {k: [row[k]] * len(group) for k in COLUMNS}
+        columns = {k: [row[k]] * len(group) for k in PROBLEM_COLUMNS}
         per_fn = {
             f.__name__: f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs
         }
@@ -94,3 +93,19 @@ def group_signal(
     """(table, zero-variance share) for sampled groups on ``rows``."""
     frame = group_rewards(rows, sample_groups(model, tokenizer, rows, group_size, max_new_tokens), funcs, weights)
     return frame, zero_variance_share(frame)
+
+
+def signal_sentence(frame, zero_share: float) -> str:
+    """What a probe (:func:`group_signal`) means for GRPO, in one sentence built from its own numbers.
+
+    >>> import pandas as pd
+    >>> signal_sentence(pd.DataFrame({"problem": [0, 0], "total": [0.0, 0.0]}), 1.0)
+    'mean total reward 0.0; every group scored its answers alike (zero-variance groups 100%): no gradient yet'
+    """
+    numbers = f"mean total reward {frame['total'].mean():.1f}"
+    if zero_share >= 1.0:
+        return f"{numbers}; every group scored its answers alike (zero-variance groups 100%): no gradient yet"
+    return (
+        f"{numbers}; answers differ within {1 - zero_share:.0%} of the groups (zero-variance groups "
+        f"{zero_share:.0%}): those groups give GRPO a gradient"
+    )

@@ -1,8 +1,11 @@
 """GRPO training: the policy, TRL's ``GRPOTrainer`` around it, and the run with resume.
 
-One code path for every scale: the training notebook and ``scripts/train_grpo.py`` both call
-:func:`train_grpo`, so what CI smoke-tests is what a GPU runs. :func:`build_trainer` is the
-part a learner reads: it builds the policy, the ``GRPOConfig`` and the ``GRPOTrainer``.
+Notebook 05 writes ``GRPOConfig(...)``, ``GRPOTrainer(...)`` and ``trainer.train(...)`` itself and
+calls the small parts here by name: :func:`load_policy` (base model + LoRA), :func:`grpo_records`
+(the dataset), :func:`rollout_func_for` (the fast rollouts), :func:`prepare_run` (claim the run
+folder; the settings a resume must match) and :func:`save_run` (adapter + ``run_info.json``).
+:func:`build_trainer` and :func:`train_grpo` put the same parts together for scripts and CI, so
+what CI smoke-tests is what the notebook and a GPU run.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm,
 from ..paths import claim_folder, output_dir
 from ..profiles import Profile, has_cuda
 from ..rewards.checker import assert_reward_set_ok
+from ..task.columns import PROBLEM_COLUMNS
 from ..task.prompts import build_messages
 from .backend import choose_backend
 from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, lora_config
@@ -26,15 +30,7 @@ from .runs import RUN_OWN, TrainResult, resume_checkpoint, run_settings, write_r
 
 def grpo_records(rows: Sequence[dict]) -> list[dict]:
     """Conversational prompts plus the columns the rewards read (TRL passes them by name)."""
-    return [
-        {
-            "prompt": build_messages(r),
-            "events": r["events"],
-            "priority_events": r["priority_events"],
-            "optimal_score": r["optimal_score"],
-        }
-        for r in rows
-    ]
+    return [{"prompt": build_messages(r), **{k: r[k] for k in PROBLEM_COLUMNS}} for r in rows]
 
 
 def prompt_lengths(rows: Sequence[dict], tokenizer) -> list[int]:
@@ -75,6 +71,68 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
     return model, tokenizer, lora_config(profile)
 
 
+def rollout_func_for(gen_path: str, max_prompt_tokens: int) -> Callable | None:
+    """TRL's ``rollout_func`` for a generation path: on ``"static-cache"`` (a CUDA GPU without vLLM)
+    the fast rollouts' (:class:`~utils.train.fast_rollouts.FastRollouts`: a merged, compiled copy of the
+    policy generates, prompts padded to a multiple of 64 tokens so it compiles once); ``None``
+    elsewhere, where TRL generates itself (``model.generate`` or vLLM)."""
+    if gen_path != "static-cache":
+        return None
+    from .fast_rollouts import FastRollouts
+
+    return FastRollouts(prompt_bucket=-(-max_prompt_tokens // 64) * 64).rollout_func
+
+
+def prepare_run(
+    out_dir: Path,
+    profile: Profile,
+    *,
+    model_key: str,
+    base: str,
+    backend: str,
+    reward_funcs: Sequence[Callable],
+    reward_weights: Sequence[float] | None = None,
+    extra_config: dict | None = None,
+) -> dict:
+    """Claim the run folder (never one holding someone else's files) and return the settings its
+    checkpoints depend on (:func:`~utils.train.runs.run_settings`), for
+    :func:`~utils.train.runs.resume_checkpoint` to compare before it resumes."""
+    claim_folder(out_dir, "GRPO run", own=RUN_OWN)
+    return run_settings(
+        profile,
+        model_key=model_key,
+        base=base,
+        backend=backend,
+        reward_names=[f.__name__ for f in reward_funcs],
+        reward_weights=reward_weights,
+        extra_config=extra_config,
+    )
+
+
+def save_run(
+    trainer, profile: Profile, spec: ModelSpec, settings: dict, *, generation: str, samples_file: Path, seconds: float
+) -> TrainResult:
+    """After ``trainer.train()``: the LoRA adapter and tokenizer into ``<run>/adapter``, and ``run_info.json``
+    (adapter, base model, profile, log history: what notebook 06 reads). ``settings`` from :func:`prepare_run`."""
+    out_dir = Path(trainer.args.output_dir).parent
+    adapter_dir = out_dir / "adapter"
+    trainer.save_model(str(adapter_dir))  # LoRA weights only (small)
+    trainer.processing_class.save_pretrained(str(adapter_dir))
+    result = TrainResult(
+        out_dir,
+        adapter_dir,
+        settings["base"],
+        trainer.state.log_history,
+        trainer.state.global_step,
+        seconds,
+        settings["backend"],
+        generation,
+        Path(samples_file),
+    )
+    write_run_info(result, profile, spec, trainer.reward_funcs, settings["reward_weights"])
+    return result
+
+
 @dataclass
 class TrainerSetup:
     """Everything :func:`build_trainer` made; ``trainer.train()`` runs it."""
@@ -87,6 +145,7 @@ class TrainerSetup:
     source: str  # the model the LoRA adapter sits on
     spec: ModelSpec
     knobs: list[Knob]
+    settings: dict  # what its checkpoints depend on (prepare_run): a resume must match them
 
 
 def build_trainer(
@@ -117,7 +176,16 @@ def build_trainer(
     spec = choose_model(model_key or profile.model)
     source = base or model_source(spec)
     out_dir = Path(out_dir or output_dir() / "grpo")
-    claim_folder(out_dir, "GRPO run", own=RUN_OWN)  # never a folder holding someone else's files
+    settings = prepare_run(
+        out_dir,
+        profile,
+        model_key=spec.key,
+        base=source,
+        backend=backend,
+        reward_funcs=reward_funcs,
+        reward_weights=reward_weights,
+        extra_config=extra_config,
+    )
     if backend == "unsloth":
         import unsloth  # noqa: F401 - must come before trl
 
@@ -141,11 +209,6 @@ def build_trainer(
     cbs = [recorder.callback(), ProgressPrinter(), *callbacks]
     if stop_after is not None:
         cbs.append(StopAfterStep(stop_after))
-    rollout_func = None
-    if generation == "static-cache":  # the fast path: a merged, compiled copy of the policy generates
-        from .fast_rollouts import FastRollouts
-
-        rollout_func = FastRollouts(prompt_bucket=-(-max_prompt // 64) * 64).rollout_func
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=recorder.wrapped,
@@ -154,10 +217,10 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=peft_cfg,
         callbacks=cbs,
-        rollout_func=rollout_func,
+        rollout_func=rollout_func_for(generation, max_prompt),
     )
     recorder.attach(trainer)  # the live monitor logs into the trainer's metrics
-    return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs)
+    return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs, settings)
 
 
 def train_grpo(
@@ -171,33 +234,15 @@ def train_grpo(
     assert_reward_set_ok(reward_funcs, build.get("reward_weights"))
     setup = build_trainer(rows, reward_funcs, profile, **build)
     trainer = setup.trainer
-    out_dir = Path(trainer.args.output_dir).parent
-    settings = run_settings(
-        profile,
-        model_key=setup.spec.key,
-        base=setup.source,
-        backend=setup.backend,
-        reward_names=[f.__name__ for f in reward_funcs],
-        reward_weights=build.get("reward_weights"),
-        extra_config=build.get("extra_config"),
-    )
-    last = resume_checkpoint(out_dir, trainer.args.max_steps, resume, settings)
+    last = resume_checkpoint(Path(trainer.args.output_dir).parent, trainer.args.max_steps, resume, setup.settings)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=last)
-    seconds = time.perf_counter() - t0
-    adapter_dir = out_dir / "adapter"
-    trainer.save_model(str(adapter_dir))  # LoRA weights only (small)
-    setup.tokenizer.save_pretrained(str(adapter_dir))
-    result = TrainResult(
-        out_dir,
-        adapter_dir,
-        setup.source,
-        trainer.state.log_history,
-        trainer.state.global_step,
-        seconds,
-        setup.backend,
-        setup.generation,
-        setup.recorder.path,
+    return save_run(
+        trainer,
+        profile,
+        setup.spec,
+        setup.settings,
+        generation=setup.generation,
+        samples_file=setup.recorder.path,
+        seconds=time.perf_counter() - t0,
     )
-    write_run_info(result, profile, setup.spec, reward_funcs, build.get("reward_weights"))
-    return result

@@ -41,8 +41,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root, for utils
-from utils.paths import REPO_ROOT, cache_dir  # noqa: E402
+from .paths import REPO_ROOT, cache_dir
 
 COLAB_REQUIREMENTS = REPO_ROOT / "requirements-colab.txt"
 COLAB_T4_REQUIREMENTS = REPO_ROOT / "requirements-colab-t4.txt"
