@@ -93,15 +93,43 @@ CURVES = {
 
 
 def new_curves_figure():
-    """The empty figure :func:`plot_history` draws into: the reward and one panel per :data:`CURVES` entry."""
+    """The empty figure :func:`plot_history` draws into: the reward, one panel per :data:`CURVES` entry, and
+    three panels of the live monitor (:mod:`utils.train.monitor`)."""
     import matplotlib.pyplot as plt
 
-    fig, _ = plt.subplots(2, 3, figsize=(13, 6))
+    fig, _ = plt.subplots(3, 3, figsize=(13, 9))
     return fig
 
 
+def _plot_monitor(axes, steps: list, logs: Sequence[dict]) -> None:
+    """Bottom row: what the evaluation says of the sampled answers, next to what the reward says."""
+    get = lambda key: [h.get(key, math.nan) for h in logs]  # noqa: E731
+    if not any("monitor/valid" in h for h in logs):
+        for ax in axes:
+            ax.text(0.5, 0.5, "no monitor columns in this log", ha="center", va="center", transform=ax.transAxes)
+        return
+    ax = axes[0]
+    for key, label in (("monitor/valid", "valid"), ("monitor/clash", "with clashes"), ("monitor/invented", "invented")):
+        ax.plot(steps, get(key), "-o", ms=3, label=label)
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_title("sampled answers: share (evaluation)", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = axes[1]  # Goodhart's law, live: the reward against the evaluation of the same answers
+    ax.plot(steps, [h["reward"] for h in logs], "k-o", ms=3, label="total reward")
+    ax.plot(steps, get("monitor/score"), "-o", ms=3, color="tab:green", label="evaluation score (x100)")
+    ax.set_title("reward vs evaluation, same answers", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    ax.plot(steps, get("monitor/events"), "-o", ms=3, label="listed")
+    ax.plot(steps, get("monitor/optimal_events"), "--", color="grey", label="in the optimum")
+    ax.set_title("events per answer", fontsize=10)
+    ax.legend(fontsize=7)
+
+
 def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=None):
-    """Training curves from a Trainer log history: total and per-reward means, then the :data:`CURVES`."""
+    """Training curves from a Trainer log history: total and per-reward means, the :data:`CURVES`, and the
+    live monitor's view of the same sampled answers (valid / clashing / invented shares, the evaluation
+    score next to the reward, events per answer against the optimum's)."""
     logs = [h for h in history if "reward" in h]
     if fig is None:
         fig = new_curves_figure()
@@ -122,6 +150,8 @@ def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=
     for ax, (key, title) in zip(axes[1:], CURVES.items()):
         ax.plot(steps, [h.get(key, math.nan) for h in logs], "-o", ms=3)
         ax.set_title(title, fontsize=10)
+    if len(axes) >= 9:
+        _plot_monitor(axes[6:9], steps, logs)
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:

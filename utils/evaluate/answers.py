@@ -1,0 +1,109 @@
+"""What the models actually write: events per answer against the optimum's, and the trace against the schedule.
+
+A mean score hides *how* a model is valid. A model rewarded only for valid schedules can stay valid by
+listing fewer events (a short valid schedule pays more than a full invalid one), and its ``<think>``
+trace can say one thing while the schedule does another. This module reads the answers for both:
+
+* events listed per answer, next to the number of events in the optimal schedule;
+* the trace against the schedule: the warm start taught a trace that names what it drops
+  (``Drop: A, B.`` or ``Keep everything.``) or what it keeps (``Keep: A, B.``) and states a total
+  (``Total weighted minutes: 450.`` / ``Total: 450.``). An answer *contradicts its trace* when it schedules
+  an event the trace drops or leaves out one the trace keeps (or any, after ``Keep everything.``); its
+  *total is wrong* when the stated total is not the value of the events it lists.
+
+    >>> from utils.task.data import load_split
+    >>> from utils.train.warmstart import dp_answer
+    >>> row = load_split("test", 1)[0]
+    >>> read_answer(row, dp_answer(row)).contradicts
+    False
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..rewards.parsing import parse_completion
+from ..rewards.schedule_check import check_schedule
+from ..task.scheduling import optimal_schedule
+
+_DROP = re.compile(r"Drop:\s*(.*?)\.(?:\s|$)", re.S)
+_KEEP = re.compile(r"Keep:\s*(.*?)\.(?:\s|$)", re.S)
+_TOTAL = re.compile(r"Total(?: weighted minutes)?:\s*(\d+)")
+
+
+@dataclass(frozen=True)
+class AnswerReading:
+    """One answer, read for what it does rather than for its score."""
+
+    events: int  # events the schedule lists (well-formed ones)
+    optimal_events: int  # events in the problem's optimal schedule
+    has_trace: bool  # a <think> trace in the warm start's form (Drop / Keep / Total)
+    scheduled_but_dropped: tuple[str, ...] = ()  # names the trace drops and the schedule lists
+    kept_but_missing: tuple[str, ...] = ()  # names the trace keeps and the schedule leaves out
+    total_stated: int | None = None
+    total_listed: int = 0  # the weighted minutes of the listed events (clashing or not)
+
+    @property
+    def total_wrong(self) -> bool:
+        return self.total_stated is not None and self.total_stated != self.total_listed
+
+    @property
+    def contradicts(self) -> bool:
+        """The schedule lists an event its own trace drops, or leaves out one the trace keeps."""
+        return bool(self.scheduled_but_dropped or self.kept_but_missing)
+
+
+def _names(listed: str) -> list[str]:
+    return [n.strip() for n in listed.split(",") if n.strip()]
+
+
+def read_answer(row: Mapping, completion: Any) -> AnswerReading:
+    """Read one answer against its problem (see the module docstring)."""
+    parsed = parse_completion(completion)
+    check = check_schedule(parsed, row["events"], row["priority_events"], row["optimal_score"])
+    listed = [ev.name.strip() for ev in check.events]
+    optimal = len(optimal_schedule(row["events"], row["priority_events"])[1])
+    trace = parsed.reasoning or ""
+    drop, keep, total = _DROP.search(trace), _KEEP.search(trace), _TOTAL.search(trace)
+    has_trace = bool(drop or keep or total or "Keep everything" in trace)
+    dropped = set(_names(drop.group(1))) if drop else set()
+    if keep:
+        kept = set(_names(keep.group(1)))
+    elif "Keep everything" in trace:
+        kept = {e[0] for e in row["events"]}
+    else:
+        kept = set()
+    return AnswerReading(
+        events=len(check.events),
+        optimal_events=optimal,
+        has_trace=has_trace,
+        scheduled_but_dropped=tuple(n for n in listed if n in dropped),
+        kept_but_missing=tuple(sorted(kept - set(listed))),
+        total_stated=int(total.group(1)) if total else None,
+        total_listed=check.listed_value,
+    )
+
+
+def answer_profile(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[str, float]:
+    """Means over a set of answers: events listed and in the optimum (per answer), and the shares of
+    answers with a trace, contradicting it, scheduling a dropped event, and stating a wrong total
+    (shares of the answers that have a trace)."""
+    if len(rows) != len(completions):
+        raise ValueError(f"answer_profile: {len(rows)} rows but {len(completions)} completions")
+    readings = [read_answer(r, c) for r, c in zip(rows, completions)]
+    n = max(len(readings), 1)
+    traced = [r for r in readings if r.has_trace]
+    t = max(len(traced), 1)
+    return {
+        "answers": len(readings),
+        "events_per_answer": sum(r.events for r in readings) / n,
+        "optimal_events_per_answer": sum(r.optimal_events for r in readings) / n,
+        "with_trace": len(traced) / n,
+        "contradicts_trace": sum(r.contradicts for r in traced) / t,
+        "schedules_a_dropped_event": sum(bool(r.scheduled_but_dropped) for r in traced) / t,
+        "leaves_out_a_kept_event": sum(bool(r.kept_but_missing) for r in traced) / t,
+        "states_a_wrong_total": sum(r.total_wrong for r in traced) / t,
+    }
