@@ -53,3 +53,35 @@ def test_group_signal_table(test_rows):
     assert frame.loc[3, "total"] == 0.0 and frame.loc[2, "total"] == 100.0
     assert frame.loc[2, "advantage"] > 0 > frame.loc[3, "advantage"]
     assert zero_variance_share(frame) == 0.5
+
+
+def test_reward_story_table_reads_rows_their_monitor_and_their_answers(tmp_path):
+    import json
+
+    from utils.evaluate.report import reward_story_table
+    from utils.task.data import load_split
+    from utils.train.warmstart import dp_answer
+
+    rows = load_split("test", 4)
+    logs = [{"step": s, "reward": 10.0 * s, "monitor/valid": 0.1 * s} for s in range(1, 5)]
+    evals = {"test": {"valid": 1, "mean_score": 10.0}, "test_other_style": {"valid": 0, "mean_score": 0.0}}
+    after = {"test": {"valid": 4, "mean_score": 100.0}, "test_other_style": {"valid": 2, "mean_score": 50.0}}
+    result = {
+        "grpo": {"rewards": ["format_reward", "strict_score_reward"], "log_history": logs},
+        "warm_start": {"evaluations": evals},
+        "evaluations": after,
+    }
+    (tmp_path / "weak_grpo_strict.json").write_text(json.dumps(result))
+    (tmp_path / "weak_grpo_strict").mkdir()
+    with open(tmp_path / "weak_grpo_strict" / "completions_grpo_test.jsonl", "w") as fh:
+        for r in rows:
+            fh.write(json.dumps({"completion": dp_answer(r)}) + "\n")
+    table = reward_story_table(tmp_path)
+    assert list(table.index) == ["weak_grpo_strict"]  # rows not committed are skipped
+    rec = table.loc["weak_grpo_strict"]
+    assert rec["valid test"] == "1 -> 4" and rec["valid other style"] == "0 -> 2"
+    assert rec["training reward (first -> last 25 steps)"] == "25.0 -> 25.0"  # 4 steps: both windows hold all
+    assert rec["sampled answers valid (monitor)"] == "25% -> 25%"
+    assert rec["contradicts own trace"] == "0%" and rec["events / answer (optimum)"].split()[0] == rec[
+        "events / answer (optimum)"
+    ].split()[1].strip("()")

@@ -160,3 +160,37 @@ def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def plot_reward_vs_evaluation(histories: dict, window: int = 10):
+    """Goodhart's law, run against run: for each labelled log history, the total reward GRPO optimised (left)
+    and the live monitor's share of valid sampled answers (right), as moving means over ``window`` logged
+    steps. A run whose reward climbs while its valid share falls is hacking its reward."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+
+    def smooth(values: list) -> list:
+        return [
+            sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
+            for i in range(len(values))
+        ]
+
+    for label, history in histories.items():
+        logs = [h for h in history if "reward" in h]
+        steps = [h.get("step", i + 1) for i, h in enumerate(logs)]
+        (line,) = left.plot(steps, smooth([h["reward"] for h in logs]), label=label)
+        if any("monitor/valid" in h for h in logs):
+            monitored = [(s, h["monitor/valid"]) for s, h in zip(steps, logs) if "monitor/valid" in h]
+            right.plot(
+                [s for s, _ in monitored], smooth([v for _, v in monitored]), color=line.get_color(), label=label
+            )
+    left.set_title(f"total reward (moving mean of {window} steps)", fontsize=10)
+    right.set_title("sampled answers the evaluation counts valid (monitor)", fontsize=10)
+    right.set_ylim(-0.02, 1.02)
+    for ax in (left, right):
+        ax.set_xlabel("GRPO step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -184,3 +184,72 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
             rec["GRPO steps"], rec["s / step"] = grpo.get("steps"), round(times[len(times) // 2], 2)
         records.append(rec)
     return pd.DataFrame(records).set_index("row").fillna("")
+
+
+#: The reward story's pairs of committed rows: the same warm start, the seed's set and the strict one.
+REWARD_STORY_ROWS = ("weak_grpo", "weak_grpo_strict", "strong_grpo", "strong_grpo_strict")
+
+
+def _window_mean(logs: list, key: str, first: bool, width: int = 25) -> float:
+    values = [h[key] for h in logs if key in h]
+    part = values[:width] if first else values[-width:]
+    return sum(part) / len(part) if part else float("nan")
+
+
+def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.DataFrame:  # noqa: F821
+    """The seed's reward set against the strict one, from the committed rows of ``results/ablation/``:
+    the reward GRPO optimised and the evaluation of the same sampled answers during training (first and
+    last 25 logged steps; the live monitor, for runs that logged it), then the test set before and after
+    GRPO with the paired comparison, the other-style set, and what the GRPO model writes (events per answer
+    against the optimum's, answers whose schedule contradicts their own trace). Rows not committed are
+    skipped."""
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ..task.data import load_split
+    from .answers import answer_profile
+    from .evaluation import load_completions
+
+    records = []
+    for name in rows:
+        path = Path(folder) / f"{name}.json"
+        if not path.exists():
+            continue
+        d = json.loads(path.read_text())
+        grpo = d.get("grpo") or {}
+        logs = [h for h in grpo.get("log_history", []) if "reward" in h]
+        warm = (d.get("warm_start") or {}).get("evaluations", {})
+        after = d.get("evaluations", {})
+        rec = {"row": name, "rewards": " + ".join(grpo.get("rewards", []))}
+        rec["training reward (first -> last 25 steps)"] = (
+            f"{_window_mean(logs, 'reward', True):.1f} -> {_window_mean(logs, 'reward', False):.1f}" if logs else ""
+        )
+        rec["sampled answers valid (monitor)"] = (
+            f"{_window_mean(logs, 'monitor/valid', True):.0%} -> {_window_mean(logs, 'monitor/valid', False):.0%}"
+            if any("monitor/valid" in h for h in logs)
+            else "not logged"
+        )
+        for tag, short in (("test", "test"), ("test_other_style", "other style")):
+            a, b = warm.get(tag), after.get(tag)
+            rec[f"valid {short}"] = f"{a['valid']} -> {b['valid']}" if a and b else ""
+            if tag == "test":
+                rec["mean score test"] = f"{a['mean_score']:.1f} -> {b['mean_score']:.1f}" if a and b else ""
+        c = (d.get("compare_sft_grpo") or {}).get("test")
+        if c:
+            t = c["transitions"]
+            rec["paired (test)"] = (
+                f"+{t['invalid->valid']} / -{t['valid->invalid']}, p = {c['p_value']:.2g}; "
+                f"score {c['score_diff']:+.1f} [{c['score_low']:+.1f}, {c['score_high']:+.1f}]"
+            )
+        texts = Path(folder) / name / "completions_grpo_test.jsonl"
+        if texts.exists():
+            answers = load_completions(texts)
+            prof = answer_profile(load_split("test", len(answers)), answers)
+            rec["events / answer (optimum)"] = (
+                f"{prof['events_per_answer']:.2f} ({prof['optimal_events_per_answer']:.2f})"
+            )
+            rec["contradicts own trace"] = f"{prof['contradicts_trace']:.0%}"
+        records.append(rec)
+    return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()
