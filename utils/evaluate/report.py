@@ -152,6 +152,19 @@ def failure_gallery(
     return {k: v for k, v in out.items() if v}
 
 
+def _paired_text(result: dict) -> str:
+    """GRPO against its warm start on the test set, from a results file: +improved / -worsened problems,
+    exact McNemar p, the score change and its 95% paired bootstrap interval ("" when not compared)."""
+    c = (result.get("compare_sft_grpo") or {}).get("test")
+    if not c:
+        return ""
+    t = c["transitions"]
+    return (
+        f"+{t['invalid->valid']} / -{t['valid->invalid']}, p = {c['p_value']:.2g}, "
+        f"score {c['score_diff']:+.1f} [{c['score_low']:+.1f}, {c['score_high']:+.1f}]"
+    )
+
+
 def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported inside
     """One row per experiment of ``results/ablation/*.json`` (scripts/ablation.py): the warm start and
     GRPO on both test sets (valid / 100, mean score), GRPO's paired comparison with its own warm start
@@ -171,13 +184,7 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
             for name, short in (("test", "test"), ("test_other_style", "other style")):
                 e = evals.get(name)
                 rec[f"{tag} {short}"] = f"{e['valid']} / {e['mean_score']:.1f}" if e else ""
-        c = (d.get("compare_sft_grpo") or {}).get("test")
-        if c:
-            t = c["transitions"]
-            rec["GRPO vs warm start (test)"] = (
-                f"+{t['invalid->valid']} / -{t['valid->invalid']}, p = {c['p_value']:.2g}, "
-                f"score {c['score_diff']:+.1f} [{c['score_low']:+.1f}, {c['score_high']:+.1f}]"
-            )
+        rec["GRPO vs warm start (test)"] = _paired_text(d)
         grpo = d.get("grpo") or {}
         if grpo.get("step_seconds"):
             times = sorted(grpo["step_seconds"][1:]) or grpo["step_seconds"]
@@ -236,13 +243,7 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
             rec[f"valid {short}"] = f"{a['valid']} -> {b['valid']}" if a and b else ""
             if tag == "test":
                 rec["mean score test"] = f"{a['mean_score']:.1f} -> {b['mean_score']:.1f}" if a and b else ""
-        c = (d.get("compare_sft_grpo") or {}).get("test")
-        if c:
-            t = c["transitions"]
-            rec["paired (test)"] = (
-                f"+{t['invalid->valid']} / -{t['valid->invalid']}, p = {c['p_value']:.2g}; "
-                f"score {c['score_diff']:+.1f} [{c['score_low']:+.1f}, {c['score_high']:+.1f}]"
-            )
+        rec["paired (test)"] = _paired_text(d)
         texts = Path(folder) / name / "completions_grpo_test.jsonl"
         if texts.exists():
             answers = load_completions(texts)
