@@ -380,6 +380,11 @@ def test_trl_rollout_func_contract_unchanged(tok):
     score = inspect.getsource(GRPOTrainer._generate_and_score_completions)
     assert "self._generate(prompts)" in score and "if self.mask_truncated_completions:" in score
     assert list(inspect.signature(GRPOTrainer._tokenize_prompts).parameters) == ["self", "prompts"]
+    # log_sampling_mismatch reads the loss's own forward: the inputs key and the call it wraps.
+    assert list(inspect.signature(GRPOTrainer._compute_loss).parameters) == ["self", "model", "inputs"]
+    loss = inspect.getsource(GRPOTrainer._compute_loss)
+    assert "per_token_logps, entropies, aux_loss = self._get_per_token_logps_and_entropies(" in loss
+    assert 'output["sampling_per_token_logps"] = sampling_per_token_logps' in score
     # The sampling settings the hook reuses, built in __init__ from the config.
     from datasets import Dataset
 
@@ -530,6 +535,10 @@ def test_rollout_func_defaults_to_an_fp32_copy(tok, rows, tmp_path):
     trainer = _trainer(tok, rows, tiny_policy(tok), _recording_hook(fast, []), tmp_path, max_steps=1)
     trainer.train()
     assert fast.infer.dtype == torch.float32
+    # ... and TRL's loss forward, compared with the copy's sampled-token log-probs, logs the mismatch:
+    # the same weights, both fp32 on CPU, so it is rounding noise.
+    logged = next(h for h in trainer.state.log_history if "rollouts/logp_diff_abs" in h)
+    assert 0 <= logged["rollouts/logp_diff_abs"] < 1e-5 and abs(logged["rollouts/logp_diff"]) < 1e-5
 
 
 # ----------------------------------------------------------------------------- (h) NaN-proof by construction
@@ -584,3 +593,12 @@ def test_no_query_row_without_a_key_reaches_sdpa_in_the_copy(tok, rows, monkeypa
     prompts = chat_ids(tok, rows[:3], cut=[9, 30, 50])  # 55, 34 and 14 pad positions in the bucket of 64
     fast.generate(prompts, greedy(tok, 6, [tok.eos_token_id]), [tok.eos_token_id])
     assert seen["calls"] > 0 and seen["empty_rows"] == 0
+
+
+def test_the_mismatch_metric_sees_a_bf16_copy(tok, rows, tmp_path):
+    """The logged mismatch is not 0 by construction: a bf16 copy of an fp32 policy shows up in it."""
+    fast = FastRollouts(dtype=torch.bfloat16)
+    trainer = _trainer(tok, rows, tiny_policy(tok), _recording_hook(fast, []), tmp_path, max_steps=1)
+    trainer.train()
+    logged = next(h for h in trainer.state.log_history if "rollouts/logp_diff_abs" in h)
+    assert logged["rollouts/logp_diff_abs"] > 1e-4  # the fp32 copy: below 1e-5 (the test above)

@@ -146,6 +146,8 @@ class FastRollouts:
             raise NotImplementedError("FastRollouts handles text prompts only")
         prompt_ids = [[int(t) for t in ids] for ids in prompt_ids]
         policy = trainer.accelerator.unwrap_model(trainer.model)
+        if not getattr(trainer, "_course_mismatch_logged", False):
+            log_sampling_mismatch(trainer)
         merge_s = self.refresh(policy, trainer.accelerator.device, self.dtype or torch.float32)
         config = GenerationConfig(**trainer.generation_kwargs)  # exactly the plain path's sampling settings
         step = trainer.state.global_step
@@ -157,9 +159,9 @@ class FastRollouts:
             logprobs = None  # the policy itself sampled: TRL's plain path passes None too
         self.history[-1].merge_s = merge_s
         self._log(trainer, self.history[-1])
-        # The copy's log-probability of each sampled token under the distribution it sampled from. TRL 1.14
-        # stores them as ``sampling_per_token_logps`` and reads them only for ``off_policy_mask_threshold``
-        # (its importance-sampling correction and mismatch metrics run with vLLM only).
+        # The copy's log-probability of each sampled token. TRL 1.14 (and 1.16) stores them as
+        # ``sampling_per_token_logps`` and reads them only for ``off_policy_mask_threshold`` (its importance-
+        # sampling correction and mismatch metrics run with vLLM only): log_sampling_mismatch logs the mismatch.
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
 
     def _log(self, trainer, timing: RolloutTiming) -> None:
@@ -340,6 +342,46 @@ class FastRollouts:
             "median_decode_step_ms": median(1e3 * r.generate_s / max(r.decode_steps, 1) for r in rows),
             "fallbacks": sum(r.path == "fallback" for r in self.history),
         }
+
+
+# ---------------------------------------------------------------------- is the copy on-policy?
+def log_sampling_mismatch(trainer) -> None:
+    """Log, at every step, how far the sampled tokens' log-probabilities (the copy's, returned by
+    ``rollout_func``) are from the policy's own, computed by TRL's loss on the same tokens:
+    ``rollouts/logp_diff_abs`` (mean |copy - policy| per answer token) and ``rollouts/logp_diff``
+    (mean copy - policy: above 0, the copy samples a sharper distribution than the policy).
+
+    TRL logs this (``sampling/sampling_logp_difference/*``) only with vLLM; with ``rollout_func`` it keeps the
+    values but never compares them. This wraps two methods of *this* trainer instance (TRL 1.14.2's
+    ``_compute_loss`` and ``_get_per_token_logps_and_entropies``; the API-drift tests guard both names): the
+    loss's own forward is read, so nothing is computed twice. Idempotent; ``FastRollouts`` calls it itself."""
+    if getattr(trainer, "_course_mismatch_logged", False):
+        return
+    compute_loss, logps_and_entropies = trainer._compute_loss, trainer._get_per_token_logps_and_entropies
+    pending: dict[str, Any] = {}
+
+    def _compute_loss(model, inputs):
+        pending["sampled"], pending["mask"] = inputs.get("sampling_per_token_logps"), inputs.get("completion_mask")
+        try:
+            return compute_loss(model, inputs)
+        finally:
+            pending.clear()
+
+    def _get_per_token_logps_and_entropies(*args, **kwargs):
+        out = logps_and_entropies(*args, **kwargs)
+        sampled, mask = pending.pop("sampled", None), pending.pop("mask", None)  # the loss's forward only
+        if sampled is not None and mask is not None and out[0] is not None and out[0].shape == sampled.shape:
+            diff = (sampled - out[0].detach().float())[mask.bool()]
+            diff = diff[~torch.isnan(diff)]
+            if diff.numel():
+                mode = "train" if trainer.model.training else "eval"
+                trainer._metrics[mode]["rollouts/logp_diff_abs"].append(diff.abs().mean().item())
+                trainer._metrics[mode]["rollouts/logp_diff"].append(diff.mean().item())
+        return out
+
+    trainer._compute_loss = _compute_loss
+    trainer._get_per_token_logps_and_entropies = _get_per_token_logps_and_entropies
+    trainer._course_mismatch_logged = True
 
 
 # ---------------------------------------------------------------------- NaN-proof attention
