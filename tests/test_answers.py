@@ -39,6 +39,14 @@ def test_a_schedule_that_leaves_out_a_kept_event_contradicts_a_full_trace(rows):
     assert reading.kept_but_missing == (best[-1][0],) and reading.contradicts and reading.total_wrong
 
 
+def test_a_schedule_that_silently_leaves_out_an_event_contradicts_a_short_trace(rows):
+    """The short trace names only what it drops: every other event is kept, so leaving one out contradicts it."""
+    row = rows[0]
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    reading = read_answer(row, format_answer(dp_reasoning(row, "short"), best[1:]))
+    assert reading.kept_but_missing == (best[0][0],) and reading.contradicts
+
+
 def test_answers_without_a_trace_are_counted_apart(rows):
     profile = answer_profile(rows[:2], ["no tags at all", "<think>hmm</think><schedule></schedule>"])
     assert profile["with_trace"] == 0 and profile["contradicts_trace"] == 0 and profile["events_per_answer"] == 0

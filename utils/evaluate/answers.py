@@ -8,8 +8,8 @@ trace can say one thing while the schedule does another. This module reads the a
 * the trace against the schedule: the warm start taught a trace that names what it drops
   (``Drop: A, B.`` or ``Keep everything.``) or what it keeps (``Keep: A, B.``) and states a total
   (``Total weighted minutes: 450.`` / ``Total: 450.``). An answer *contradicts its trace* when it schedules
-  an event the trace drops or leaves out one the trace keeps (or any, after ``Keep everything.``); its
-  *total is wrong* when the stated total is not the value of the events it lists.
+  an event the trace drops or leaves out one the trace keeps (the short trace keeps every event it does not
+  drop); its *total is wrong* when the stated total is not the value of the events it lists.
 
     >>> from utils.task.data import load_split
     >>> from utils.train.warmstart import dp_answer
@@ -72,8 +72,8 @@ def read_answer(row: Mapping, completion: Any) -> AnswerReading:
     dropped = set(_names(drop.group(1))) if drop else set()
     if keep:
         kept = set(_names(keep.group(1)))
-    elif "Keep everything" in trace:
-        kept = {e[0] for e in row["events"]}
+    elif "Keep everything" in trace or drop:  # the short trace keeps every event it does not drop
+        kept = {e[0] for e in row["events"]} - dropped
     else:
         kept = set()
     return AnswerReading(
