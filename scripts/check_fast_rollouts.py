@@ -11,8 +11,9 @@ tokens) and compares, token by token, the copy's log-probabilities (what ``rollo
 with the policy's for the same tokens: a bf16-autocast forward like TRL's loss, and an fp32 forward of
 the same weights (the exact policy, to tell the copy's error from the bf16 forward's own noise).
 It also counts the prompts whose greedy answer is the same from the copy and from the policy
-(plain ``generate``), times a GRPO-sized generation (8 prompts x 8), and counts the batches whose
-logits were not finite over ``--nan-calls`` generations of mixed prompt lengths (left padding).
+(plain ``generate``), times a GRPO-sized generation (8 prompts x 8) and profiles one (the top operators),
+and, after the first copy's row, counts the batches whose logits were not finite over ``--nan-calls``
+generations of mixed prompt lengths (left padding) with the fp32 copy.
 Everything lands in one JSON, rewritten after each phase.
 """
 
@@ -55,6 +56,21 @@ def policy_logprobs(policy, prompt, completion, device, autocast: bool):
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
         logits = policy(input_ids=ids).logits[0, len(prompt) - 1 : -1].float()
     return torch.log_softmax(logits, -1).gather(1, torch.tensor(completion, device=device)[:, None]).squeeze(1).cpu()
+
+
+def profile_generation(fast, batch, config, eos, device, top: int = 15) -> list[dict]:
+    """One generation under ``torch.profiler``: the ``top`` operators by self device time (CPU time on CPU)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        fast.generate(batch, config, eos)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)[:top]
+    return [{"op": e.key[:120], "calls": e.count, "self_ms": round(getattr(e, key, 0) / 1e3, 2)} for e in events]
 
 
 def load(args):
@@ -106,7 +122,8 @@ def main(argv=None) -> int:
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--max-new", type=int, default=512)
     ap.add_argument("--nan-calls", type=int, default=20, help="generations of 64 for the NaN count")
-    ap.add_argument("--dtypes", default="bfloat16,float32")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="copies to check, in order (the default first)")
+    ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profiled generation")
     ap.add_argument("--cut", type=int, default=0, help="keep only the last N prompt tokens (tiny runs)")
     ap.add_argument("--json", required=True)
     args = ap.parse_args(argv)
@@ -168,7 +185,7 @@ def main(argv=None) -> int:
     import copy
 
     policy32 = copy.deepcopy(policy).float()  # the same weights, an fp32 forward: the exact policy
-    for name in args.dtypes.split(","):
+    for index, name in enumerate(args.dtypes.split(",")):
         dtype = getattr(torch, name)
         fast = FastRollouts(prompt_bucket=bucket, dtype=dtype)
         fast.refresh(policy, device, dtype)
@@ -199,14 +216,30 @@ def main(argv=None) -> int:
             "median_s": round(median(t.generate_s for t in times[1:]), 3),
             "median_decode_step_ms": round(median(1e3 * t.generate_s / max(t.decode_steps, 1) for t in times[1:]), 2),
         }
+        if args.profile:  # where a generation's time goes: the top operators by device (or CPU) time
+            row["profile_top_ops"] = profile_generation(fast, batch, config(True, args.max_new), eos, device)
         result["copies"][name] = row
         print(name, json.dumps(row), flush=True)
         save()
         del fast
         if device.type == "cuda":
             torch.cuda.empty_cache()
+        if index == 0:  # the default copy's NaN count comes before the other rows (a time limit cuts the last)
+            result["nonfinite"] = nonfinite_count(
+                args, policy, train_ids, bucket, device, config(True, args.max_new), eos
+            )
+            save()
+            print(json.dumps(result["nonfinite"]), flush=True)
+    return 0
 
-    # NaN: generations of 64 answers from 8 varied prompts (mixed lengths: left padding), fp32 copy.
+
+def nonfinite_count(args, policy, train_ids, bucket, device, sample_config, eos) -> dict:
+    """Generations of 64 answers from 8 varied prompts (mixed lengths: left padding), fp32 copy: how many
+    calls met non-finite logits."""
+    import torch
+
+    from utils.train.fast_rollouts import FastRollouts
+
     fast = FastRollouts(prompt_bucket=bucket)
     fast.refresh(policy, device, torch.float32)
     hits, sequences = 0, 0
@@ -214,15 +247,13 @@ def main(argv=None) -> int:
         group = [train_ids[(8 * k + j) % len(train_ids)] for j in range(8)]
         group[0] = group[0][-max(8, len(group[0]) // 3) :]  # one short prompt: many pad rows in the batch
         try:
-            fast.generate([p for p in group for _ in range(8)], config(True, args.max_new), eos)
+            fast.generate([p for p in group for _ in range(8)], sample_config, eos)
         except Exception as exc:  # noqa: BLE001 - NonFiniteLogits or anything else: count it
             hits += 1
             print(f"call {k}: {type(exc).__name__}: {exc}", flush=True)
         sequences += 64
-    result["nonfinite"] = {"calls": args.nan_calls, "sequences": sequences, "calls_with_nonfinite_logits": hits}
-    save()
-    print(json.dumps(result["nonfinite"]), flush=True)
-    return 0
+    del fast
+    return {"calls": args.nan_calls, "sequences": sequences, "calls_with_nonfinite_logits": hits}
 
 
 if __name__ == "__main__":
