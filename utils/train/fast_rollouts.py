@@ -54,8 +54,10 @@ Known differences from the plain path (none matters for the course's settings): 
 LoRA dropout (the plain path samples with the policy in train mode, so ``lora_dropout > 0`` is
 active there; the course uses 0); every row is left-padded to the bucket, so with
 ``repetition_penalty != 1`` the pad id (= EOS for SmolLM2) is penalised in every row rather than
-all but the longest (the course uses 1.0); the merged bf16 weights round differently from the
-unmerged bf16 + fp32-LoRA forward (tiny log-prob differences, as with vLLM).
+all but the longest (the course uses 1.0); the fp32 copy computes in fp32 while TRL's loss runs the
+policy in bf16 (the policy's own bf16 forward is about 0.01 nats per token from its fp32 forward, measured
+on an H100): the logged ``rollouts/logp_diff_abs`` shows what remains. The copy attends with
+:data:`PADSAFE_ATTENTION`, so a left-padded batch can never produce NaN through an empty attention row.
 """
 
 from __future__ import annotations
@@ -99,9 +101,11 @@ class FastRollouts:
             compilation) rather than a new, ever larger compiled shape.
         dtype: dtype of the copy. ``None``: fp32 (default, "exact"): a LoRA delta merged into bf16 weights
             is mostly rounded away (bf16 keeps 8 bits of mantissa; a delta 1/500 of a weight vanishes), so
-            a bf16 copy samples from a sharper, older policy than the one TRL trains (measured on an H200:
-            0.0073 nats per token of mismatch, ``results/fast_rollouts_exactness_*.json``). 135M parameters
-            in fp32 are 0.5 GB. Pass ``torch.bfloat16`` for the faster, inexact copy.
+            a bf16 copy samples from a sharper, older policy than the one TRL trains (measured on an H100
+            after 150 steps: |copy - policy| 0.020 nats per sampled token, +0.0065 signed;
+            ``results/fast_rollouts_check_h100.json``). 135M parameters in fp32 are 0.5 GB; decoding was
+            about 3x slower than with the bf16 copy there (README, Performance). Pass ``torch.bfloat16`` for
+            the faster, inexact copy.
         compile: let transformers compile the decoding step (``None``: on CUDA only, where it also
             captures CUDA graphs; transformers skips compilation on CPU unless the generation config's
             ``compile_config._compile_all_devices`` is set, which the optional compile test does).
