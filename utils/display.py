@@ -171,10 +171,8 @@ def plot_reward_vs_evaluation(histories: dict, window: int = 10):
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
 
     def smooth(values: list) -> list:
-        return [
-            sum(values[max(0, i - window + 1) : i + 1]) / len(values[max(0, i - window + 1) : i + 1])
-            for i in range(len(values))
-        ]
+        windows = (values[max(0, i - window + 1) : i + 1] for i in range(len(values)))
+        return [sum(w) / len(w) for w in windows]
 
     for label, history in histories.items():
         logs = [h for h in history if "reward" in h]

@@ -74,6 +74,8 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 
+from .monitor import log_metrics
+
 TESTED_TRL = "1.14.2"
 
 
@@ -150,8 +152,7 @@ class FastRollouts:
             raise NotImplementedError("FastRollouts handles text prompts only")
         prompt_ids = [[int(t) for t in ids] for ids in prompt_ids]
         policy = trainer.accelerator.unwrap_model(trainer.model)
-        if not getattr(trainer, "_course_mismatch_logged", False):
-            log_sampling_mismatch(trainer)
+        log_sampling_mismatch(trainer)  # once per trainer (idempotent)
         merge_s = self.refresh(policy, trainer.accelerator.device, self.dtype or torch.float32)
         config = GenerationConfig(**trainer.generation_kwargs)  # exactly the plain path's sampling settings
         step = trainer.state.global_step
@@ -170,14 +171,15 @@ class FastRollouts:
 
     def _log(self, trainer, timing: RolloutTiming) -> None:
         """The call's timings and the fallback count, into TRL's metrics (averaged at each log, in log_history)."""
-        metrics = getattr(trainer, "_metrics", None)
-        if metrics is None:
-            return
-        mode = "train" if trainer.model.training else "eval"
-        metrics[mode]["rollouts/generate_s"].append(timing.generate_s)
-        metrics[mode]["rollouts/merge_s"].append(timing.merge_s)
-        metrics[mode]["rollouts/decode_step_ms"].append(1e3 * timing.generate_s / max(timing.decode_steps, 1))
-        metrics[mode]["rollouts/nonfinite_batches"].append(float(self.nonfinite_fallbacks))
+        log_metrics(
+            trainer,
+            {
+                "rollouts/generate_s": timing.generate_s,
+                "rollouts/merge_s": timing.merge_s,
+                "rollouts/decode_step_ms": 1e3 * timing.generate_s / max(timing.decode_steps, 1),
+                "rollouts/nonfinite_batches": float(self.nonfinite_fallbacks),
+            },
+        )
 
     def _plain_fallback(self, policy, prompt_ids, config, eos_token_ids, step: int, exc: Exception) -> list[list[int]]:
         """The copy gave non-finite logits (seen on an H200, rarely, cause not found): this batch is
@@ -378,9 +380,10 @@ def log_sampling_mismatch(trainer) -> None:
             diff = (sampled - out[0].detach().float())[mask.bool()]
             diff = diff[~torch.isnan(diff)]
             if diff.numel():
-                mode = "train" if trainer.model.training else "eval"
-                trainer._metrics[mode]["rollouts/logp_diff_abs"].append(diff.abs().mean().item())
-                trainer._metrics[mode]["rollouts/logp_diff"].append(diff.mean().item())
+                log_metrics(
+                    trainer,
+                    {"rollouts/logp_diff_abs": diff.abs().mean().item(), "rollouts/logp_diff": diff.mean().item()},
+                )
         return out
 
     trainer._compute_loss = _compute_loss

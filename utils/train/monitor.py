@@ -28,6 +28,7 @@ from typing import Any
 
 from ..evaluate.evaluation import evaluate_completion
 from ..rewards.schedule_check import check_schedule
+from ..task.columns import PROBLEM_COLUMNS
 from ..task.scheduling import optimal_schedule
 
 MONITOR_COLUMNS: dict[str, str] = {
@@ -101,7 +102,7 @@ class RewardMonitor:
         self.trainer = trainer
 
     def observe(self, completions: Sequence[Any], **columns: Any) -> dict[str, float]:
-        problem = [columns.get(k) for k in ("events", "priority_events", "optimal_score")]
+        problem = [columns.get(k) for k in PROBLEM_COLUMNS]
         if any(col is None for col in problem):  # a data set without the problem columns: nothing to measure
             return {}
         t0 = time.perf_counter()
@@ -109,9 +110,17 @@ class RewardMonitor:
         values["monitor/seconds"] = time.perf_counter() - t0
         self.seconds.append(values["monitor/seconds"])
         self.latest = values
-        metrics = getattr(self.trainer, "_metrics", None)  # TRL's per-mode lists, averaged at each log
-        if metrics is not None:
-            mode = "train" if self.trainer.model.training else "eval"
-            for key, value in values.items():
-                metrics[mode][key].append(value)
+        log_metrics(self.trainer, values)
         return values
+
+
+def log_metrics(trainer: Any, values: dict[str, float]) -> None:
+    """Append ``values`` to a ``GRPOTrainer``'s own metrics (``trainer._metrics[mode]``, TRL 1.14): TRL
+    averages each list over the logging interval and writes it into ``log_history`` like its own columns.
+    No-op without a trainer (or one without those metrics)."""
+    metrics = getattr(trainer, "_metrics", None)
+    if metrics is None:
+        return
+    mode = "train" if trainer.model.training else "eval"
+    for key, value in values.items():
+        metrics[mode][key].append(value)
