@@ -91,3 +91,27 @@ def test_loading_a_model_turns_off_the_weight_loading_bar_but_not_download_bars(
             disable_progress_bars()
         else:
             enable_progress_bars()
+
+
+def test_a_small_lora_model_is_evaluated_as_trained_base_in_training_dtype_delta_in_fp32(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """On a GPU training loads the base in bf16 and keeps the LoRA delta apart; evaluation must run that model:
+    the bf16 base upcast to fp32 (exact) plus the whole delta, not a bf16 merge that rounds the delta away."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    import utils.llm.models as models
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    trained = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], init_lora_weights=False))
+    trained.save_pretrained(tmp_path / "adapter")
+    layer = trained.get_base_model().model.layers[0].self_attn.q_proj
+    want = layer.get_base_layer().weight.detach().to(torch.bfloat16).float() + layer.get_delta_weight("default")
+
+    monkeypatch.setattr(models, "default_dtype", lambda device: torch.bfloat16)  # as on a bf16 GPU
+    model, _ = models.load_model(tiny_model_dir, device="cpu", adapter=tmp_path / "adapter")
+    got = model.model.layers[0].self_attn.q_proj.weight
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.detach(), want.detach(), rtol=0, atol=1e-6)

@@ -345,26 +345,25 @@ EXACT_MERGE_MAX_PARAMS = 2_000_000_000
 def load_model(source: str, dtype=None, device: str | None = None, adapter: str | Path | None = None):
     """A causal LM (+ optional LoRA adapter) and its tokenizer, ready to generate.
 
-    With an adapter, the model evaluated must be the model trained. Merging a LoRA delta into bf16
-    weights rounds most of it away (bf16 keeps 8 significant bits; a delta 1/500 of a weight vanishes),
-    so a small model (up to :data:`EXACT_MERGE_MAX_PARAMS`, the course's 135M: 0.5 GB) is merged and run
-    in fp32 unless ``dtype`` is given; a larger one keeps the adapter unmerged, as it was trained.
+    With an adapter, the model evaluated must be the model trained: the base in the dtype training
+    loaded it in (this device's default), plus the LoRA delta. Merging that delta into bf16 weights rounds
+    most of it away (bf16 keeps 8 significant bits; a delta 1/500 of a weight vanishes), so a small model
+    (up to :data:`EXACT_MERGE_MAX_PARAMS`, the course's 135M: 0.5 GB) is upcast to fp32 (exact) and merged
+    there, unless ``dtype`` is given; a larger one keeps the adapter unmerged, as it was trained.
     """
     import torch
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if adapter is None:
-        model, tokenizer = load_causal_lm(source, dtype or default_dtype(device))
-        return model.to(device).eval(), tokenizer
-    from peft import PeftModel
+    model, tokenizer = load_causal_lm(source, dtype or default_dtype(device))
+    if adapter is not None:
+        from peft import PeftModel
 
-    model, tokenizer = load_causal_lm(source, dtype or torch.float32)
-    small = sum(p.numel() for p in model.parameters()) <= EXACT_MERGE_MAX_PARAMS
-    if dtype is None and not small:
-        model = model.to(default_dtype(device))  # too large for fp32: keep the delta apart instead
-    model = PeftModel.from_pretrained(model, str(adapter))
-    if small or dtype is not None:
-        model = model.merge_and_unload()
+        small = sum(p.numel() for p in model.parameters()) <= EXACT_MERGE_MAX_PARAMS
+        if dtype is None and small:
+            model = model.float()  # bf16 -> fp32 is exact: the same base weights, room for the delta
+        model = PeftModel.from_pretrained(model, str(adapter))
+        if small or dtype is not None:
+            model = model.merge_and_unload()
     return model.to(device).eval(), tokenizer
 
 
