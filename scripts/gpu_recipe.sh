@@ -8,7 +8,8 @@
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 # On one GPU (what is lent now), after wheels and part-a:
 #   bash scripts/gpu_recipe.sh one ROWS [CHECK_ROW]   # model, then ROWS in turn; after CHECK_ROW,
-#                       # scripts/check_fast_rollouts.py on its adapter
+#                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS)
+# collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
 set -u
 R=${RECIPE_DIR:-/root/exp}
 SITE=/tmp/site
@@ -37,9 +38,13 @@ case ${1:-} in
     setsid nohup python3 scripts/ablation.py --rows $ROWS --gpus 1,2,3 --out $R/ablation --cache $R/cache > $R/sched.log 2>&1 < /dev/null &
     sleep 5; echo launched; ps aux | grep -c "[p]ython3" ;;
   collect)
+    # scripts/gpu_hook.sh (untracked, carried with the tree) starts once: a probe written after the launch
+    H=$R/hook.$(md5sum scripts/gpu_hook.sh 2>/dev/null | cut -c1-8)  # each new version of the hook runs once
+    if [ -f scripts/gpu_hook.sh ] && [ ! -f $H ]; then touch $H
+      setsid nohup bash scripts/gpu_hook.sh > $H.log 2>&1 < /dev/null & echo "hook started: $H"; fi
     end=$((SECONDS + ${2:-0}))
-    while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|check_fast_rollouts" > /dev/null; do sleep 20; done
-    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/check.log $R/ablation_*.log 2>/dev/null
+    while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|check_fast_rollouts|gpu_hook" > /dev/null; do sleep 20; done
+    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/check.log $R/hook.*.log $R/ablation_*.log 2>/dev/null
     for f in $R/ablation/logs/*.log; do echo "== $f"; grep -E "^\[|valid|vs |Error|error" "$f" | tail -4; done
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
     tar czf $OUT/recipe.tgz -C $R --exclude='*/grpo/checkpoints' --exclude='*/grpo/adapter' --exclude='cache/sft-*/final' \
@@ -53,7 +58,7 @@ for row in \$(echo $ROWS | tr , ' '); do
   PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache > $R/ablation_\$row.log 2>&1
   if [ "\$row" = "$CHECK" ]; then
     BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
-    python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json > $R/check.log 2>&1
+    python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json ${CHECK_ARGS:-} > $R/check.log 2>&1
   fi
 done
 EOS

@@ -42,7 +42,7 @@ from .trainer import (
 from .warmstart import dp_answer, dp_reasoning, run_sft, sft_records
 
 #: Trainer callbacks (:mod:`.callbacks`): they subclass transformers' ``TrainerCallback``, so they load on first use.
-CALLBACKS = ("CompletionRecorder", "LivePlot", "ProgressPrinter", "StepTimer", "StopAfterStep")
+CALLBACKS = ("CompletionRecorder", "LivePlot", "ProgressPrinter", "SkipNonFiniteSteps", "StepTimer", "StopAfterStep")
 
 
 def __getattr__(name: str):

@@ -145,6 +145,40 @@ class StepTimer(TrainerCallback):
             self.seconds.append(round(time.perf_counter() - self._start, 3))
 
 
+class SkipNonFiniteSteps(TrainerCallback):
+    """Skips an optimizer step whose gradients hold NaN or inf, instead of writing NaN into every weight.
+
+    Why: on an H100 (2026-12-06, the seed's reward from a weak warm start), step 148 of 150 had a finite
+    loss but a NaN gradient norm; the optimizer wrote NaN into every LoRA weight, every logit after it was
+    NaN, and the run ended in a device-side assert. Gradient clipping does not help (the norm itself is NaN).
+    Here the step's gradients are dropped (``grad = None``: AdamW leaves those weights and their moments
+    as they were), a line says so, and ``skipped_steps`` counts them in ``log_history``."""
+
+    def __init__(self):
+        self.skipped: list[int] = []
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+        import torch
+
+        grads = [p.grad for p in model.parameters() if p.grad is not None] if model is not None else []
+        if not grads:
+            return
+        if bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):  # one host sync a step
+            return
+        for p in model.parameters():
+            p.grad = None
+        self.skipped.append(state.global_step + 1)
+        print(
+            f"step {state.global_step + 1}: non-finite gradients; this update is skipped, the weights stay as they "
+            f"were ({len(self.skipped)} skipped so far)",
+            flush=True,
+        )
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if state.log_history and "loss" in state.log_history[-1]:
+            state.log_history[-1]["skipped_steps"] = len(self.skipped)
+
+
 class StopAfterStep(TrainerCallback):
     """Stop (with a checkpoint) after ``step`` optimizer steps: simulates a disconnect."""
 

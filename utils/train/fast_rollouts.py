@@ -74,9 +74,11 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 
+from .graph_decode import GraphDecoder, supports
 from .monitor import log_metrics
 
 TESTED_TRL = "1.14.2"
+ENGINES = ("auto", "graph", "generate")
 
 
 @dataclass
@@ -89,7 +91,8 @@ class RolloutTiming:
     decode_steps: int  # new positions generated (generate stops once every sequence has ended)
     merge_s: float  # refreshing the copy from the policy (0 when called without a policy)
     generate_s: float  # transformers generate, prefill included
-    path: str  # "static" (bucketed, compiled on CUDA), "fallback" (too long: plain) or "nonfinite-fallback"
+    path: str  # "graph", "static" (generate, bucketed, compiled on CUDA), "fallback" (too long: plain generate)
+    # or "nonfinite-fallback"
 
 
 class FastRollouts:
@@ -111,6 +114,12 @@ class FastRollouts:
         compile: let transformers compile the decoding step (``None``: on CUDA only, where it also
             captures CUDA graphs; transformers skips compilation on CPU unless the generation config's
             ``compile_config._compile_all_devices`` is set, which the optional compile test does).
+            Only for the ``"generate"`` engine.
+        engine: ``"graph"``: :class:`~utils.train.graph_decode.GraphDecoder` (the whole decoding step one
+            CUDA graph, prompts of a group prefilled once, no empty attention row by construction);
+            ``"generate"``: transformers ``generate`` with a static cache; ``"auto"`` (default): graph
+            when it supports the model and the sampling settings (:func:`~utils.train.graph_decode.supports`),
+            else generate.
     """
 
     def __init__(
@@ -120,7 +129,11 @@ class FastRollouts:
         max_prompt_bucket: int = 2048,
         dtype: torch.dtype | None = None,
         compile: bool | None = None,
+        engine: str = "auto",
     ):
+        if engine not in ENGINES:
+            raise ValueError(f"engine={engine!r}: one of {', '.join(ENGINES)}")
+        self.engine = engine
         self.prompt_bucket = prompt_bucket
         self.bucket_multiple = bucket_multiple
         self.max_prompt_bucket = max_prompt_bucket
@@ -134,6 +147,7 @@ class FastRollouts:
         self._plan: _MergePlan | None = None
         self._plan_key: tuple | None = None
         self._caches: dict[tuple[int, int], tuple[Any, int]] = {}  # (batch, width) -> (StaticCache, length)
+        self._graph: GraphDecoder | None = None  # the graph engine, on the current copy
 
     # ------------------------------------------------------------------ the TRL hook
     def rollout_func(self, prompts: list, trainer) -> dict[str, Any]:
@@ -190,7 +204,7 @@ class FastRollouts:
             f"generate) and the copy is rebuilt ({self.nonfinite_fallbacks} time(s) so far)",
             stacklevel=3,
         )
-        self.infer, self._plan, self._plan_key = None, None, None
+        self.infer, self._plan, self._plan_key, self._graph = None, None, None, None
         self.release_caches()
         device = next(policy.parameters()).device
         width = max(len(p) for p in prompt_ids)
@@ -226,7 +240,9 @@ class FastRollouts:
         base = _base_model(policy)
         if self.infer is None:
             self.infer = _blank_copy(base, device, dtype or base.get_input_embeddings().weight.dtype)
-        key = (id(policy), tuple(getattr(policy, "active_adapters", ()) or ()))
+        # A PeftModel's active adapters (a plain transformers model has a method of that name: no adapters).
+        adapters = getattr(policy, "active_adapters", ()) if hasattr(policy, "get_base_model") else ()
+        key = (id(policy), tuple(adapters or ()))
         if self._plan is None or key != self._plan_key:  # adapters switched (or a new policy): re-map names
             self._plan, self._plan_key = _MergePlan.build(base, self.infer), key
         self._plan.apply()
@@ -251,6 +267,8 @@ class FastRollouts:
         device = self.infer.device
         longest = max(len(p) for p in prompt_ids)
         width = self._bucket_for(longest)
+        if width is not None and self.engine_for(config) == "graph":
+            return self._generate_graph(prompt_ids, config, eos_token_ids, width, step)
         config = copy.deepcopy(config)
         cache = None
         if width is not None:
@@ -292,6 +310,39 @@ class FastRollouts:
         self.last_logprobs = [logps[row, : len(ids)].tolist() for row, ids in enumerate(trimmed)]
         return trimmed
 
+    def engine_for(self, config: GenerationConfig) -> str:
+        """The engine that generates with ``config``: ``"graph"`` or ``"generate"`` (see ``engine``)."""
+        if self.engine != "auto":
+            return self.engine
+        return "graph" if self.infer is not None and supports(self.infer, config) is None else "generate"
+
+    def _generate_graph(
+        self, prompt_ids: Sequence[Sequence[int]], config: GenerationConfig, eos_token_ids, width: int, step: int
+    ) -> list[list[int]]:
+        why = supports(self.infer, config)
+        if why is not None:
+            raise ValueError(f"engine='graph' cannot generate with these settings: {why}")
+        if self._graph is None or self._graph.model is not self.infer:
+            self._graph = GraphDecoder(self.infer)
+        eos = list(eos_token_ids) if eos_token_ids is not None else _as_list(config.eos_token_id)
+        pad = config.pad_token_id if config.pad_token_id is not None else eos[0]
+        temperature = (config.temperature or 1.0) if config.do_sample else None
+        device = self.infer.device
+        _sync(device)
+        t0 = time.perf_counter()
+        new, logps, steps, bad = self._graph.generate(
+            prompt_ids, config.max_new_tokens, eos, pad, temperature, width, config.min_new_tokens or 0
+        )
+        _sync(device)
+        if bad:  # cannot happen by construction (no empty attention row); kept as the last resort
+            raise NonFiniteLogits(f"non-finite logits in {bad} of {len(prompt_ids)} rows")
+        self.history.append(RolloutTiming(step, len(prompt_ids), width, steps, 0.0, time.perf_counter() - t0, "graph"))
+        new, logps = new.cpu(), logps.cpu()
+        self.last_output = new
+        trimmed = trim_after_eos(new, eos)
+        self.last_logprobs = [logps[row, : len(ids)].tolist() for row, ids in enumerate(trimmed)]
+        return trimmed
+
     def _static_cache(self, batch: int, width: int, needed: int):
         """The reusable StaticCache for this shape, reset; replaced by a longer one only when ``needed`` grows."""
         from transformers import StaticCache
@@ -311,6 +362,8 @@ class FastRollouts:
     def release_caches(self) -> None:
         """Free the KV caches (they are rebuilt on demand), e.g. between training and a large evaluation."""
         self._caches.clear()
+        if self._graph is not None:
+            self._graph.release()
 
     def _bucket_for(self, longest: int) -> int | None:
         """The padded prompt width: the current bucket, a larger one (compiled once more), or None (fallback)."""

@@ -191,7 +191,7 @@ def build_trainer(
 
     from trl import GRPOTrainer
 
-    from .callbacks import CompletionRecorder, ProgressPrinter, StopAfterStep
+    from .callbacks import CompletionRecorder, ProgressPrinter, SkipNonFiniteSteps, StopAfterStep
 
     recorder = CompletionRecorder(
         reward_funcs,
@@ -206,7 +206,7 @@ def build_trainer(
     if max_steps is not None:
         knobs = [Knob(k.name, max_steps, k.why) if k.name == "max_steps" else k for k in knobs]
     config = build_grpo_config(knobs, out_dir / "checkpoints", reward_weights, **(extra_config or {}))
-    cbs = [recorder.callback(), ProgressPrinter(), *callbacks]
+    cbs = [recorder.callback(), ProgressPrinter(), SkipNonFiniteSteps(), *callbacks]
     if stop_after is not None:
         cbs.append(StopAfterStep(stop_after))
     trainer = GRPOTrainer(

@@ -1,0 +1,163 @@
+"""The graph engine (utils/train/graph_decode.py) on CPU: the same step the GPU records as a CUDA graph,
+run eagerly, against transformers' own forward of a tiny random Llama (grouped-query attention)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import tiny_llama
+
+from utils.llm.models import embedded_checkpoint, load_tokenizer
+from utils.train.graph_decode import (
+    GraphDecoder,
+    additive,
+    decode_allowed,
+    gumbel_argmax,
+    prefill_allowed,
+    supports,
+)
+
+PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [5, 6, 7, 8, 9, 10, 11], [12, 13, 14], [15]]  # a repeated prompt, padding
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(str(embedded_checkpoint(verbose=False)))
+
+
+@pytest.fixture
+def model(tok):
+    m = tiny_llama(tok).eval()
+    assert m.config.num_attention_heads != m.config.num_key_value_heads  # the grouped-query path is tested
+    return m
+
+
+def reference_logprobs(model, prompt: list[int], new: list[int], temperature: float = 1.0) -> torch.Tensor:
+    """transformers' log-probabilities of ``new`` after ``prompt`` (no padding, one row)."""
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + new])).logits[0, len(prompt) - 1 : -1].float()
+    return torch.log_softmax(logits / temperature, -1).gather(1, torch.tensor(new)[:, None]).squeeze(1)
+
+
+def test_greedy_answers_and_logprobs_equal_transformers(tok, model):
+    out, logp, steps, bad = GraphDecoder(model).generate(PROMPTS, 8, [tok.eos_token_id], tok.pad_token_id, None, 16)
+    assert steps == 8 and bad == 0
+    for row, prompt in enumerate(PROMPTS):
+        seq = list(prompt)
+        for _ in range(8):  # transformers' greedy answer, one token at a time
+            with torch.no_grad():
+                seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
+        assert out[row].tolist() == seq[len(prompt) :]
+        ref = reference_logprobs(model, prompt, seq[len(prompt) :])
+        assert torch.allclose(logp[row], ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sampled_logprobs_are_the_policys_at_the_temperature(tok, model, temperature):
+    torch.manual_seed(0)
+    out, logp, steps, _ = GraphDecoder(model).generate(
+        PROMPTS, 10, [tok.eos_token_id], tok.pad_token_id, temperature, 16
+    )
+    assert len({tuple(r) for r in out.tolist()}) == 4  # the two rows of the repeated prompt drew differently
+    for row, prompt in enumerate(PROMPTS):
+        ref = reference_logprobs(model, prompt, out[row].tolist(), temperature)
+        assert torch.allclose(logp[row], ref, atol=1e-5)
+
+
+def test_padding_width_changes_nothing(tok, model):
+    engine = GraphDecoder(model)
+    narrow = engine.generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    wide = engine.generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 40)
+    assert torch.equal(narrow[0], wide[0])
+    assert torch.allclose(narrow[1], wide[1], atol=1e-5)
+
+
+def test_rows_stop_at_eos_and_the_loop_stops_when_all_have(tok, model):
+    engine = GraphDecoder(model, check_every=2)
+
+    def sample(eos: list[int], new: int = 6):
+        torch.manual_seed(1)  # the same draws every time: only the end-of-answer tokens differ
+        return engine.generate(PROMPTS, new, eos, tok.pad_token_id, 1.0, 8)
+
+    first, *_ = sample([tok.eos_token_id])
+    assert first[2, 1] not in first[2, :1]
+    stop = int(first[2, 1])  # declare row 2's second token an end-of-answer token
+    out, logp, steps, _ = sample([tok.eos_token_id, stop])
+    assert out[2, 1] == stop and (out[2, 2:] == tok.pad_token_id).all() and (logp[2, 2:] == 0).all()
+    assert torch.equal(out[:, :2], first[:, :2])
+    # every row ends at its first token: the loop stops at the first check, not after max_new_tokens
+    _, _, steps, _ = sample(sorted({int(t) for t in first[:, 0]}), new=30)
+    assert steps == 3  # 1 from the prefill + one check of 2 steps
+
+
+def test_min_new_tokens_holds_back_the_end(tok, model):
+    engine = GraphDecoder(model)
+    torch.manual_seed(1)
+    first, *_ = engine.generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, 1.0, 8)
+    ends = sorted({int(t) for t in first[:, 0]})  # every row would end at once
+    out, _, steps, _ = engine.generate(PROMPTS, 6, ends, tok.pad_token_id, 1.0, 8, min_new_tokens=6)
+    assert steps == 6 and not torch.isin(out[:, :5], torch.tensor(ends)).any()
+
+
+def test_in_place_weight_updates_are_seen(tok, model):
+    """FastRollouts merges new LoRA weights into the copy in place; the engine reads them by reference."""
+    engine = GraphDecoder(model)
+    before, *_ = engine.generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    after, logp, *_ = engine.generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    assert not torch.equal(before, after)
+    ref = reference_logprobs(model, PROMPTS[2], after[2].tolist())
+    assert torch.allclose(logp[2], ref, atol=1e-5)
+
+
+def test_no_attention_row_is_ever_empty(tok, model, monkeypatch):
+    """transformers 5.x leaves left-pad queries with no key (SDPA's NaN); here every mask that reaches SDPA,
+    prefill and decoding, has at least one key in every row, and real rows never see a pad key."""
+    seen = {"calls": 0, "empty": 0}
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kwargs):
+        seen["calls"] += 1
+        seen["empty"] += int(torch.isneginf(attn_mask).all(-1).sum())
+        return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    _, logp, *_ = GraphDecoder(model).generate([[7], [8, 9, 10]], 4, [tok.eos_token_id], tok.pad_token_id, 1.0, 32)
+    assert seen["calls"] == 4 * model.config.num_hidden_layers and seen["empty"] == 0
+    assert torch.isfinite(logp).all()
+    valid = torch.tensor([[False, False, True], [True, True, True]])
+    allowed = prefill_allowed(valid, 5)
+    assert allowed.any(-1).all()
+    assert not allowed[1, :, 3:].any() and not allowed[0, 2, :2].any()  # no future key, no pad key for a real row
+    step = decode_allowed(valid, torch.arange(2), torch.tensor(0))
+    assert step.tolist() == [[False, False, True, True, False], [True, True, True, True, False]]
+    assert additive(step, torch.float32)[0].tolist() == [float("-inf")] * 2 + [0.0, 0.0, float("-inf")]
+
+
+def test_gumbel_argmax_draws_from_the_softmax():
+    torch.manual_seed(0)
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    draws = gumbel_argmax(probs.log()[None].expand(40_000, -1).contiguous())
+    freq = torch.bincount(draws, minlength=4).float() / 40_000
+    assert torch.allclose(freq, probs, atol=0.01)
+    assert (gumbel_argmax(probs.log()[None].expand(50, -1).contiguous(), 0.0) == 0).all()  # no noise: argmax
+
+
+def test_supports_only_what_it_computes(model):
+    from transformers import GenerationConfig
+
+    plain = dict(max_new_tokens=8, do_sample=True, temperature=0.9, top_k=0, top_p=1.0, eos_token_id=[2])
+    assert supports(model, GenerationConfig(**plain)) is None
+    assert "top_k" in supports(model, GenerationConfig(**{**plain, "top_k": 50}))
+    assert "repetition_penalty" in supports(model, GenerationConfig(**{**plain, "repetition_penalty": 1.1}))
+    assert "suppress_tokens" in supports(model, GenerationConfig(**plain, suppress_tokens=[3]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_cuda_graph_replay_equals_the_eager_step(tok):
+    model = tiny_llama(tok).cuda().eval()
+    graph = GraphDecoder(model).generate(PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16)
+    eager = GraphDecoder(model, use_graphs=False).generate(PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16)
+    assert torch.equal(graph[0], eager[0]) and torch.allclose(graph[1], eager[1], atol=1e-5)
