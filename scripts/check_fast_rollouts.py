@@ -4,7 +4,8 @@
     python scripts/check_fast_rollouts.py --base WARM_START --adapter GRPO_ADAPTER --json results/X.json
     python scripts/check_fast_rollouts.py --tiny --json outputs/check_tiny.json     # CPU, tiny random model
 
-For each dtype of the copy (bf16, the old default; fp32, the default now) it refreshes the copy from the
+For each dtype of the copy (bf16, the old default; fp32, the default now) and each engine (``graph``: the whole
+decoding step one CUDA graph, the default; ``generate``: transformers generate) it refreshes the copy from the
 policy (warm start + trained LoRA, loaded as the trainer holds it: bf16 base, fp32 adapter), samples
 ``--prompts`` x ``--samples`` answers of the test set with the copy (temperature 1, up to ``--max-new``
 tokens) and compares, token by token, the copy's log-probabilities (what ``rollout_func`` returns to TRL)
@@ -123,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-new", type=int, default=512)
     ap.add_argument("--nan-calls", type=int, default=20, help="generations of 64 for the NaN count")
     ap.add_argument("--dtypes", default="float32,bfloat16", help="copies to check, in order (the default first)")
+    ap.add_argument(
+        "--engines", default="graph,generate", help="FastRollouts engines to check on each copy (the default first)"
+    )
     ap.add_argument("--no-profile", dest="profile", action="store_false", help="skip the profiled generation")
     ap.add_argument("--cut", type=int, default=0, help="keep only the last N prompt tokens (tiny runs)")
     ap.add_argument("--json", required=True)
@@ -185,9 +189,10 @@ def main(argv=None) -> int:
     import copy
 
     policy32 = copy.deepcopy(policy).float()  # the same weights, an fp32 forward: the exact policy
-    for index, name in enumerate(args.dtypes.split(",")):
+    combos = [(name, engine) for name in args.dtypes.split(",") for engine in args.engines.split(",")]
+    for index, (name, engine) in enumerate(combos):
         dtype = getattr(torch, name)
-        fast = FastRollouts(prompt_bucket=bucket, dtype=dtype)
+        fast = FastRollouts(prompt_bucket=bucket, dtype=dtype, engine=engine)
         fast.refresh(policy, device, dtype)
         torch.manual_seed(1)
         completions = fast.generate(prompts, config(True, args.max_new), eos)
@@ -218,29 +223,30 @@ def main(argv=None) -> int:
         }
         if args.profile:  # where a generation's time goes: the top operators by device (or CPU) time
             row["profile_top_ops"] = profile_generation(fast, batch, config(True, args.max_new), eos, device)
-        result["copies"][name] = row
-        print(name, json.dumps(row), flush=True)
+        row["engine"] = fast.history[-1].path
+        result["copies"][f"{name}/{engine}"] = row
+        print(name, engine, json.dumps(row), flush=True)
         save()
         del fast
         if device.type == "cuda":
             torch.cuda.empty_cache()
         if index == 0:  # the default copy's NaN count comes before the other rows (a time limit cuts the last)
             result["nonfinite"] = nonfinite_count(
-                args, policy, train_ids, bucket, device, config(True, args.max_new), eos
+                args, policy, train_ids, bucket, device, config(True, args.max_new), eos, engine
             )
             save()
             print(json.dumps(result["nonfinite"]), flush=True)
     return 0
 
 
-def nonfinite_count(args, policy, train_ids, bucket, device, sample_config, eos) -> dict:
-    """Generations of 64 answers from 8 varied prompts (mixed lengths: left padding), fp32 copy: how many
-    calls met non-finite logits."""
+def nonfinite_count(args, policy, train_ids, bucket, device, sample_config, eos, engine: str) -> dict:
+    """Generations of 64 answers from 8 varied prompts (mixed lengths: left padding), fp32 copy, the given
+    engine: how many calls met non-finite logits."""
     import torch
 
     from utils.train.fast_rollouts import FastRollouts
 
-    fast = FastRollouts(prompt_bucket=bucket)
+    fast = FastRollouts(prompt_bucket=bucket, engine=engine)
     fast.refresh(policy, device, torch.float32)
     hits, sequences = 0, 0
     for k in range(args.nan_calls):
@@ -253,7 +259,7 @@ def nonfinite_count(args, policy, train_ids, bucket, device, sample_config, eos)
             print(f"call {k}: {type(exc).__name__}: {exc}", flush=True)
         sequences += 64
     del fast
-    return {"calls": args.nan_calls, "sequences": sequences, "calls_with_nonfinite_logits": hits}
+    return {"engine": engine, "calls": args.nan_calls, "sequences": sequences, "calls_with_nonfinite_logits": hits}
 
 
 if __name__ == "__main__":

@@ -8,8 +8,11 @@
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 # On one GPU (what is lent now), after wheels and part-a:
 #   bash scripts/gpu_recipe.sh one ROWS [CHECK_ROW]   # model, then ROWS in turn; after CHECK_ROW,
-#                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS)
+#                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);
+#                       # FIRST: a command run before the rows (e.g. benchmarks/bench_graph_engine.py), log first.log
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
+# Careful: every device call copies this working tree over the machine's, under the running jobs; a module they
+# import later (the evaluation after training) is then the new version. Keep edits compatible while jobs run.
 set -u
 R=${RECIPE_DIR:-/root/exp}
 SITE=/tmp/site
@@ -44,7 +47,7 @@ case ${1:-} in
       setsid nohup bash scripts/gpu_hook.sh > $H.log 2>&1 < /dev/null & echo "hook started: $H"; fi
     end=$((SECONDS + ${2:-0}))
     while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|check_fast_rollouts|gpu_hook" > /dev/null; do sleep 20; done
-    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/check.log $R/hook.*.log $R/ablation_*.log 2>/dev/null
+    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/first.log $R/check.log $R/hook.*.log $R/ablation_*.log 2>/dev/null
     for f in $R/ablation/logs/*.log; do echo "== $f"; grep -E "^\[|valid|vs |Error|error" "$f" | tail -4; done
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
     tar czf $OUT/recipe.tgz -C $R --exclude='*/grpo/checkpoints' --exclude='*/grpo/adapter' --exclude='cache/sft-*/final' \
@@ -54,6 +57,7 @@ case ${1:-} in
     mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF && ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())" 2>&1 | tail -1
     cat > $R/one.sh <<EOS
+${FIRST:-true} > $R/first.log 2>&1
 for row in \$(echo $ROWS | tr , ' '); do
   PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache > $R/ablation_\$row.log 2>&1
   if [ "\$row" = "$CHECK" ]; then

@@ -194,7 +194,7 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
 
 
 #: The reward story's pairs of committed rows: the same warm start, the seed's set and the strict one.
-REWARD_STORY_ROWS = ("weak_grpo", "weak_grpo_strict", "strong_grpo", "strong_grpo_strict")
+REWARD_STORY_ROWS = ("weak_grpo", "weak_grpo_monitored", "weak_grpo_strict", "strong_grpo", "strong_grpo_strict")
 
 
 def _window_mean(logs: list, key: str, first: bool, width: int = 25) -> float:
@@ -238,9 +238,16 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
             if any("monitor/valid" in h for h in logs)
             else "not logged"
         )
+        rec["sampled answers with a clash (monitor)"] = (
+            f"{_window_mean(logs, 'monitor/clash', True):.0%} -> {_window_mean(logs, 'monitor/clash', False):.0%}"
+            if any("monitor/clash" in h for h in logs)
+            else "not logged"
+        )
+        if d.get("status", "").startswith("partial"):
+            rec["valid test"] = f"not evaluated: {d['status'].split(':')[1].split(';')[0].strip()}"
         for tag, short in (("test", "test"), ("test_other_style", "other style")):
             a, b = warm.get(tag), after.get(tag)
-            rec[f"valid {short}"] = f"{a['valid']} -> {b['valid']}" if a and b else ""
+            rec[f"valid {short}"] = f"{a['valid']} -> {b['valid']}" if a and b else rec.get(f"valid {short}", "")
             if tag == "test":
                 rec["mean score test"] = f"{a['mean_score']:.1f} -> {b['mean_score']:.1f}" if a and b else ""
         rec["paired (test)"] = _paired_text(d)

@@ -8,10 +8,13 @@ KV cache). This module generates with a *second*, inference-only copy of the pol
   model's; the merge is redone **before every generation**, writing into the copy's existing
   tensors in place, so the rollouts stay on-policy and compiled graphs / CUDA graphs (which hold
   those tensor addresses) stay valid;
-* ``generate`` runs with a static KV cache (transformers' ``StaticCache``, the object behind
-  ``cache_implementation="static"``, kept and reset between calls so its addresses never change)
-  and prompts left-padded to one fixed length ("bucket"), so transformers compiles the decoding
-  step once (on CUDA: ``torch.compile`` mode "reduce-overhead", i.e. CUDA graphs) and replays it.
+* it decodes with the graph engine (:mod:`utils.train.graph_decode`, the default): the Llama step written out
+  on fixed tensors, recorded once as a CUDA graph and replayed, each group's prompt prefilled once, no empty
+  attention row by construction. Sampling settings it does not compute (top-k, top-p, min-p, repetition
+  penalty, banned tokens) switch to the ``generate`` engine: transformers' ``generate`` with a static KV
+  cache (``StaticCache``, kept and reset between calls so its addresses never change) and prompts
+  left-padded to one fixed length ("bucket"), so transformers compiles the decoding step once (on CUDA:
+  ``torch.compile`` mode "reduce-overhead", i.e. CUDA graphs) and replays it.
 
 Usage (TRL 1.14.2)::
 
@@ -356,8 +359,12 @@ class FastRollouts:
         return cache
 
     def cache_lengths(self) -> dict[tuple[int, int], int]:
-        """``{(batch, prompt width): KV cache length}`` of the caches held (for memory estimates)."""
-        return {key: length for key, (_, length) in self._caches.items()}
+        """``{(batch, prompt width): KV cache length}`` of the caches held, by either engine (for memory estimates)."""
+        lengths = {key: length for key, (_, length) in self._caches.items()}
+        if self._graph is not None:
+            for b, width, new, _ in self._graph._states:
+                lengths[(b, width)] = max(lengths.get((b, width), 0), width + new)
+        return lengths
 
     def release_caches(self) -> None:
         """Free the KV caches (they are rebuilt on demand), e.g. between training and a large evaluation."""

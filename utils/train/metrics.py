@@ -139,11 +139,18 @@ GLOSSARY: dict[str, Metric] = {
     ),
     "monitor/optimal_events": Metric(MONITOR_COLUMNS["monitor/optimal_events"], "-", "-"),
     "monitor/seconds": Metric(MONITOR_COLUMNS["monitor/seconds"], "under 2% of step_time", "-"),
-    # The fast rollouts (utils/train/fast_rollouts.py), on the GPU's static-cache path only.
+    "skipped_steps": Metric(
+        "optimizer steps skipped so far because their gradients held NaN or inf (SkipNonFiniteSteps)",
+        "0",
+        "above 0: those updates were dropped (the weights stayed finite); many: lower the learning rate",
+    ),
+    # The fast rollouts (utils/train/fast_rollouts.py), on the static-cache path (TRL without vLLM).
     "rollouts/generate_s": Metric("seconds the fast copy spent generating the batch", "stable after step 1", "-"),
     "rollouts/merge_s": Metric("seconds spent writing the policy's weights into the copy", "a few ms", "-"),
     "rollouts/decode_step_ms": Metric(
-        "milliseconds per decoding step of the copy", "stable, a few ms", "growing: the compiled step re-compiles"
+        "milliseconds per decoding step of the copy",
+        "stable after step 1 (2 CPU cores: about 100 ms; results/cpu_grpo_step_engines.json)",
+        "growing: a compiled step re-compiles, or the prompts outgrow the bucket",
     ),
     "rollouts/logp_diff_abs": Metric(
         "mean |copy - policy| log-probability per answer token: are the fast rollouts on-policy?",

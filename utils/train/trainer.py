@@ -72,10 +72,10 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
 
 
 def rollout_func_for(gen_path: str, max_prompt_tokens: int) -> Callable | None:
-    """TRL's ``rollout_func`` for a generation path: on ``"static-cache"`` (a CUDA GPU without vLLM)
-    the fast rollouts' (:class:`~utils.train.fast_rollouts.FastRollouts`: a merged, compiled copy of the
-    policy generates, prompts padded to a multiple of 64 tokens so it compiles once); ``None``
-    elsewhere, where TRL generates itself (``model.generate`` or vLLM)."""
+    """TRL's ``rollout_func`` for a generation path: on ``"static-cache"`` (TRL without vLLM, on a GPU or a CPU)
+    the fast rollouts' (:class:`~utils.train.fast_rollouts.FastRollouts`: a merged copy of the policy
+    generates with the graph engine, prompts padded to a multiple of 64 tokens so one graph serves every
+    step); ``None`` elsewhere, where TRL generates itself (``model.generate`` or vLLM)."""
     if gen_path != "static-cache":
         return None
     from .fast_rollouts import FastRollouts

@@ -1,0 +1,144 @@
+#!/usr/bin/env python
+"""Generation for one GRPO step: transformers ``generate`` against FastRollouts' two engines, same copy, same run.
+
+    python benchmarks/bench_graph_engine.py --json results/bench_graph_engine_cpu.json           # CPU: 2 x 4 answers
+    python benchmarks/bench_graph_engine.py --prompts 8 --answers 8 --new 512 --json results/X.json   # a GPU
+
+On the embedded model (``--model`` for another checkpoint) it generates ``--prompts`` x ``--answers`` sampled
+answers of exactly ``--new`` tokens (the end-of-answer token held back, so every method does the same work)
+for training prompts, ``--repeats`` times with each method, after one warm-up call (which compiles or records
+CUDA graphs):
+
+* ``generate``: transformers ``generate`` on the model, left-padded to the longest prompt (TRL's plain path);
+* ``fast-generate``: ``FastRollouts(engine="generate")``: the merged copy, static cache, compiled on CUDA;
+* ``fast-graph``: ``FastRollouts(engine="graph")``: the decoding step as one CUDA graph (eager on CPU), each
+  group's prompt prefilled once.
+
+It also checks that greedy answers of the three are the same tokens. Medians land in one JSON with the
+command, versions and hardware.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from statistics import median
+
+os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", help="checkpoint (default: the embedded model)")
+    ap.add_argument("--prompts", type=int, default=2)
+    ap.add_argument("--answers", type=int, default=4, help="answers per prompt (the GRPO group)")
+    ap.add_argument("--new", type=int, default=192, help="new tokens per answer")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--dtype", default="float32", help="the copy's dtype (and the model's on CPU)")
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args(argv)
+
+    import torch
+    from transformers import GenerationConfig
+
+    from utils.env import hardware, package_versions
+    from utils.llm.models import default_dtype, embedded_checkpoint, load_causal_lm
+    from utils.profiles import get_profile, use_torch_threads
+    from utils.task.data import load_split
+    from utils.task.prompts import build_messages
+    from utils.train.fast_rollouts import FastRollouts, _left_padded, _sync, trim_after_eos
+
+    threads = use_torch_threads(get_profile("cpu"))
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = getattr(torch, args.dtype)
+    model, tok = load_causal_lm(args.model or str(embedded_checkpoint(verbose=False)), default_dtype(device.type))
+    model.to(device).eval()
+    rows = load_split("train", args.prompts)
+    ids = [
+        tok.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=True, return_dict=True)[
+            "input_ids"
+        ]
+        for r in rows
+    ]
+    batch = [p for p in ids for _ in range(args.answers)]
+    width = max(map(len, batch))
+    bucket = -(-width // 64) * 64
+    eos = [tok.eos_token_id]
+
+    def config(sample: bool) -> GenerationConfig:
+        fixed = {"min_new_tokens": args.new} if sample else {}
+        return GenerationConfig(
+            max_new_tokens=args.new,
+            do_sample=sample,
+            temperature=1.0 if sample else None,
+            top_k=0 if sample else None,
+            top_p=1.0 if sample else None,
+            eos_token_id=eos,
+            pad_token_id=tok.pad_token_id,
+            **fixed,
+        )
+
+    def plain(prompts, cfg):
+        input_ids, mask = _left_padded(prompts, max(map(len, prompts)), tok.pad_token_id)
+        cfg.disable_compile = True
+        with torch.no_grad():
+            out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=cfg)
+        return trim_after_eos(out[:, input_ids.shape[1] :].cpu(), eos)
+
+    fasts = {}
+    for engine in ("generate", "graph"):
+        fasts[f"fast-{engine}"] = FastRollouts(prompt_bucket=bucket, engine=engine, dtype=dtype)
+        fasts[f"fast-{engine}"].refresh(model, device, dtype)
+    methods = {"generate": lambda cfg, p=batch: plain(p, cfg)}
+    for name, fast in fasts.items():
+        methods[name] = lambda cfg, p=batch, fast=fast: fast.generate(p, cfg, eos)
+
+    result = {
+        "command": "python benchmarks/bench_graph_engine.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "hardware": hardware(),
+        "threads": threads,
+        "versions": package_versions(("torch", "transformers", "trl", "peft")),
+        "settings": {**vars(args), "prompt_tokens": width, "copy_dtype": args.dtype},
+        "methods": {},
+    }
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    greedy = {name: run(config(False)) for name, run in methods.items()}
+    result["greedy_identical_to_generate"] = {
+        name: f"{sum(a == b for a, b in zip(answers, greedy['generate']))} of {len(batch)}"
+        for name, answers in greedy.items()
+    }
+    for name, run in methods.items():
+        run(config(True))  # warm-up: compilation / CUDA-graph capture
+        times = []
+        for k in range(args.repeats):
+            torch.manual_seed(k)
+            _sync(device)
+            t0 = time.perf_counter()
+            answers = run(config(True))
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        assert all(len(a) == args.new for a in answers), "every answer has exactly --new tokens"
+        result["methods"][name] = {
+            "seconds": [round(t, 3) for t in times],
+            "median_s": round(median(times), 3),
+            "per_token_step_ms": round(1e3 * median(times) / args.new, 2),
+        }
+        print(name, result["methods"][name], flush=True)
+        out.write_text(json.dumps(result, indent=1))
+    base = result["methods"]["generate"]["median_s"]
+    result["speedup_over_generate"] = {n: round(base / m["median_s"], 2) for n, m in result["methods"].items()}
+    out.write_text(json.dumps(result, indent=1))
+    print(json.dumps(result["speedup_over_generate"]), json.dumps(result["greedy_identical_to_generate"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
