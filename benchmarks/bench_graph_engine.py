@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from utils.profiles import get_profile, use_torch_threads
     from utils.task.data import load_split
     from utils.task.prompts import build_messages
-    from utils.train.fast_rollouts import FastRollouts, _left_padded, _sync, trim_after_eos
+    from utils.train.fast_rollouts import FastRollouts, _left_padded, _sync, sampling_config, trim_after_eos
 
     threads = use_torch_threads(get_profile("cpu"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -72,17 +72,7 @@ def main(argv=None) -> int:
     eos = [tok.eos_token_id]
 
     def config(sample: bool) -> GenerationConfig:
-        fixed = {"min_new_tokens": args.new} if sample else {}
-        return GenerationConfig(
-            max_new_tokens=args.new,
-            do_sample=sample,
-            temperature=1.0 if sample else None,
-            top_k=0 if sample else None,
-            top_p=1.0 if sample else None,
-            eos_token_id=eos,
-            pad_token_id=tok.pad_token_id,
-            **fixed,
-        )
+        return sampling_config(args.new, sample, eos, tok.pad_token_id, min_new=args.new if sample else 0)
 
     def plain(prompts, cfg):
         input_ids, mask = _left_padded(prompts, max(map(len, prompts)), tok.pad_token_id)

@@ -140,7 +140,7 @@ def main(argv=None) -> int:
     from transformers import GenerationConfig
 
     from utils.env import hardware, package_versions
-    from utils.train.fast_rollouts import FastRollouts
+    from utils.train.fast_rollouts import FastRollouts, sampling_config
 
     torch.manual_seed(0)
     policy, tok, test_ids, train_ids, device = load(args)
@@ -158,15 +158,7 @@ def main(argv=None) -> int:
     save = lambda: out.write_text(json.dumps(result, indent=1))  # noqa: E731
 
     def config(sample: bool, max_new: int) -> GenerationConfig:
-        return GenerationConfig(
-            max_new_tokens=max_new,
-            do_sample=sample,
-            temperature=1.0 if sample else None,
-            top_k=0 if sample else None,
-            top_p=1.0 if sample else None,
-            eos_token_id=eos,
-            pad_token_id=tok.pad_token_id,
-        )
+        return sampling_config(max_new, sample, eos, tok.pad_token_id)
 
     prompts = [p for p in test_ids[: args.prompts] for _ in range(args.samples)]
     bucket = -(-max(map(len, test_ids + train_ids)) // 64) * 64

@@ -541,6 +541,23 @@ class _SampledLogprobs(LogitsProcessor):
         return torch.stack(picked, dim=1)
 
 
+def sampling_config(
+    max_new: int, sample: bool, eos_token_ids: Sequence[int], pad_token_id: int | None, min_new: int = 0
+) -> GenerationConfig:
+    """TRL's default GRPO sampling (temperature 1, no top-k / top-p), or greedy: the settings the graph engine
+    computes. ``min_new`` holds the end of answer back (benchmarks time fixed lengths with it)."""
+    return GenerationConfig(
+        max_new_tokens=max_new,
+        do_sample=sample,
+        temperature=1.0 if sample else None,
+        top_k=0 if sample else None,
+        top_p=1.0 if sample else None,
+        eos_token_id=list(eos_token_ids),
+        pad_token_id=pad_token_id,
+        **({"min_new_tokens": min_new} if min_new else {}),
+    )
+
+
 def _left_padded(
     prompt_ids: Sequence[Sequence[int]], width: int, pad_id: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
