@@ -549,3 +549,19 @@ def test_strict_score_reward_refuses_what_score_reward_forgives(test_rows):
         assert score_reward([text], **cols([row]))[0] > 0
         assert strict_score_reward([text], **cols([row]))[0] == 0
     assert strict_score_reward([best], **cols([row]))[0] == pytest.approx(70.0)
+
+
+def test_optimal_bonus_reward_pays_only_the_valid_optimum(test_rows):
+    """The bonus for the whole schedule: the DP answer earns it, a valid but shorter one and every hack do not."""
+    from utils.rewards.alternatives import optimal_bonus_reward
+
+    for row in test_rows[:20]:
+        gallery = make_gallery(row)
+        c = cols([row])
+        assert optimal_bonus_reward([gallery["optimal (DP)"]], **c) == [30.0]
+        for name, text in gallery.items():
+            verdict = evaluate_completion(row, text)
+            pays = optimal_bonus_reward([text], **c)[0]
+            assert pays == (30.0 if verdict.valid and verdict.score >= 1.0 - 1e-9 else 0.0), name
+        valid_short = [t for t in gallery.values() if 0 < evaluate_completion(row, t).score < 1.0 - 1e-9]
+        assert all(optimal_bonus_reward([t], **c) == [0.0] for t in valid_short)

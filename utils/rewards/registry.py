@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .alternatives import (
     length_penalty_reward,
+    optimal_bonus_reward,
     overlap_penalty_score_reward,
     partial_format_reward,
     partial_score_reward,
@@ -33,6 +34,7 @@ LIBRARY_REWARDS: dict[str, RewardFn] = {
         partial_format_reward,
         partial_score_reward,
         strict_score_reward,
+        optimal_bonus_reward,
         overlap_penalty_score_reward,
         truncation_penalty_reward,
         length_penalty_reward,
