@@ -12,7 +12,8 @@ CUDA graphs):
 * ``generate``: transformers ``generate`` on the model, left-padded to the longest prompt (TRL's plain path);
 * ``fast-generate``: ``FastRollouts(engine="generate")``: the merged copy, static cache, compiled on CUDA;
 * ``fast-graph``: ``FastRollouts(engine="graph")``: the decoding step as one CUDA graph (eager on CPU), each
-  group's prompt prefilled once.
+  group's prompt prefilled once;
+* ``fast-graph-compiled``: the same with each layer's blocks compiled by ``torch.compile`` (fused kernels).
 
 It also checks that greedy answers of the three are the same tokens. Medians land in one JSON with the
 command, versions and hardware.
@@ -41,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--new", type=int, default=192, help="new tokens per answer")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--dtype", default="float32", help="the copy's dtype (and the model's on CPU)")
+    ap.add_argument("--skip", default="", help="methods to leave out, e.g. fast-graph-compiled (slow to compile)")
     ap.add_argument("--json", required=True)
     args = ap.parse_args(argv)
 
@@ -82,9 +84,15 @@ def main(argv=None) -> int:
         return trim_after_eos(out[:, input_ids.shape[1] :].cpu(), eos)
 
     fasts = {}
-    for engine in ("generate", "graph"):
-        fasts[f"fast-{engine}"] = FastRollouts(prompt_bucket=bucket, engine=engine, dtype=dtype)
-        fasts[f"fast-{engine}"].refresh(model, device, dtype)
+    for name, engine, compiled in (
+        ("fast-generate", "generate", None),
+        ("fast-graph", "graph", False),
+        ("fast-graph-compiled", "graph", True),
+    ):
+        if name in args.skip.split(","):
+            continue
+        fasts[name] = FastRollouts(prompt_bucket=bucket, engine=engine, dtype=dtype, compile=compiled)
+        fasts[name].refresh(model, device, dtype)
     methods = {"generate": lambda cfg, p=batch: plain(p, cfg)}
     for name, fast in fasts.items():
         methods[name] = lambda cfg, p=batch, fast=fast: fast.generate(p, cfg, eos)

@@ -3,6 +3,8 @@ run eagerly, against transformers' own forward of a tiny random Llama (grouped-q
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from helpers import tiny_llama
@@ -153,6 +155,18 @@ def test_supports_only_what_it_computes(model):
     assert "top_k" in supports(model, GenerationConfig(**{**plain, "top_k": 50}))
     assert "repetition_penalty" in supports(model, GenerationConfig(**{**plain, "repetition_penalty": 1.1}))
     assert "suppress_tokens" in supports(model, GenerationConfig(**plain, suppress_tokens=[3]))
+
+
+@pytest.mark.skipif(
+    os.environ.get("FAST_ROLLOUTS_COMPILE_TEST") != "1",
+    reason="slow (inductor compiles the two layer blocks): FAST_ROLLOUTS_COMPILE_TEST=1 runs it",
+)
+def test_compiled_blocks_compute_the_same(tok, model):
+    eager = GraphDecoder(model).generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    compiled = GraphDecoder(model, compile_blocks=True).generate(
+        PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 8
+    )
+    assert torch.equal(eager[0], compiled[0]) and torch.allclose(eager[1], compiled[1], atol=1e-5)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

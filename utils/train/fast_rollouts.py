@@ -117,7 +117,8 @@ class FastRollouts:
         compile: let transformers compile the decoding step (``None``: on CUDA only, where it also
             captures CUDA graphs; transformers skips compilation on CPU unless the generation config's
             ``compile_config._compile_all_devices`` is set, which the optional compile test does).
-            Only for the ``"generate"`` engine.
+            With the graph engine: ``True`` compiles each layer's blocks (fewer, fused kernels in the CUDA graph);
+            ``None`` / ``False``: not compiled (the default until it is measured on a GPU).
         engine: ``"graph"``: :class:`~utils.train.graph_decode.GraphDecoder` (the whole decoding step one
             CUDA graph, prompts of a group prefilled once, no empty attention row by construction);
             ``"generate"``: transformers ``generate`` with a static cache; ``"auto"`` (default): graph
@@ -326,7 +327,7 @@ class FastRollouts:
         if why is not None:
             raise ValueError(f"engine='graph' cannot generate with these settings: {why}")
         if self._graph is None or self._graph.model is not self.infer:
-            self._graph = GraphDecoder(self.infer)
+            self._graph = GraphDecoder(self.infer, compile_blocks=bool(self.compile))
         eos = list(eos_token_ids) if eos_token_ids is not None else _as_list(config.eos_token_id)
         pad = config.pad_token_id if config.pad_token_id is not None else eos[0]
         temperature = (config.temperature or 1.0) if config.do_sample else None

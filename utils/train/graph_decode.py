@@ -69,19 +69,21 @@ class GraphDecoder:
     ``model`` is a transformers Llama causal LM whose tensors may change in place between calls.
     """
 
-    def __init__(self, model: nn.Module, check_every: int = 16, use_graphs: bool | None = None):
+    def __init__(
+        self, model: nn.Module, check_every: int = 16, use_graphs: bool | None = None, compile_blocks: bool = False
+    ):
         self.model = model
         self.cfg = model.config
         self.check_every = check_every
         device = next(model.parameters()).device
         self.use_graphs = device.type == "cuda" if use_graphs is None else use_graphs
+        # compile_blocks: torch.compile fuses each layer's small element-wise kernels (norms, rotary, SiLU) into a
+        # few; a CUDA-graph step still runs every kernel, so fewer kernels is what is left to win on a GPU.
+        compile_fn = (lambda f: torch.compile(f, dynamic=False)) if compile_blocks else (lambda f: f)
+        self._pre, self._post = compile_fn(before_attention), compile_fn(after_attention)
         self._states: dict[tuple[int, int, int], _State] = {}
 
     # ------------------------------------------------------------------ the model, written out
-    def _weights(self):
-        m = self.model.model
-        return m, self.model.lm_head.weight
-
     def _rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         """cos, sin for ``positions`` [B, S] as transformers computes them (fp32, then the model's dtype)."""
         rot = self.model.model.rotary_emb
@@ -94,33 +96,31 @@ class GraphDecoder:
 
         ``mask`` [B, 1, S, T] is additive (0 or -inf) over the whole cache width T.
         """
-        group = self.cfg.num_attention_heads // self.cfg.num_key_value_heads
-        m, _ = self._weights()
+        m = self.model.model
         cfg = self.cfg
         heads, kv_heads = cfg.num_attention_heads, cfg.num_key_value_heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+        group = heads // kv_heads
         b, s = ids.shape
         h = m.embed_tokens(ids)
         cos, sin = cos[:, None], sin[:, None]  # [B, 1, S, D]
         mask = mask.repeat(1, 1, group, 1) if group > 1 and s > 1 else mask  # rows (g, s) -> g * S + s
         for i, layer in enumerate(m.layers):
-            attn = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = attn.q_proj(x).view(b, s, heads, head_dim).transpose(1, 2)
-            k = attn.k_proj(x).view(b, s, kv_heads, head_dim).transpose(1, 2)
-            v = attn.v_proj(x).view(b, s, kv_heads, head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            attn, mlp = layer.self_attn, layer.mlp
+            norm1, norm2 = layer.input_layernorm, layer.post_attention_layernorm
+            q, k, v = self._pre(
+                h, norm1.weight, norm1.variance_epsilon, attn.q_proj.weight, attn.k_proj.weight,
+                attn.v_proj.weight, cos, sin, kv_heads, head_dim,
+            )  # fmt: skip
             k_cache[i].index_copy_(2, write_at, k)
             v_cache[i].index_copy_(2, write_at, v)
-            # Grouped-query attention without copying keys: the G query heads of one key head become G x S rows.
-            qg = q.reshape(b, kv_heads, group * s, head_dim)
             out = nn.functional.scaled_dot_product_attention(
-                qg, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling
+                q, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling
             )
-            out = out.reshape(b, heads, s, head_dim)
-            h = h + attn.o_proj(out.transpose(1, 2).reshape(b, s, heads * head_dim))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
+            h = self._post(
+                h, out, attn.o_proj.weight, norm2.weight, norm2.variance_epsilon, mlp.gate_proj.weight,
+                mlp.up_proj.weight, mlp.down_proj.weight, heads,
+            )  # fmt: skip
         return m.norm(h)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -289,6 +289,37 @@ class _State:
         self.bad.zero_()
         self.out.fill_(self.pad)
         self.logp.zero_()
+
+
+def rms_norm(h: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """transformers' LlamaRMSNorm: in fp32, then back to the input's dtype, times the weight."""
+    x = h.float()
+    x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * x.to(h.dtype)
+
+
+def before_attention(h, norm_w, eps, wq, wk, wv, cos, sin, kv_heads: int, head_dim: int):
+    """Norm, projections, rotary embedding of one layer: (queries grouped by key head [B, KV, G*S, D], keys and
+    values [B, KV, S, D]). Weights are arguments, so one compiled graph serves every layer."""
+    b, s, _ = h.shape
+    x = rms_norm(h, norm_w, eps)
+    q = nn.functional.linear(x, wq).view(b, s, -1, head_dim).transpose(1, 2)
+    k = nn.functional.linear(x, wk).view(b, s, kv_heads, head_dim).transpose(1, 2)
+    v = nn.functional.linear(x, wv).view(b, s, kv_heads, head_dim).transpose(1, 2)
+    q = q * cos + _rotate_half(q) * sin
+    k = k * cos + _rotate_half(k) * sin
+    # Grouped-query attention without copying keys: the G query heads of one key head become G x S rows.
+    return q.reshape(b, kv_heads, -1, head_dim), k, v
+
+
+def after_attention(h, attn, wo, norm_w, eps, wg, wu, wd, heads: int) -> torch.Tensor:
+    """Output projection and residual, then the norm, the SiLU MLP and its residual, of one layer."""
+    b, kv_heads, gs, head_dim = attn.shape
+    s = gs * kv_heads // heads
+    out = attn.reshape(b, heads, s, head_dim).transpose(1, 2).reshape(b, s, heads * head_dim)
+    h = h + nn.functional.linear(out, wo)
+    x = rms_norm(h, norm_w, eps)
+    return h + nn.functional.linear(nn.functional.silu(nn.functional.linear(x, wg)) * nn.functional.linear(x, wu), wd)
 
 
 def prefill_allowed(valid: torch.Tensor, total: int) -> torch.Tensor:
