@@ -93,7 +93,7 @@ class RolloutTiming:
     prompt_width: int  # padded prompt length used (the bucket, or the longest prompt on the fallback)
     decode_steps: int  # new positions generated (generate stops once every sequence has ended)
     merge_s: float  # refreshing the copy from the policy (0 when called without a policy)
-    generate_s: float  # transformers generate, prefill included
+    generate_s: float  # the generation, prefill included
     path: str  # "graph", "static" (generate, bucketed, compiled on CUDA), "fallback" (too long: plain generate)
     # or "nonfinite-fallback"
 
@@ -338,7 +338,7 @@ class FastRollouts:
             prompt_ids, config.max_new_tokens, eos, pad, temperature, width, config.min_new_tokens or 0
         )
         _sync(device)
-        if bad:  # cannot happen by construction (no empty attention row); kept as the last resort
+        if bad:  # attention cannot cause it (no empty row); NaN weights still can: the last resort stays
             raise NonFiniteLogits(f"non-finite logits in {bad} of {len(prompt_ids)} rows")
         self.history.append(RolloutTiming(step, len(prompt_ids), width, steps, 0.0, time.perf_counter() - t0, "graph"))
         new, logps = new.cpu(), logps.cpu()

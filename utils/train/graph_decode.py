@@ -351,7 +351,7 @@ def _sample(st: _State, logits: torch.Tensor) -> None:
     banned = st.is_eos[None] & (st.step < st.min_new)  # min_new_tokens: no end yet
     tok = gumbel_argmax(logp.masked_fill(banned, float("-inf")), st.noise_scale)
     lp = logp.gather(1, tok[:, None]).squeeze(1)
-    st.bad |= ~torch.isfinite(lp) & ~st.done  # last-resort guard: cannot happen by construction
+    st.bad |= ~torch.isfinite(lp) & ~st.done  # last resort: attention cannot cause it, NaN weights can
     tok = torch.where(st.done, st.pad_t, tok)
     lp = torch.where(st.done, torch.zeros_like(lp), lp)
     col = st.step.view(1)
