@@ -58,8 +58,9 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
     assert [k for k in call.keywords if k.arg is None], "the cell no longer passes **EXTRA_CONFIG"
     defaults = _defaults()
     checked = 0
-    for profile_name, backend, gen_path, on_gpu, bf16, spec in itertools.product(
+    for profile_name, precision, backend, gen_path, on_gpu, bf16, spec in itertools.product(
         ("smoke", "cpu", "gpu"),
+        ("auto", "fp32"),
         ("trl", "unsloth"),
         ("plain", "static-cache", "vllm"),
         (False, True),
@@ -67,7 +68,7 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
         MODELS.values(),
     ):
         monkeypatch.setattr(config, "bf16_supported", lambda bf16=bf16: bf16)
-        profile = get_profile(profile_name)
+        profile = get_profile(profile_name, {"grpo.precision": precision})
         knobs = {k.name: k.value for k in config.grpo_knobs(profile, backend, 400, gen_path, on_gpu, spec)}
         names = {
             "P": profile,
@@ -81,7 +82,7 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
             "reward_weights": [1.0, 2.0],
         }
         cell = {k: eval(compile(ast.Expression(v), "cell", "eval"), names) for k, v in keywords.items()}  # noqa: S307
-        where = f"{profile_name}/{backend}/{gen_path}/gpu={on_gpu}/bf16={bf16}/{spec.key}"
+        where = f"{profile_name}/{precision}/{backend}/{gen_path}/gpu={on_gpu}/bf16={bf16}/{spec.key}"
         missing = sorted(set(knobs) - set(cell))
         assert not missing, f"{where}: the notebook's GRPOConfig lacks the knobs {missing}"
         differ = {k: (cell[k], knobs[k]) for k in knobs if cell[k] != knobs[k] or type(cell[k]) is not type(knobs[k])}
@@ -89,7 +90,7 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
         beyond = {k: v for k, v in cell.items() if k not in knobs and k not in NOT_KNOBS and v != defaults[k]}
         assert not beyond, f"{where}: the notebook sets {beyond} where the library keeps TRL's defaults"
         checked += 1
-    assert checked == 3 * 2 * 3 * 2 * 2 * len(MODELS)
+    assert checked == 3 * 2 * 2 * 3 * 2 * 2 * len(MODELS)
 
 
 def test_the_notebooks_trainer_call_is_build_trainers():

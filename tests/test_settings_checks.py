@@ -219,3 +219,21 @@ def test_a_warm_start_without_a_record_of_its_settings_is_not_trusted(monkeypatc
     (folder / "sft_settings.json").unlink()  # as a warm start made before the record existed, or cut short
     run_sft("base", train_rows[:2], get_profile("smoke"), folder)
     assert len(trained) == 2 and "no record of its settings" in capsys.readouterr().out
+
+
+def test_fp32_precision_loads_an_fp32_policy_and_refuses_unsloth(tiny_model_dir):
+    """grpo.precision='fp32': the trl backend loads the policy in fp32 (TRL's loss then computes like the fp32
+    rollout copy); Unsloth chooses its own dtypes, so it is refused with one line, before it is imported."""
+    import torch
+
+    from utils.llm.models import choose_model
+    from utils.train.trainer import load_policy
+
+    profile = get_profile("smoke", {"grpo.precision": "fp32"})
+    spec = choose_model("smollm2-135m")
+    model, _, peft_config = load_policy("trl", spec, str(tiny_model_dir), profile, 256, "static-cache")
+    assert next(model.parameters()).dtype == torch.float32 and peft_config is not None
+    with pytest.raises(ValueError, match="grpo.precision='fp32' needs the trl backend"):
+        load_policy("unsloth", spec, str(tiny_model_dir), profile, 256, "plain")
+    with pytest.raises(ValueError, match="grpo.precision"):
+        get_profile("smoke", {"grpo.precision": "fp16"})

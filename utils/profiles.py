@@ -67,6 +67,7 @@ class GRPO:
     logging_steps: int
     sample_every: int  # show a table of sample completions every N steps
     n_probe: int  # problems whose sampled groups are inspected before training
+    precision: str = "auto"  # "auto": bf16 (fp16) on a GPU, fp32 on a CPU; "fp32": the policy in fp32 everywhere
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ class Range:
 
 
 BRUTE_FORCE_LIMIT = 20  # utils.task.brute_force_schedule's own default limit (2^20 subsets; each event doubles it)
+PRECISIONS = ("auto", "fp32")  # GRPO.precision: fp32 makes TRL's loss compute like the fp32 rollout copy
 TRACES = ("short", "full")  # the warm start's reasoning traces (utils.train.warmstart.dp_reasoning)
 
 #: The valid range of every knob (``tests/test_settings_checks.py`` checks that none is missing).
@@ -148,6 +150,7 @@ RANGES: dict[str, Range] = {
     "grpo.logging_steps": Range(1),
     "grpo.sample_every": Range(1),
     "grpo.n_probe": Range(1),
+    "grpo.precision": Range(choices=PRECISIONS),
     "eval.max_new_tokens": Range(1),
     "eval.batch_size": Range(1),
 }

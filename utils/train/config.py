@@ -46,7 +46,8 @@ def grpo_knobs(
     profile: Profile, backend: str, max_prompt_tokens: int, gen_path: str, on_gpu: bool, spec: ModelSpec | None = None
 ) -> list[Knob]:
     """The GRPO settings with the reason for each. Public recipe values on GPU (README, Sources)."""
-    bf16 = on_gpu and bf16_supported()
+    half = on_gpu and profile.grpo.precision != "fp32"  # grpo.precision="fp32": the loss as exact as the rollouts
+    bf16 = half and bf16_supported()
     lr = Knob(
         "learning_rate",
         profile.grpo.learning_rate,
@@ -90,7 +91,7 @@ def grpo_knobs(
         Knob("save_steps", profile.grpo.save_steps, "checkpoint often enough to resume after a disconnect"),
         Knob("save_total_limit", 2, "keep disk use bounded"),
         Knob("bf16", bf16, "half precision on GPUs that support bf16"),
-        Knob("fp16", on_gpu and not bf16, "older GPUs (T4) use fp16 instead of bf16"),
+        Knob("fp16", half and not bf16_supported(), "older GPUs (T4) use fp16 instead of bf16"),
         Knob(
             "gradient_checkpointing",
             not on_gpu,

@@ -48,6 +48,8 @@ def prompt_lengths(rows: Sequence[dict], tokenizer) -> list[int]:
 def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, max_seq_length: int, gen_path: str):
     """(model, tokenizer, peft_config) for the backend. Unsloth applies LoRA itself."""
     if backend == "unsloth":
+        if profile.grpo.precision == "fp32":
+            raise ValueError("grpo.precision='fp32' needs the trl backend (Unsloth chooses its own dtypes)")
         from unsloth import FastLanguageModel  # imported first: it patches trl/transformers
 
         model, tokenizer = FastLanguageModel.from_pretrained(
@@ -67,7 +69,11 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
             random_state=3407,
         )
         return model, tokenizer, None
-    model, tokenizer = load_causal_lm(source, default_dtype("cuda" if has_cuda() else "cpu"))
+    import torch
+
+    # fp32: TRL's loss then computes like the fp32 rollout copy (a bf16 forward alone is ~0.01 nats/token off).
+    dtype = torch.float32 if profile.grpo.precision == "fp32" else default_dtype("cuda" if has_cuda() else "cpu")
+    model, tokenizer = load_causal_lm(source, dtype)
     return model, tokenizer, lora_config(profile)
 
 
