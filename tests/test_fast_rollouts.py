@@ -190,6 +190,30 @@ def test_graph_engine_reports_nonfinite_logits_as_the_last_resort(tok, rows):
         fast.generate(prompts, greedy(tok, 6, eos), eos)
 
 
+def test_a_failing_graph_engine_falls_back_to_generate_when_auto(tok, rows, monkeypatch):
+    """A GPU the graph engine cannot record on (say, a capture error) must not end the run under "auto": one
+    warning, then transformers generate for good. Asked for by name, the error is raised."""
+    from utils.train import graph_decode
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(graph_decode.GraphDecoder, "generate", broken)
+    policy = tiny_policy(tok)
+    prompts = chat_ids(tok, rows[:2], cut=[40, 47])
+    eos = [tok.eos_token_id]
+    fast = FastRollouts(prompt_bucket=64)
+    fast.refresh(policy, "cpu", torch.float32)
+    with pytest.warns(UserWarning, match="graph engine failed .*RuntimeError"):
+        got = fast.generate(prompts, greedy(tok, 6, eos), eos)
+    assert got == plain_generate(policy, tok, prompts, greedy(tok, 6, eos), eos)
+    assert fast.engine == "generate" and fast.history[-1].path == "static"
+    named = FastRollouts(prompt_bucket=64, engine="graph")
+    named.refresh(policy, "cpu", torch.float32)
+    with pytest.raises(RuntimeError, match="stream is capturing"):
+        named.generate(prompts, greedy(tok, 6, eos), eos)
+
+
 def test_banned_tokens_are_not_mistaken_for_nonfinite_logits(tok, rows):
     """Processors that run before the guard ban tokens with -inf (here ``suppress_tokens``, as a learner's
     ``generation_kwargs`` might): that is not a fault, and the fast path must not fall back for it."""

@@ -272,7 +272,19 @@ class FastRollouts:
         longest = max(len(p) for p in prompt_ids)
         width = self._bucket_for(longest)
         if width is not None and self.engine_for(config) == "graph":
-            return self._generate_graph(prompt_ids, config, eos_token_ids, width, step)
+            try:
+                return self._generate_graph(prompt_ids, config, eos_token_ids, width, step)
+            except NonFiniteLogits:
+                raise
+            except Exception as exc:  # noqa: BLE001 - chosen by "auto": fall back to generate, once and loudly
+                if self.engine == "graph":
+                    raise
+                warnings.warn(
+                    f"FastRollouts: the graph engine failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "generating with transformers generate from now on (engine='generate')",
+                    stacklevel=3,
+                )
+                self.engine, self._graph = "generate", None
         config = copy.deepcopy(config)
         cache = None
         if width is not None:
