@@ -175,3 +175,11 @@ def test_cuda_graph_replay_equals_the_eager_step(tok):
     graph = GraphDecoder(model).generate(PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16)
     eager = GraphDecoder(model, use_graphs=False).generate(PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16)
     assert torch.equal(graph[0], eager[0]) and torch.allclose(graph[1], eager[1], atol=1e-5)
+
+
+def test_a_trainers_autocast_does_not_change_what_the_copy_computes(tok, model):
+    """TRL may hold an autocast region; the fp32 copy must still compute in fp32 (else it is a bf16 copy)."""
+    plain = GraphDecoder(model).generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = GraphDecoder(model).generate(PROMPTS, 6, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    assert torch.equal(plain[0], inside[0]) and torch.equal(plain[1], inside[1])

@@ -146,6 +146,13 @@ class GraphDecoder:
         ``min_new_tokens`` tokens no end-of-answer token is drawn (benchmarks time fixed lengths with it).
         Identical prompts (a GRPO group) are prefilled once and their cache copied.
         """
+        device_type = self.model.lm_head.weight.device.type
+        with torch.autocast(device_type, enabled=False):  # the copy's own dtype, even inside a trainer's autocast
+            return self._generate(
+                prompt_ids, max_new_tokens, eos_token_ids, pad_token_id, temperature, width, min_new_tokens
+            )
+
+    def _generate(self, prompt_ids, max_new_tokens, eos_token_ids, pad_token_id, temperature, width, min_new_tokens):
         b = len(prompt_ids)
         width = width or max(len(p) for p in prompt_ids)
         st = self._state(b, width, max_new_tokens, len(eos_token_ids))
