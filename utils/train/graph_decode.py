@@ -1,8 +1,9 @@
 """A whole decoding step as one CUDA graph: the rollout engine behind ``FastRollouts(engine="graph")``.
 
 Why: a GRPO rollout of the 135M model is 64 answers x up to 512 steps, and each step is about a
-thousand small kernels (30 layers of norms, projections, rotary embeddings, attention, MLP). transformers' ``generate`` launches them from Python (tens of microseconds each, plus its
-own per-step bookkeeping), so the GPU waits on the CPU (measured on an H100: 8 ms a step in bf16,
+thousand small kernels (30 layers of norms, projections, rotary embeddings, attention, MLP).
+transformers' ``generate`` launches them from Python (tens of microseconds each, plus its own per-step
+bookkeeping), so the GPU waits on the CPU (measured on an H100: 8 ms a step in bf16,
 24 ms in fp32, against a memory floor near 0.1 ms). Here the step (embedding, 30 layers with a
 static KV cache, the LM head, sampling, the end-of-answer bookkeeping) is plain torch on fixed-size
 tensors, so it is recorded once as a CUDA graph and replayed: one launch a step, no host sync but a
