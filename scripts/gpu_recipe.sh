@@ -54,7 +54,8 @@ case ${1:-} in
       --exclude='cache/sft-*/checkpoints' --exclude='bench' --exclude='smoke' . 2>/dev/null; ls -la $OUT ;;
   one)
     ROWS=${2:?rows}; CHECK=${3:-}
-    mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF && ls -la $GGUF
+    # the model once: a later `one` call (more rows on the same machine) carries nothing and keeps it
+    [ -s $GGUF ] || { mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF; }; ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())" 2>&1 | tail -1
     cat > $R/one.sh <<EOS
 ${FIRST:-true} > $R/first.log 2>&1
