@@ -214,6 +214,16 @@ def test_a_failing_graph_engine_falls_back_to_generate_when_auto(tok, rows, monk
         named.generate(prompts, greedy(tok, 6, eos), eos)
 
 
+def test_the_graph_engine_by_name_refuses_settings_it_does_not_compute(tok, rows):
+    policy = tiny_policy(tok)
+    fast = FastRollouts(prompt_bucket=64, engine="graph")
+    fast.refresh(policy, "cpu", torch.float32)
+    config = greedy(tok, 6, [tok.eos_token_id])
+    config.suppress_tokens = [10]
+    with pytest.raises(ValueError, match="cannot generate with these settings: generation settings .*suppress_tokens"):
+        fast.generate(chat_ids(tok, rows[:2], cut=[20, 30]), config, [tok.eos_token_id])
+
+
 def test_banned_tokens_are_not_mistaken_for_nonfinite_logits(tok, rows):
     """Processors that run before the guard ban tokens with -inf (here ``suppress_tokens``, as a learner's
     ``generation_kwargs`` might): that is not a fault, and the fast path must not fall back for it."""

@@ -84,9 +84,7 @@ def strict_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """
 
     def score(chk: ScheduleCheck) -> float:
-        p = chk.parsed
-        valid = p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
-        return SCORE_POINTS * min(1.0, chk.score_ratio) if valid and chk.optimal_score > 0 else 0.0
+        return SCORE_POINTS * min(1.0, chk.score_ratio) if _counted_valid(chk) and chk.optimal_score > 0 else 0.0
 
     return score_each(completions, kwargs, score)
 
@@ -113,12 +111,17 @@ def optimal_bonus_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """
 
     def bonus(chk: ScheduleCheck) -> float:
-        p = chk.parsed
-        valid = p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
         optimal = chk.optimal_score > 0 and chk.score_ratio >= 1.0 - 1e-9
-        return OPTIMAL_BONUS_POINTS if valid and optimal else 0.0
+        return OPTIMAL_BONUS_POINTS if _counted_valid(chk) and optimal else 0.0
 
     return score_each(completions, kwargs, bonus)
+
+
+def _counted_valid(chk: ScheduleCheck) -> bool:
+    """What the reference evaluation counts valid: a closed schedule of the problem's own events, written exactly
+    (no spaces around a name), in time order, none overlapping."""
+    p = chk.parsed
+    return p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
 
 
 def truncation_penalty_reward(completions: Sequence[Any], **kwargs) -> list[float]:

@@ -335,9 +335,10 @@ class FastRollouts:
     def _generate_graph(
         self, prompt_ids: Sequence[Sequence[int]], config: GenerationConfig, eos_token_ids, width: int, step: int
     ) -> list[list[int]]:
-        why = supports(self.infer, config)
-        if why is not None:
-            raise ValueError(f"engine='graph' cannot generate with these settings: {why}")
+        if self.engine == "graph":  # chosen by name: say why it cannot ("auto" checked this in engine_for)
+            why = supports(self.infer, config)
+            if why is not None:
+                raise ValueError(f"engine='graph' cannot generate with these settings: {why}")
         if self._graph is None or self._graph.model is not self.infer:
             self._graph = GraphDecoder(self.infer, compile_blocks=bool(self.compile))
         eos = list(eos_token_ids) if eos_token_ids is not None else _as_list(config.eos_token_id)

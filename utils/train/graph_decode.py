@@ -84,7 +84,7 @@ class GraphDecoder:
         # few; a CUDA-graph step still runs every kernel, so fewer kernels is what is left to win on a GPU.
         compile_fn = (lambda f: torch.compile(f, dynamic=False)) if compile_blocks else (lambda f: f)
         self._pre, self._post = compile_fn(before_attention), compile_fn(after_attention)
-        self._states: dict[tuple[int, int, int], _State] = {}
+        self._states: dict[tuple[int, int, int, int], _State] = {}  # (batch, width, new tokens, EOS ids)
 
     # ------------------------------------------------------------------ the model, written out
     def _rope(self, positions: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
