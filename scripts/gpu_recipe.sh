@@ -46,7 +46,7 @@ case ${1:-} in
     if [ -f scripts/gpu_hook.sh ] && [ ! -f $H ]; then touch $H
       setsid nohup bash scripts/gpu_hook.sh > $H.log 2>&1 < /dev/null & echo "hook started: $H"; fi
     end=$((SECONDS + ${2:-0}))
-    while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|check_fast_rollouts|gpu_hook" > /dev/null; do sleep 20; done
+    while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|bench_graph_engine|check_fast_rollouts|gpu_hook|one.sh" > /dev/null; do sleep 20; done
     date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/first.log $R/check.log $R/hook.*.log $R/ablation_*.log 2>/dev/null
     for f in $R/ablation/logs/*.log; do echo "== $f"; grep -E "^\[|valid|vs |Error|error" "$f" | tail -4; done
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader

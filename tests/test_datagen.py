@@ -138,7 +138,7 @@ def test_names_given_directly_are_checked_too():
 def test_the_optimum_always_has_two_events(seed):
     """Issue 18 item 7: knobs that allow a single-event optimum (two events, overlaps allowed everywhere)
     never produce one: such a problem could not be answered validly (fewer than 2 events score 0)."""
-    from utils.rewards import default_reward_funcs, total_reward
+    from utils.rewards import STRICT_ORDER_REWARDS, default_reward_funcs, total_reward
     from utils.task.prompts import format_answer
 
     config = GeneratorConfig(
@@ -147,7 +147,7 @@ def test_the_optimum_always_has_two_events(seed):
     row = generate_problem(random.Random(seed), config)
     best = optimal_schedule(row["events"], row["priority_events"])[1]
     cols = {k: [row[k]] for k in ("events", "priority_events", "optimal_score")}
-    assert total_reward(default_reward_funcs(), [format_answer("r", best)], **cols) == [100.0], best
+    assert total_reward(default_reward_funcs(STRICT_ORDER_REWARDS), [format_answer("r", best)], **cols) == [100.0], best
     assert_respects(row, config)
 
 

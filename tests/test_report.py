@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 from utils.evaluate.baselines import baseline_completions  # noqa: E402
 from utils.evaluate.evaluation import PUBLISHED_RESULTS, evaluate  # noqa: E402
 from utils.evaluate.report import failure_gallery, pick_examples, plot_categories, plot_score_histograms, results_table  # noqa: E402
-from utils.rewards import default_reward_funcs  # noqa: E402
+from utils.rewards import STRICT_ORDER_REWARDS, default_reward_funcs  # noqa: E402
 from utils.train.group_probe import group_rewards, zero_variance_share  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def test_group_signal_table(test_rows):
     rows = test_rows[:2]
     same = ["nothing", "still nothing"]  # every reward 0: no signal
     varied = [baseline_completions("dp_optimal", [rows[1]])[0], "garbage"]
-    frame = group_rewards(rows, [same, varied], default_reward_funcs())
+    frame = group_rewards(rows, [same, varied], default_reward_funcs(STRICT_ORDER_REWARDS))
     assert list(frame["problem"]) == [0, 0, 1, 1]
     assert frame.loc[frame.problem == 0, "advantage"].abs().max() == 0.0
     assert frame.loc[3, "total"] == 0.0 and frame.loc[2, "total"] == 100.0

@@ -11,7 +11,9 @@ import pytest
 
 from utils.evaluate.evaluation import evaluate_completion
 from utils.rewards import (
+    DEFAULT_REWARDS,
     SEED_REWARDS,
+    STRICT_ORDER_REWARDS,
     check_schedule,
     default_reward_funcs,
     explain,
@@ -36,6 +38,11 @@ from utils.task.prompts import format_answer
 
 OURS = (format_reward, sorted_events_reward, score_reward)
 THEIRS = (reference_format_reward, reference_sorted_events_reward, reference_score_reward)
+
+
+def strict_order():
+    """format + order + strict score (at most 10 + 20 + 70 = 100): the three-reward set these totals are about."""
+    return default_reward_funcs(STRICT_ORDER_REWARDS)
 
 
 def cols(rows):
@@ -127,10 +134,11 @@ def test_touching_is_the_only_difference(reference_valid_cases):
 def test_dp_optimum_scores_100_everywhere(train_rows, test_rows, style):
     rows = train_rows + test_rows
     texts = [layout(optimal_schedule(r["events"], r["priority_events"])[1], style) for r in rows]
-    totals = total_reward(default_reward_funcs(), texts, **cols(rows))
+    totals = total_reward(strict_order(), texts, **cols(rows))
     assert totals == [100.0] * len(rows)
     chat = [[{"role": "assistant", "content": t}] for t in texts]
-    assert total_reward(default_reward_funcs(), chat, **cols(rows)) == [100.0] * len(rows)
+    assert total_reward(strict_order(), chat, **cols(rows)) == [100.0] * len(rows)
+    assert total_reward(default_reward_funcs(), texts, **cols(rows)) == [80.0] * len(rows)  # the default: 10 + 70
 
 
 def test_rows_where_the_reference_penalises_the_optimum(train_rows, test_rows):
@@ -240,11 +248,29 @@ def test_the_default_set_pays_nothing_for_the_hacks_the_seed_pays_for(row):
         assert explain(row, g[label]).rewards["strict_score_reward"] == explain(row, g[label], [score_reward]).total
 
 
+def test_the_default_set_is_format_and_strict_score_and_does_not_pay_for_order_alone(row):
+    """The default set is format + strict score (at most 10 + 70 = 80): the order reward is left out
+    because it paid 20 for events in time order even when one is invented; strict score pays such an
+    answer nothing. The three-reward set (format + order + strict score, at most 100) keeps the order reward."""
+    assert DEFAULT_REWARDS == ("format_reward", "strict_score_reward")
+    assert STRICT_ORDER_REWARDS == ("format_reward", "sorted_events_reward", "strict_score_reward")
+    g = make_gallery(row)
+    best = explain(row, g["optimal (DP)"])
+    assert best.total == 80 and best.max_total == 80
+    assert explain(row, g["optimal (DP)"], strict_order()).total == 100
+    invented = explain(row, g["invented event"])
+    assert invented.check.invented and invented.rewards == {"format_reward": 10.0, "strict_score_reward": 0.0}
+    assert invented.total == 10
+    assert sorted_events_reward([g["invented event"]]) == [20.0]  # what the order reward would have paid it
+    assert explain(row, g["invented event"], strict_order()).total == 30
+
+
 @pytest.mark.parametrize("i", range(0, 500, 37))
 def test_gallery_builds_for_many_rows(train_rows, i):
     g = make_gallery(train_rows[i])
     assert all(isinstance(v, str) for v in g.values())
-    assert explain(train_rows[i], g["optimal (DP)"]).total == 100
+    assert explain(train_rows[i], g["optimal (DP)"], strict_order()).total == 100
+    assert explain(train_rows[i], g["optimal (DP)"]).total == 80  # the default set: format 10 + strict score 70
 
 
 def test_back_to_back_is_cut_before_the_end():
@@ -304,7 +330,7 @@ def test_explain_breakdown(row):
     best = optimal_schedule(row["events"], row["priority_events"])[1]
     clash = [e for e in row["events"] if e not in best][0]
     text = format_answer("r", best[::-1] + [clash, ["Fake", "23:00", "23:30"]])
-    e = explain(row, text)
+    e = explain(row, text, strict_order())
     assert [x.name for x in e.check.invented] == ["Fake"]
     assert not e.check.chronological
     assert e.rewards == {"format_reward": 10.0, "sorted_events_reward": 0.0, "strict_score_reward": 0.0}
@@ -330,7 +356,7 @@ def test_explain_with_weights_and_a_broken_reward(row):
 
 def test_explain_weights_apply(row):
     best = optimal_schedule(row["events"], row["priority_events"])[1]
-    e = explain(row, format_answer("r", best), default_reward_funcs(), [0.5, 1, 2])
+    e = explain(row, format_answer("r", best), strict_order(), [0.5, 1, 2])
     assert e.total == 5 + 20 + 140 and e.max_total == 165
 
 
@@ -346,7 +372,7 @@ def test_explain_without_total_for_alternative_rewards(row):
 def test_inspector_pure_functions(row):
     opts = completion_options(row)
     assert OPTIMAL in opts and CUSTOM in opts
-    view = inspect_completion(row, opts[OPTIMAL])
+    view = inspect_completion(row, opts[OPTIMAL], strict_order())
     assert view.total == 100 and "TOTAL" in view.text
     assert view.schedules[OPTIMAL] == view.schedules["this answer"]
     ax = draw_view(view)
@@ -359,7 +385,7 @@ def test_inspector_pure_functions(row):
 
 
 def test_inspector_widget_updates(train_rows):
-    ins = Inspector(train_rows[:3])
+    ins = Inspector(train_rows[:3], strict_order())
     assert ins.view.total == 100
     ins.choice.value = "unsorted"
     assert ins.view.explanation.rewards["sorted_events_reward"] == 0
@@ -458,7 +484,7 @@ def test_names_with_angle_brackets_are_refused():
 
 # ------------------------------------------------------------------- weights (item 11)
 def test_total_reward_needs_one_finite_weight_per_reward():
-    funcs = default_reward_funcs()
+    funcs = strict_order()
     c = cols([GOOD_ROW])
     assert total_reward(funcs, [GOOD_ANSWER], **c) == [100.0]
     assert total_reward(funcs, [GOOD_ANSWER], weights=[1, 0.5, 2], **c) == [10 + 10 + 140]
@@ -486,7 +512,7 @@ def test_one_weights_check_and_one_total_everywhere():
     from utils.rewards.checker import assert_reward_set_ok
     from utils.train.group_probe import group_rewards
 
-    funcs, c = default_reward_funcs(), cols([GOOD_ROW])
+    funcs, c = strict_order(), cols([GOOD_ROW])
     assert weighted_total([10.0, None, 70.0], [1.0, 5.0, 0.5]) == 45.0  # None: the reward does not apply
     assert math.isnan(weighted_total([None, None], [1.0, 1.0]))  # none applies: NaN, as TRL
     assert math.isnan(weighted_total([1.0, math.nan], [1.0, 1.0]))  # a failed reward shows

@@ -176,7 +176,7 @@ def test_damaged_checkpoints_are_set_aside_and_the_previous_one_resumed(tmp_path
 
 def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_rows, tmp_path):
     from utils.llm import merge_and_save
-    from utils.rewards import default_reward_funcs
+    from utils.rewards import STRICT_ORDER_REWARDS, default_reward_funcs
     from utils.train import read_run_info, train_grpo
 
     profile = get_profile(
@@ -184,10 +184,11 @@ def test_grpo_interrupted_and_resumed_ends_at_max_steps(tiny_model_dir, train_ro
     )
     run = tmp_path / "grpo"
     kwargs = dict(base=tiny_model_dir, out_dir=run, backend="trl", reward_weights=[1.0, 2.0, 0.5])
-    first = train_grpo(train_rows[:4], default_reward_funcs(), profile, stop_after=1, **kwargs)
+    strict_order = default_reward_funcs(STRICT_ORDER_REWARDS)  # three rewards, one weight each
+    first = train_grpo(train_rows[:4], strict_order, profile, stop_after=1, **kwargs)
     assert first.global_step == 1
     assert "resuming" in prepare_run_dir(run, profile.grpo.steps)
-    second = train_grpo(train_rows[:4], default_reward_funcs(), profile, **kwargs)
+    second = train_grpo(train_rows[:4], strict_order, profile, **kwargs)
     assert second.global_step == profile.grpo.steps
 
     logged = [h for h in second.log_history if "reward" in h]
@@ -484,11 +485,13 @@ def test_model_completions_falls_back_when_vllm_fails(tiny_model_dir, train_rows
 
 def test_sample_table_total_uses_the_reward_weights(tmp_path, test_rows):
     from utils.evaluate import baseline_completions
-    from utils.rewards import default_reward_funcs
+    from utils.rewards import STRICT_ORDER_REWARDS, default_reward_funcs
     from utils.train.callbacks import CompletionRecorder
 
     row = test_rows[0]
-    recorder = CompletionRecorder(default_reward_funcs(), tmp_path / "s.jsonl", weights=[1.0, 2.0, 0.5])
+    recorder = CompletionRecorder(
+        default_reward_funcs(STRICT_ORDER_REWARDS), tmp_path / "s.jsonl", weights=[1.0, 2.0, 0.5]
+    )
     texts = [baseline_completions("dp_optimal", [row])[0], "garbage"]
     columns = {k: [row[k]] * 2 for k in ("events", "priority_events", "optimal_score")}
     for fn in recorder.wrapped:

@@ -246,6 +246,14 @@ def expected_text(problem_index: int, completion: str) -> str:
     return inspect_completion(load_split("train")[problem_index], completion).text
 
 
+def full_marks(problem_index: int) -> float:
+    """The most the inspector's reward set (the course's default) can pay: 80 for format + strict score."""
+    from utils.rewards.inspector import inspect_completion
+    from utils.task import load_split
+
+    return inspect_completion(load_split("train")[problem_index], "").explanation.max_total
+
+
 def total_of(breakdown: str) -> float:
     match = re.search(r"^\s*TOTAL\s+(-?[\d.]+)", breakdown, re.M)
     assert match, f"no TOTAL line in the rendered breakdown:\n{breakdown}"
@@ -345,7 +353,7 @@ def test_inspector_in_jupyterlab(lab):
                 assert selected(answer) == OPTIMAL
                 before, plot_before = report.inner_text(), plot.get_attribute("src")
                 assert before.strip() == expected_text(index, gallery_item(index, OPTIMAL)).strip()
-                assert total_of(before) == 100
+                assert total_of(before) == full_marks(index) == 80  # the default set: format 10 + strict score 70
                 inspector.screenshot(path=str(ARTEFACTS / "inspector_optimal.png"))
 
                 # 2. a reward hack from the gallery: the breakdown and the plot change, TOTAL drops
@@ -357,7 +365,7 @@ def test_inspector_in_jupyterlab(lab):
                 after = report.inner_text()
                 assert after.strip() == expected_text(index, gallery_item(index, HACK)).strip()
                 assert "overlapping pairs" in after
-                assert 0 < total_of(after) < 100
+                assert 0 < total_of(after) < full_marks(index)
                 assert textarea.input_value() == gallery_item(index, HACK)
                 inspector.screenshot(path=str(ARTEFACTS / "inspector_hack.png"))
                 page.screenshot(path=str(ARTEFACTS / "lab_notebook03.png"))

@@ -36,7 +36,14 @@ from .reference import (
     reference_sorted_events_reward,
     time_regex_in_subprocess,
 )
-from .registry import DEFAULT_REWARDS, LIBRARY_REWARDS, SEED_REWARDS, default_reward_funcs, get_reward
+from .registry import (
+    DEFAULT_REWARDS,
+    LIBRARY_REWARDS,
+    SEED_REWARDS,
+    STRICT_ORDER_REWARDS,
+    default_reward_funcs,
+    get_reward,
+)
 from .rewards_file import RewardSetError, load_reward_set, my_rewards_path
 from .schedule_check import ScheduleCheck, check_schedule, event_value
 from .total import MAX_WEIGHT, check_weights, total_reward, weighted_total

@@ -3,8 +3,8 @@
 Notebook 03's ✏️ cell starts with ``%%writefile`` and writes ``outputs/my_rewards.py``, an ordinary
 Python file that ends with two names::
 
-    REWARDS = [format_reward, sorted_events_reward, strict_score_reward]
-    WEIGHTS = [1.0, 1.0, 1.0]
+    REWARDS = [format_reward, strict_score_reward]
+    WEIGHTS = [1.0, 1.0]
 
 :func:`load_reward_set` imports it, for notebook 03's checks, notebook 05 and the training script
 alike; without the file, the course's default set (:data:`~utils.rewards.registry.DEFAULT_REWARDS`).
