@@ -499,7 +499,8 @@ def test_static_cache_is_reused_with_stable_addresses(tok, rows):
     reason="slow (about a minute of inductor compilation): FAST_ROLLOUTS_COMPILE_TEST=1 runs it",
 )
 def test_compiled_decoding_sees_in_place_updates_without_recompiling(tok, rows):
-    """torch.compile on CPU (no CUDA graphs here): one graph for all calls, and it reads the refreshed weights."""
+    """torch.compile of transformers' generate (engine "generate") on CPU (no CUDA graphs here): one graph for all
+    calls, and it reads the refreshed weights. (The graph engine's compiled blocks: tests/test_graph_decode.py.)"""
     from torch._dynamo.utils import counters
     from transformers.generation.configuration_utils import CompileConfig
 
@@ -509,7 +510,7 @@ def test_compiled_decoding_sees_in_place_updates_without_recompiling(tok, rows):
     config = greedy(tok, 8, eos)
     config.compile_config = CompileConfig(mode="default", fullgraph=False)
     config.compile_config._compile_all_devices = True  # transformers compiles on CUDA only unless told
-    fast = FastRollouts(prompt_bucket=64, compile=True)
+    fast = FastRollouts(prompt_bucket=64, compile=True, engine="generate")
     graphs = None
     for _ in range(3):
         fast.refresh(policy, "cpu", torch.float32)

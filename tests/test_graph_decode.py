@@ -14,6 +14,8 @@ from utils.train.graph_decode import (
     GraphDecoder,
     additive,
     decode_allowed,
+    decode_attention,
+    fuse_linears,
     gumbel_argmax,
     prefill_allowed,
     supports,
@@ -114,18 +116,65 @@ def test_in_place_weight_updates_are_seen(tok, model):
     assert torch.allclose(logp[2], ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("fuse_mlp", [False, True])  # True: what a GPU runs (the gate and up matrices stacked)
+def test_fused_mlp_or_not_computes_transformers_forward(tok, model, fuse_mlp):
+    out, logp, *_ = GraphDecoder(model, fuse_mlp=fuse_mlp).generate(
+        PROMPTS, 5, [tok.eos_token_id], tok.pad_token_id, 1.0, 8
+    )
+    for row, prompt in enumerate(PROMPTS):
+        assert torch.allclose(logp[row], reference_logprobs(model, prompt, out[row].tolist()), atol=1e-5)
+
+
+def test_fused_projections_are_views_of_one_matrix(tok, model):
+    """q, k, v (and gate, up) are multiplied as one matrix; the layers' weights become views of it, so the values
+    stay and an in-place write to one layer's weight (the merge's copy_) reaches the fused matrix."""
+    attn = model.model.layers[0].self_attn
+    q, k, v = (lin.weight.detach().clone() for lin in (attn.q_proj, attn.k_proj, attn.v_proj))
+    stacked = fuse_linears(attn.q_proj, attn.k_proj, attn.v_proj)
+    assert torch.equal(stacked, torch.cat([q, k, v])) and torch.equal(attn.k_proj.weight, k)
+    with torch.no_grad():
+        attn.k_proj.weight.copy_(torch.ones_like(k))
+    assert torch.equal(stacked[len(q) : len(q) + len(k)], torch.ones_like(k))
+    # a second engine on the same model fuses again and still computes transformers' forward
+    GraphDecoder(model)
+    out, logp, *_ = GraphDecoder(model).generate(PROMPTS, 4, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    assert torch.allclose(logp[2], reference_logprobs(model, PROMPTS[2], out[2].tolist()), atol=1e-5)
+
+
+def test_written_out_decode_attention_is_sdpa():
+    """The decoding step's attention (matrix products + softmax) against SDPA: 4 rows, 2 key heads of 3 query
+    heads each, 11 cache positions, some masked (a row with only its own key included)."""
+    torch.manual_seed(0)
+    q, k, v = torch.randn(4, 2, 3, 8), torch.randn(4, 2, 11, 8), torch.randn(4, 2, 11, 8)
+    allowed = torch.rand(4, 11) > 0.4
+    allowed[:, -1] = True  # its own key
+    allowed[0] = False
+    allowed[0, -1] = True
+    mask = additive(allowed, torch.float32)[:, None, None]
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
+    assert torch.allclose(decode_attention(q, k, v, mask, 0.3), expected, atol=1e-6)
+
+
 def test_no_attention_row_is_ever_empty(tok, model, monkeypatch):
     """transformers 5.x leaves left-pad queries with no key (SDPA's NaN); here every mask that reaches SDPA,
     prefill and decoding, has at least one key in every row, and real rows never see a pad key."""
-    seen = {"calls": 0, "empty": 0}
-    sdpa = torch.nn.functional.scaled_dot_product_attention
+    import utils.train.graph_decode as gd
 
-    def spy(q, k, v, attn_mask=None, **kwargs):
+    seen = {"calls": 0, "empty": 0}
+    sdpa, written_out = torch.nn.functional.scaled_dot_product_attention, gd.decode_attention
+
+    def spy(q, k, v, attn_mask=None, **kwargs):  # the prompt: SDPA
         seen["calls"] += 1
         seen["empty"] += int(torch.isneginf(attn_mask).all(-1).sum())
         return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
 
+    def spy_decode(q, k, v, mask, scale):  # each new token: the written-out attention
+        seen["calls"] += 1
+        seen["empty"] += int(torch.isneginf(mask.expand(*q.shape[:3], k.shape[2])).all(-1).sum())
+        return written_out(q, k, v, mask, scale)
+
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    monkeypatch.setattr(gd, "decode_attention", spy_decode)
     _, logp, *_ = GraphDecoder(model).generate([[7], [8, 9, 10]], 4, [tok.eos_token_id], tok.pad_token_id, 1.0, 32)
     assert seen["calls"] == 4 * model.config.num_hidden_layers and seen["empty"] == 0
     assert torch.isfinite(logp).all()
