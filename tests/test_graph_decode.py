@@ -13,7 +13,6 @@ from utils.llm.models import embedded_checkpoint, load_tokenizer
 from utils.train.graph_decode import (
     GraphDecoder,
     additive,
-    decode_allowed,
     decode_attention,
     fuse_linears,
     gumbel_argmax,
@@ -43,8 +42,10 @@ def reference_logprobs(model, prompt: list[int], new: list[int], temperature: fl
     return torch.log_softmax(logits / temperature, -1).gather(1, torch.tensor(new)[:, None]).squeeze(1)
 
 
-def test_greedy_answers_and_logprobs_equal_transformers(tok, model):
-    out, logp, steps, bad = GraphDecoder(model).generate(PROMPTS, 8, [tok.eos_token_id], tok.pad_token_id, None, 16)
+@pytest.mark.parametrize("block", [64, 3])  # 3: the step attends over 3, 6, then 8 new-token columns
+def test_greedy_answers_and_logprobs_equal_transformers(tok, model, block):
+    engine = GraphDecoder(model, block=block)
+    out, logp, steps, bad = engine.generate(PROMPTS, 8, [tok.eos_token_id], tok.pad_token_id, None, 16)
     assert steps == 8 and bad == 0
     for row, prompt in enumerate(PROMPTS):
         seq = list(prompt)
@@ -54,6 +55,17 @@ def test_greedy_answers_and_logprobs_equal_transformers(tok, model):
         assert out[row].tolist() == seq[len(prompt) :]
         ref = reference_logprobs(model, prompt, seq[len(prompt) :])
         assert torch.allclose(logp[row], ref, atol=1e-5)
+
+
+def test_a_grpo_batch_keeps_each_prompt_once_and_computes_the_same(tok, model):
+    """Groups of answers to one prompt, in order (a GRPO batch): one cache slot per prompt, read once per group,
+    and every row's log-probabilities are still transformers'."""
+    grouped = [PROMPTS[0]] * 3 + [PROMPTS[2]] * 3
+    engine = GraphDecoder(model, block=2)
+    out, logp, *_ = engine.generate(grouped, 6, [tok.eos_token_id], tok.pad_token_id, 1.0, 8)
+    assert [key[1] for key in engine._states] == [2]  # (batch, prompt slots, ...): 2 slots for 6 rows
+    for row, prompt in enumerate(grouped):
+        assert torch.allclose(logp[row], reference_logprobs(model, prompt, out[row].tolist()), atol=1e-5)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
@@ -141,23 +153,34 @@ def test_fused_projections_are_views_of_one_matrix(tok, model):
     assert torch.allclose(logp[2], reference_logprobs(model, PROMPTS[2], out[2].tolist()), atol=1e-5)
 
 
-def test_written_out_decode_attention_is_sdpa():
-    """The decoding step's attention (matrix products + softmax) against SDPA: 4 rows, 2 key heads of 3 query
-    heads each, 11 cache positions, some masked (a row with only its own key included)."""
+@pytest.mark.parametrize("slots", [2, 6])  # 2: groups of 3 rows share a prompt; 6: a prompt copy per row
+def test_written_out_decode_attention_is_sdpa_over_prompt_and_new_tokens(slots):
+    """The decoding step's attention (a shared prompt part and each row's new tokens, matrix products + softmax)
+    against SDPA over each row's whole key sequence [its prompt; its new tokens]: 6 rows, 2 key heads of 3 query
+    heads, a 5-position prompt with pads, 4 new-token columns of which the first 2 are written."""
     torch.manual_seed(0)
-    q, k, v = torch.randn(4, 2, 3, 8), torch.randn(4, 2, 11, 8), torch.randn(4, 2, 11, 8)
-    allowed = torch.rand(4, 11) > 0.4
-    allowed[:, -1] = True  # its own key
-    allowed[0] = False
-    allowed[0, -1] = True
-    mask = additive(allowed, torch.float32)[:, None, None]
-    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
-    assert torch.allclose(decode_attention(q, k, v, mask, 0.3), expected, atol=1e-6)
+    b, kv, g, d, w, n = 6, 2, 3, 8, 5, 4
+    q, k, v = torch.randn(b, kv, g, d), torch.randn(b, kv, n, d), torch.randn(b, kv, n, d)
+    pk, pv = torch.randn(slots, kv, w, d), torch.randn(slots, kv, w, d)
+    prompt_ok = torch.rand(slots, w) > 0.3
+    prompt_ok[0] = False  # a prompt slot that is all padding: the rows still have their own new key
+    written = torch.arange(n) <= 1
+    prompt_mask = additive(prompt_ok, torch.float32)[:, None, None]
+    mask = additive(written, torch.float32)[None, None, None]
+    out = decode_attention(q, pk, pv, prompt_mask, k, v, mask, 0.3)
+    slot = torch.arange(b) // (b // slots)
+    keys, values = torch.cat([pk[slot], k], 2), torch.cat([pv[slot], v], 2)
+    allowed = torch.cat([prompt_ok[slot], written[None].expand(b, -1)], 1)
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        q, keys, values, attn_mask=additive(allowed, torch.float32)[:, None, None], scale=0.3
+    )
+    assert torch.isfinite(out).all() and torch.allclose(out, expected, atol=1e-6)
 
 
 def test_no_attention_row_is_ever_empty(tok, model, monkeypatch):
-    """transformers 5.x leaves left-pad queries with no key (SDPA's NaN); here every mask that reaches SDPA,
-    prefill and decoding, has at least one key in every row, and real rows never see a pad key."""
+    """transformers 5.x leaves left-pad queries with no key (SDPA's NaN); here every mask that reaches attention,
+    prefill (SDPA) and decoding (written out), has at least one key in every row, and real rows never see a pad
+    key."""
     import utils.train.graph_decode as gd
 
     seen = {"calls": 0, "empty": 0}
@@ -168,10 +191,12 @@ def test_no_attention_row_is_ever_empty(tok, model, monkeypatch):
         seen["empty"] += int(torch.isneginf(attn_mask).all(-1).sum())
         return sdpa(q, k, v, attn_mask=attn_mask, **kwargs)
 
-    def spy_decode(q, k, v, mask, scale):  # each new token: the written-out attention
+    def spy_decode(q, pk, pv, prompt_mask, k, v, mask, scale):  # each new token: the written-out attention
         seen["calls"] += 1
-        seen["empty"] += int(torch.isneginf(mask.expand(*q.shape[:3], k.shape[2])).all(-1).sum())
-        return written_out(q, k, v, mask, scale)
+        slot = torch.arange(q.shape[0]) // (q.shape[0] // pk.shape[0])
+        both = torch.cat([prompt_mask[slot].expand(-1, *q.shape[1:3], -1), mask.expand(*q.shape[:3], -1)], -1)
+        seen["empty"] += int(torch.isneginf(both).all(-1).sum())
+        return written_out(q, pk, pv, prompt_mask, k, v, mask, scale)
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
     monkeypatch.setattr(gd, "decode_attention", spy_decode)
@@ -182,9 +207,7 @@ def test_no_attention_row_is_ever_empty(tok, model, monkeypatch):
     allowed = prefill_allowed(valid, 5)
     assert allowed.any(-1).all()
     assert not allowed[1, :, 3:].any() and not allowed[0, 2, :2].any()  # no future key, no pad key for a real row
-    step = decode_allowed(valid, torch.arange(2), torch.tensor(0))
-    assert step.tolist() == [[False, False, True, True, False], [True, True, True, True, False]]
-    assert additive(step, torch.float32)[0].tolist() == [float("-inf")] * 2 + [0.0, 0.0, float("-inf")]
+    assert additive(valid, torch.float32)[0].tolist() == [float("-inf")] * 2 + [0.0]  # a decoding row's prompt part
 
 
 def test_gumbel_argmax_draws_from_the_softmax():
@@ -221,8 +244,10 @@ def test_compiled_blocks_compute_the_same(tok, model):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
 def test_cuda_graph_replay_equals_the_eager_step(tok):
     model = tiny_llama(tok).cuda().eval()
-    graph = GraphDecoder(model).generate(PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16)
-    eager = GraphDecoder(model, use_graphs=False).generate(PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16)
+    graph = GraphDecoder(model, block=4).generate(PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16)
+    eager = GraphDecoder(model, use_graphs=False, block=4).generate(
+        PROMPTS, 12, [tok.eos_token_id], tok.pad_token_id, None, 16
+    )
     assert torch.equal(graph[0], eager[0]) and torch.allclose(graph[1], eager[1], atol=1e-5)
 
 

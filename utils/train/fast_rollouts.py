@@ -376,7 +376,7 @@ class FastRollouts:
         """``{(batch, prompt width): KV cache length}`` of the caches held, by either engine (for memory estimates)."""
         lengths = {key: length for key, (_, length) in self._caches.items()}
         if self._graph is not None:
-            for b, width, new, _ in self._graph._states:
+            for b, _, width, new, _ in self._graph._states:
                 lengths[(b, width)] = max(lengths.get((b, width), 0), width + new)
         return lengths
 
