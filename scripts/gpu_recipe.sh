@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The recipe experiments and the fast-rollout benchmark on a lent multi-GPU machine (device tool).
 # Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
-#   bash scripts/gpu_recipe.sh wheels        # call 1: install the carried wheels (.whl, .whl_arrow)
-#   bash scripts/gpu_recipe.sh part-a        # call 2: first half of the embedded model's GGUF (.gguf_a)
+#   bash scripts/gpu_recipe.sh wheels        # call 1 (carry .whl_arrow): install the carried wheels
+#   bash scripts/gpu_recipe.sh wheels part-a # call 2 (carry .whl, .gguf_a): the other wheels, the GGUF's first half
+#                                            # (a call carries at most 64 MiB with the tree: pyarrow alone is 52)
 #   bash scripts/gpu_recipe.sh model         # call 3: second half (.gguf_b), convert, check the fast path
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
@@ -23,8 +24,10 @@ mkdir -p "$R"
 case ${1:-} in
   wheels)
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .whl/*.whl .whl_arrow/*.whl
-    python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" ;;
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE \
+      $(ls .whl/*.whl .whl_arrow/*.whl 2>/dev/null)  # whichever of the two folders this call carried
+    python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" 2>&1 | tail -1
+    if [ "${2:-}" = part-a ]; then mkdir -p /root/parts && cp .gguf_a/* /root/parts/ && ls -la /root/parts; fi ;;
   part-a)
     mkdir -p /root/parts && cp .gguf_a/* /root/parts/ && ls -la /root/parts ;;
   model)
@@ -47,8 +50,12 @@ case ${1:-} in
       setsid nohup bash scripts/gpu_hook.sh > $H.log 2>&1 < /dev/null & echo "hook started: $H"; fi
     end=$((SECONDS + ${2:-0}))
     while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|bench_graph_engine|check_fast_rollouts|gpu_hook|one.sh" > /dev/null; do sleep 20; done
-    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null; tail -3 $R/bench.log $R/first.log $R/check.log $R/hook.*.log $R/ablation_*.log 2>/dev/null
-    for f in $R/ablation/logs/*.log; do echo "== $f"; grep -E "^\[|valid|vs |Error|error" "$f" | tail -4; done
+    date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null
+    # progress bars end lines with \r: show each log's last few real lines
+    for f in $R/bench.log $R/first.log $R/check.log $R/hook.*.log $R/ablation_*.log $R/ablation/logs/*.log; do
+      [ -f "$f" ] || continue; echo "== $f"; tail -c 3000 "$f" | tr '\r' '\n' | grep -v "^ *$" | cut -c1-300 | tail -4
+      tr '\r' '\n' < "$f" | grep -E "^\[|vs .* on [0-9]+ problems|Error" | cut -c1-300 | tail -3
+    done
     nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader
     tar czf $OUT/recipe.tgz -C $R --exclude='*/grpo/checkpoints' --exclude='*/grpo/adapter' --exclude='cache/sft-*/final' \
       --exclude='cache/sft-*/checkpoints' --exclude='bench' --exclude='smoke' . 2>/dev/null; ls -la $OUT ;;
