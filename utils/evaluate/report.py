@@ -194,7 +194,10 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
 
 
 #: The reward story's pairs of committed rows: the same warm start, the seed's set and the strict one.
-REWARD_STORY_ROWS = ("weak_grpo", "weak_grpo_monitored", "weak_grpo_strict", "strong_grpo", "strong_grpo_strict")
+REWARD_STORY_ROWS = (
+    *("weak_grpo", "weak_grpo_monitored", "weak_grpo_strict"),
+    *("strong_grpo", "strong_grpo_strict", "strong_grpo_optimal"),
+)
 
 
 def _window_mean(logs: list, key: str, first: bool, width: int = 25) -> float:
