@@ -13,7 +13,9 @@ CUDA graphs):
 * ``fast-generate``: ``FastRollouts(engine="generate")``: the merged copy, static cache, compiled on CUDA;
 * ``fast-graph``: ``FastRollouts(engine="graph")``: the decoding step as one CUDA graph (eager on CPU), each
   group's prompt prefilled once;
-* ``fast-graph-compiled``: the same with each layer's blocks compiled by ``torch.compile`` (fused kernels).
+* ``fast-graph-compiled``: the same with each layer's blocks compiled by ``torch.compile`` (fused kernels);
+* ``fast-graph-tf32``: the graph engine with fp32 matrix products on tensor cores (TF32; not exact: its greedy
+  answers against ``fast-generate`` say how far).
 
 It also checks that the copies' greedy answers are the same tokens as transformers' ``generate`` on the same
 copy (``fast-generate``; the plain path on a GPU runs the bf16 policy, whose greedy answers differ from an fp32
@@ -85,14 +87,15 @@ def main(argv=None) -> int:
         return trim_after_eos(out[:, input_ids.shape[1] :].cpu(), eos)
 
     fasts = {}
-    for name, engine, compiled in (
-        ("fast-generate", "generate", None),
-        ("fast-graph", "graph", False),
-        ("fast-graph-compiled", "graph", True),
+    for name, engine, compiled, tf32 in (
+        ("fast-generate", "generate", None, False),
+        ("fast-graph", "graph", False, False),
+        ("fast-graph-compiled", "graph", True, False),
+        ("fast-graph-tf32", "graph", False, True),
     ):
         if name in args.skip.split(","):
             continue
-        fasts[name] = FastRollouts(prompt_bucket=bucket, engine=engine, dtype=dtype, compile=compiled)
+        fasts[name] = FastRollouts(prompt_bucket=bucket, engine=engine, dtype=dtype, compile=compiled, tf32=tf32)
         fasts[name].refresh(model, device, dtype)
     methods = {"generate": lambda cfg, p=batch: plain(p, cfg)}
     for name, fast in fasts.items():

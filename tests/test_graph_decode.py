@@ -153,6 +153,20 @@ def test_fused_projections_are_views_of_one_matrix(tok, model):
     assert torch.allclose(logp[2], reference_logprobs(model, PROMPTS[2], out[2].tolist()), atol=1e-5)
 
 
+def test_matmul_precision_is_the_engines_during_generation_only(tok, model, monkeypatch):
+    """tf32 (fp32 products on tensor cores) is a per-engine choice: set while it generates, then put back."""
+    import utils.train.graph_decode as gd
+
+    seen, sample = [], gd._sample
+    monkeypatch.setattr(
+        gd, "_sample", lambda st, logits: (seen.append(torch.get_float32_matmul_precision()), sample(st, logits))
+    )
+    before = torch.get_float32_matmul_precision()
+    GraphDecoder(model, tf32=True).generate(PROMPTS, 3, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    GraphDecoder(model).generate(PROMPTS, 3, [tok.eos_token_id], tok.pad_token_id, None, 8)
+    assert seen == ["high"] * 3 + ["highest"] * 3 and torch.get_float32_matmul_precision() == before
+
+
 @pytest.mark.parametrize("slots", [2, 6])  # 2: groups of 3 rows share a prompt; 6: a prompt copy per row
 def test_written_out_decode_attention_is_sdpa_over_prompt_and_new_tokens(slots):
     """The decoding step's attention (a shared prompt part and each row's new tokens, matrix products + softmax)

@@ -124,6 +124,8 @@ class FastRollouts:
             ``"generate"``: transformers ``generate`` with a static cache; ``"auto"`` (default): graph
             when it supports the model and the sampling settings (:func:`~utils.train.graph_decode.supports`),
             else generate.
+        tf32: the graph engine multiplies fp32 matrices on tensor cores (TF32). Faster on a GPU, not exact;
+            off by default until its mismatch against a bf16 policy is measured.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class FastRollouts:
         dtype: torch.dtype | None = None,
         compile: bool | None = None,
         engine: str = "auto",
+        tf32: bool = False,
     ):
         if engine not in ENGINES:
             raise ValueError(f"engine={engine!r}: one of {', '.join(ENGINES)}")
@@ -143,6 +146,7 @@ class FastRollouts:
         self.max_prompt_bucket = max_prompt_bucket
         self.dtype = dtype
         self.compile = compile
+        self.tf32 = tf32
         self.infer: PreTrainedModel | None = None  # the inference copy, built at the first refresh
         self.history: list[RolloutTiming] = []
         self.last_output: Any = None
@@ -340,7 +344,7 @@ class FastRollouts:
             if why is not None:
                 raise ValueError(f"engine='graph' cannot generate with these settings: {why}")
         if self._graph is None or self._graph.model is not self.infer:
-            self._graph = GraphDecoder(self.infer, compile_blocks=bool(self.compile))
+            self._graph = GraphDecoder(self.infer, compile_blocks=bool(self.compile), tf32=self.tf32)
         eos = list(eos_token_ids) if eos_token_ids is not None else _as_list(config.eos_token_id)
         pad = config.pad_token_id if config.pad_token_id is not None else eos[0]
         temperature = (config.temperature or 1.0) if config.do_sample else None

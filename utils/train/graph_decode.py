@@ -82,6 +82,7 @@ class GraphDecoder:
         compile_blocks: bool = False,
         fuse_mlp: bool | None = None,
         block: int = 64,
+        tf32: bool = False,
     ):
         self.model = model
         self.cfg = model.config
@@ -89,6 +90,9 @@ class GraphDecoder:
         # Attention reads the cache up to the prompt plus the next multiple of ``block`` new tokens, not the whole
         # budget: one recorded graph per length (a 512-token budget: 8), about a quarter less cache read on average.
         self.block = block
+        # tf32: fp32 matrix products on a GPU's tensor cores (10-bit mantissa inputs, fp32 sums). Not exact: for
+        # a policy trained in bf16, whose own forward is further than that from fp32, to be measured first.
+        self.tf32 = tf32
         device = next(model.parameters()).device
         self.use_graphs = device.type == "cuda" if use_graphs is None else use_graphs
         # compile_blocks: torch.compile fuses each layer's small element-wise kernels (norms, rotary, SiLU) into a
@@ -175,10 +179,15 @@ class GraphDecoder:
         Identical prompts (a GRPO group) are prefilled once and their cache copied.
         """
         device_type = self.model.lm_head.weight.device.type
-        with torch.autocast(device_type, enabled=False):  # the copy's own dtype, even inside a trainer's autocast
-            return self._generate(
-                prompt_ids, max_new_tokens, eos_token_ids, pad_token_id, temperature, width, min_new_tokens
-            )
+        precision = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision("high" if self.tf32 else "highest")  # recorded graphs keep the choice
+        try:
+            with torch.autocast(device_type, enabled=False):  # the copy's own dtype, even in a trainer's autocast
+                return self._generate(
+                    prompt_ids, max_new_tokens, eos_token_ids, pad_token_id, temperature, width, min_new_tokens
+                )
+        finally:
+            torch.set_float32_matmul_precision(precision)
 
     def _generate(self, prompt_ids, max_new_tokens, eos_token_ids, pad_token_id, temperature, width, min_new_tokens):
         b = len(prompt_ids)
