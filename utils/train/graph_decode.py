@@ -99,7 +99,7 @@ class GraphDecoder:
         # few; a CUDA-graph step still runs every kernel, so fewer kernels is what is left to win on a GPU.
         compile_fn = (lambda f: torch.compile(f, dynamic=False)) if compile_blocks else (lambda f: f)
         self._pre, self._post = compile_fn(before_attention), compile_fn(after_attention)
-        self._states: dict[tuple[int, int, int, int], _State] = {}  # (batch, width, new tokens, EOS ids)
+        self._states: dict[tuple[int, ...], _State] = {}  # (batch, prompt slots, width, new tokens, EOS ids)
         # One matrix for q, k, v per layer, and on a GPU one for gate, up: 4 matrix products a layer instead of 7
         # (a decoding step multiplies only batch-many rows, so each product there is launch-bound). On a CPU the
         # 3,072-row gate-up product was 1.5x slower than its two halves (2 threads): ``fuse_mlp`` defaults to GPU.
@@ -176,7 +176,7 @@ class GraphDecoder:
 
         ``temperature=None``: greedy. Prompts are left-padded to ``width`` (default: the longest). Before
         ``min_new_tokens`` tokens no end-of-answer token is drawn (benchmarks time fixed lengths with it).
-        Identical prompts (a GRPO group) are prefilled once and their cache copied.
+        Identical prompts (a GRPO group) are prefilled once; in a grouped batch their keys are kept and read once.
         """
         device_type = self.model.lm_head.weight.device.type
         precision = torch.get_float32_matmul_precision()
@@ -292,7 +292,7 @@ class GraphDecoder:
 
 
 class _State:
-    """The fixed-address tensors one (batch, width, new) shape decodes with."""
+    """The fixed-address tensors one (batch, prompt slots, width, new) shape decodes with."""
 
     def __init__(self, cfg, b: int, slots: int, width: int, new: int, n_eos: int, vocab: int, device, dtype):
         heads = cfg.num_attention_heads
