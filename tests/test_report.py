@@ -76,12 +76,16 @@ def test_reward_story_table_reads_rows_their_monitor_and_their_answers(tmp_path)
     with open(tmp_path / "weak_grpo_strict" / "completions_grpo_test.jsonl", "w") as fh:
         for r in rows:
             fh.write(json.dumps({"completion": dp_answer(r)}) + "\n")
+    with open(tmp_path / "weak_grpo_strict" / "completions_sft_test.jsonl", "w") as fh:  # 2 optimal, 2 unreadable
+        for i, r in enumerate(rows):
+            fh.write(json.dumps({"completion": dp_answer(r) if i < 2 else "no schedule"}) + "\n")
     table = reward_story_table(tmp_path)
     assert list(table.index) == ["weak_grpo_strict"]  # rows not committed are skipped
     rec = table.loc["weak_grpo_strict"]
     assert rec["valid test"] == "1 -> 4" and rec["valid other style"] == "0 -> 2"
     assert rec["training reward (first -> last 25 steps)"] == "25.0 -> 25.0"  # 4 steps: both windows hold all
     assert rec["sampled answers valid (monitor)"] == "25% -> 25%"
+    assert rec["valid answers: share of the optimum (optimal)"] == "100% (2) -> 100% (4)"
     assert rec["contradicts own trace"] == "0%" and rec["events / answer (optimum)"].split()[0] == rec[
         "events / answer (optimum)"
     ].split()[1].strip("()")

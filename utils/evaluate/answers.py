@@ -28,6 +28,7 @@ from typing import Any
 from ..rewards.parsing import parse_completion
 from ..rewards.schedule_check import check_schedule
 from ..task.scheduling import optimal_schedule
+from .evaluation import evaluate_completion
 
 _DROP = re.compile(r"Drop:\s*(.*?)\.(?:\s|$)", re.S)
 _KEEP = re.compile(r"Keep:\s*(.*?)\.(?:\s|$)", re.S)
@@ -106,4 +107,29 @@ def answer_profile(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[
         "schedules_a_dropped_event": sum(bool(r.scheduled_but_dropped) for r in traced) / t,
         "leaves_out_a_kept_event": sum(bool(r.kept_but_missing) for r in traced) / t,
         "states_a_wrong_total": sum(r.total_wrong for r in traced) / t,
+    }
+
+
+def valid_quality(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[str, float]:
+    """How good the valid answers are: how many (``valid``), their mean share of the optimum's weighted minutes
+    (``share_of_optimum``) and how many reach it (``optimal``). The evaluation's mean score is
+    ``100 x valid x share_of_optimum / answers``, so a model can raise it with more valid answers or with better
+    ones; a reward that pays only for validity buys the first with the second.
+
+    >>> from utils.task.data import load_split
+    >>> from utils.train.warmstart import dp_answer
+    >>> rows = load_split("test", 2)
+    >>> valid_quality(rows, [dp_answer(rows[0]), "no schedule"])
+    {'answers': 2, 'valid': 1, 'share_of_optimum': 1.0, 'optimal': 1}
+    """
+    if len(rows) != len(completions):
+        raise ValueError(f"valid_quality: {len(rows)} rows but {len(completions)} completions")
+    shares = [
+        r.score for r in (evaluate_completion(row, c) for row, c in zip(rows, completions)) if r.category == "valid"
+    ]
+    return {
+        "answers": len(rows),
+        "valid": len(shares),
+        "share_of_optimum": sum(shares) / len(shares) if shares else float("nan"),
+        "optimal": sum(s >= 1 - 1e-9 for s in shares),
     }

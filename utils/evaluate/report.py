@@ -219,7 +219,7 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
     import pandas as pd
 
     from ..task.data import load_split
-    from .answers import answer_profile
+    from .answers import answer_profile, valid_quality
     from .evaluation import load_completions
 
     records = []
@@ -254,6 +254,17 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
             if tag == "test":
                 rec["mean score test"] = f"{a['mean_score']:.1f} -> {b['mean_score']:.1f}" if a and b else ""
         rec["paired (test)"] = _paired_text(d)
+        quality = {}
+        for stage in ("sft", "grpo"):
+            path = Path(folder) / name / f"completions_{stage}_test.jsonl"
+            if path.exists():
+                answers = load_completions(path)
+                quality[stage] = valid_quality(load_split("test", len(answers)), answers)
+        if len(quality) == 2:  # warm start -> GRPO: what the valid answers are worth
+            share = {
+                k: f"{q['share_of_optimum']:.0%} ({q['optimal']})" if q["valid"] else "none" for k, q in quality.items()
+            }
+            rec["valid answers: share of the optimum (optimal)"] = f"{share['sft']} -> {share['grpo']}"
         texts = Path(folder) / name / "completions_grpo_test.jsonl"
         if texts.exists():
             answers = load_completions(texts)
