@@ -16,9 +16,11 @@ Every reward has TRL's signature ``fn(completions, **kwargs) -> list[float]``.
 
 from .alternatives import (
     length_penalty_reward,
+    optimal_bonus_reward,
     overlap_penalty_score_reward,
     partial_format_reward,
     partial_score_reward,
+    squared_score_reward,
     strict_score_reward,
     truncation_penalty_reward,
 )

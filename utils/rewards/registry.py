@@ -23,6 +23,7 @@ from .alternatives import (
     overlap_penalty_score_reward,
     partial_format_reward,
     partial_score_reward,
+    squared_score_reward,
     strict_score_reward,
     truncation_penalty_reward,
 )
@@ -39,6 +40,7 @@ LIBRARY_REWARDS: dict[str, RewardFn] = {
         partial_format_reward,
         partial_score_reward,
         strict_score_reward,
+        squared_score_reward,
         optimal_bonus_reward,
         overlap_penalty_score_reward,
         truncation_penalty_reward,
