@@ -254,21 +254,20 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
             if tag == "test":
                 rec["mean score test"] = f"{a['mean_score']:.1f} -> {b['mean_score']:.1f}" if a and b else ""
         rec["paired (test)"] = _paired_text(d)
-        quality = {}
+        answers = {}  # stage -> (test rows, completions), each file read once
         for stage in ("sft", "grpo"):
             path = Path(folder) / name / f"completions_{stage}_test.jsonl"
             if path.exists():
-                answers = load_completions(path)
-                quality[stage] = valid_quality(load_split("test", len(answers)), answers)
-        if len(quality) == 2:  # warm start -> GRPO: what the valid answers are worth
+                texts = load_completions(path)
+                answers[stage] = (load_split("test", len(texts)), texts)
+        if len(answers) == 2:  # warm start -> GRPO: what the valid answers are worth
+            quality = {stage: valid_quality(*pair) for stage, pair in answers.items()}
             share = {
                 k: f"{q['share_of_optimum']:.0%} ({q['optimal']})" if q["valid"] else "none" for k, q in quality.items()
             }
             rec["valid answers: share of the optimum (optimal)"] = f"{share['sft']} -> {share['grpo']}"
-        texts = Path(folder) / name / "completions_grpo_test.jsonl"
-        if texts.exists():
-            answers = load_completions(texts)
-            prof = answer_profile(load_split("test", len(answers)), answers)
+        if "grpo" in answers:
+            prof = answer_profile(*answers["grpo"])
             rec["events / answer (optimum)"] = (
                 f"{prof['events_per_answer']:.2f} ({prof['optimal_events_per_answer']:.2f})"
             )

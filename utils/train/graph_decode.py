@@ -298,7 +298,6 @@ class _State:
         heads = cfg.num_attention_heads
         head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
         layers, kv_heads = cfg.num_hidden_layers, cfg.num_key_value_heads
-        self.width = width
         # the prompts' keys and values, one slot per distinct prompt of a grouped batch (else per row) ...
         self.pk = torch.zeros((layers, slots, kv_heads, width, head_dim), dtype=dtype, device=device)
         self.pv = torch.zeros_like(self.pk)
@@ -324,12 +323,11 @@ class _State:
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}  # attended new-token columns -> recorded step
 
     def tensors(self) -> list[torch.Tensor]:
+        """What a decoding step changes (saved around the graph capture's warm-up steps; the prompt cache is not
+        among them: a step only reads it)."""
         return [
             self.k,
             self.v,
-            self.pk,
-            self.pv,
-            self.prompt_mask,
             self.pos,
             self.step,
             self.tok,
