@@ -46,6 +46,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--dtype", default="float32", help="the copy's dtype (and the model's on CPU)")
     ap.add_argument("--skip", default="", help="methods to leave out, e.g. fast-graph-compiled (slow to compile)")
+    ap.add_argument("--profile", action="store_true", help="profile one sampled generation of each graph method")
     ap.add_argument("--json", required=True)
     args = ap.parse_args(argv)
 
@@ -57,7 +58,14 @@ def main(argv=None) -> int:
     from utils.profiles import get_profile, use_torch_threads
     from utils.task.data import load_split
     from utils.task.prompts import build_messages
-    from utils.train.fast_rollouts import FastRollouts, _left_padded, _sync, sampling_config, trim_after_eos
+    from utils.train.fast_rollouts import (
+        FastRollouts,
+        _left_padded,
+        _sync,
+        profile_generation,
+        sampling_config,
+        trim_after_eos,
+    )
 
     threads = use_torch_threads(get_profile("cpu"))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -139,6 +147,15 @@ def main(argv=None) -> int:
         }
         print(name, result["methods"][name], flush=True)
         out.write_text(json.dumps(result, indent=1))
+    if args.profile:  # where a decoding step's time goes (kernels replayed from the CUDA graph, one by one)
+        result["profile"] = {}
+        for name, fast in fasts.items():
+            if fast.engine != "graph":
+                continue
+            prof = profile_generation(fast, batch, config(True), eos)
+            result["profile"][name] = {"per_step_ms": round(prof["total_ms"] / args.new, 3), **prof}
+            print(name, "profile", json.dumps(result["profile"][name])[:400], flush=True)
+            out.write_text(json.dumps(result, indent=1))
     base = result["methods"]["generate"]["median_s"]
     result["speedup_over_generate"] = {n: round(base / m["median_s"], 2) for n, m in result["methods"].items()}
     out.write_text(json.dumps(result, indent=1))

@@ -59,21 +59,6 @@ def policy_logprobs(policy, prompt, completion, device, autocast: bool):
     return torch.log_softmax(logits, -1).gather(1, torch.tensor(completion, device=device)[:, None]).squeeze(1).cpu()
 
 
-def profile_generation(fast, batch, config, eos, device, top: int = 15) -> list[dict]:
-    """One generation under ``torch.profiler``: the ``top`` operators by self device time (CPU time on CPU)."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        fast.generate(batch, config, eos)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)[:top]
-    return [{"op": e.key[:120], "calls": e.count, "self_ms": round(getattr(e, key, 0) / 1e3, 2)} for e in events]
-
-
 def load(args):
     """(policy, tokenizer, prompt ids of the test set, prompt ids of the train set, device)."""
     import torch
@@ -140,7 +125,7 @@ def main(argv=None) -> int:
     from transformers import GenerationConfig
 
     from utils.env import hardware, package_versions
-    from utils.train.fast_rollouts import FastRollouts, sampling_config
+    from utils.train.fast_rollouts import FastRollouts, profile_generation, sampling_config
 
     torch.manual_seed(0)
     policy, tok, test_ids, train_ids, device = load(args)
@@ -214,7 +199,7 @@ def main(argv=None) -> int:
             "median_decode_step_ms": round(median(1e3 * t.generate_s / max(t.decode_steps, 1) for t in times[1:]), 2),
         }
         if args.profile:  # where a generation's time goes: the top operators by device (or CPU) time
-            row["profile_top_ops"] = profile_generation(fast, batch, config(True, args.max_new), eos, device)
+            row["profile"] = profile_generation(fast, batch, config(True, args.max_new), eos)
         row["engine"] = fast.history[-1].path
         result["copies"][f"{name}/{engine}"] = row
         print(name, engine, json.dumps(row), flush=True)

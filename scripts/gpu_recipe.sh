@@ -8,9 +8,10 @@
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 # On one GPU (what is lent now), after wheels and part-a:
-#   bash scripts/gpu_recipe.sh one ROWS [CHECK_ROW]   # model, then ROWS in turn; after CHECK_ROW,
+#   bash scripts/gpu_recipe.sh one [ROWS [CHECK_ROW]] # model, then ROWS in turn; after CHECK_ROW,
 #                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);
 #                       # FIRST: a command run before the rows (e.g. benchmarks/bench_graph_engine.py), log first.log
+#                       # BESIDE: a command run alongside the rows, after FIRST (a 135M model leaves the GPU mostly idle), log beside.log
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
 # Careful: every device call copies this working tree over the machine's, under the running jobs; a module they
 # import later (the evaluation after training) is then the new version. Keep edits compatible while jobs run.
@@ -52,7 +53,7 @@ case ${1:-} in
     while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|bench_graph_engine|check_fast_rollouts|gpu_hook|one.sh" > /dev/null; do sleep 20; done
     date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null
     # progress bars end lines with \r: show each log's last few real lines
-    for f in $R/bench.log $R/first.log $R/check.log $R/hook.*.log $R/ablation_*.log $R/ablation/logs/*.log; do
+    for f in $R/bench.log $R/first.log $R/beside.log $R/check.log $R/hook.*.log $R/ablation_*.log $R/ablation/logs/*.log; do
       [ -f "$f" ] || continue; echo "== $f"; tail -c 3000 "$f" | tr '\r' '\n' | grep -v "^ *$" | cut -c1-300 | tail -4
       tr '\r' '\n' < "$f" | grep -E "^\[|vs .* on [0-9]+ problems|Error" | cut -c1-300 | tail -3
     done
@@ -60,12 +61,13 @@ case ${1:-} in
     tar czf $OUT/recipe.tgz -C $R --exclude='*/grpo/checkpoints' --exclude='*/grpo/adapter' --exclude='cache/sft-*/final' \
       --exclude='cache/sft-*/checkpoints' --exclude='bench' --exclude='smoke' . 2>/dev/null; ls -la $OUT ;;
   one)
-    ROWS=${2:?rows}; CHECK=${3:-}
+    ROWS=${2:-}; CHECK=${3:-}  # no rows: FIRST and BESIDE only
     # the model once: a later `one` call (more rows on the same machine) carries nothing and keeps it
     [ -s $GGUF ] || { mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF; }; ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())" 2>&1 | tail -1
     cat > $R/one.sh <<EOS
-${FIRST:-true} > $R/first.log 2>&1
+( ${FIRST:-true} ) > $R/first.log 2>&1
+( ${BESIDE:-true} ) > $R/beside.log 2>&1 &
 for row in \$(echo $ROWS | tr , ' '); do
   PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache > $R/ablation_\$row.log 2>&1
   if [ "\$row" = "$CHECK" ]; then
@@ -73,6 +75,7 @@ for row in \$(echo $ROWS | tr , ' '); do
     python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json ${CHECK_ARGS:-} > $R/check.log 2>&1
   fi
 done
+wait
 EOS
     setsid nohup bash $R/one.sh > /dev/null 2>&1 < /dev/null &
     sleep 5; echo launched; cat $R/one.sh ;;

@@ -656,3 +656,19 @@ def test_the_mismatch_metric_sees_a_bf16_copy(tok, rows, tmp_path):
     trainer.train()
     logged = next(h for h in trainer.state.log_history if "rollouts/logp_diff_abs" in h)
     assert logged["rollouts/logp_diff_abs"] > 1e-4  # the fp32 copy: below 1e-5 (the test above)
+
+
+def test_profile_generation_names_where_the_time_goes(tok, rows):
+    from utils.train.fast_rollouts import profile_generation
+
+    fast = FastRollouts(prompt_bucket=64, engine="graph")
+    prompts = chat_ids(tok, rows[:2], cut=[40, 40])
+    eos = [tok.eos_token_id]
+    with pytest.raises(RuntimeError, match="refresh"):
+        profile_generation(fast, prompts, greedy(tok, 4, eos), eos)
+    fast.refresh(tiny_policy(tok), "cpu", torch.float32)
+    prof = profile_generation(fast, prompts, greedy(tok, 4, eos), eos, top=5)
+    assert len(prof["top"]) == 5 and prof["total_ms"] > 0
+    assert {"op", "calls", "self_ms"} <= set(prof["top"][0])
+    assert prof["top"][0]["self_ms"] >= prof["top"][-1]["self_ms"]  # ranked by time
+    assert any("mm" in op["op"] for op in prof["top"])  # the matrix products are among the largest

@@ -559,6 +559,35 @@ class _SampledLogprobs(LogitsProcessor):
         return torch.stack(picked, dim=1)
 
 
+def profile_generation(
+    fast: FastRollouts, batch: list[list[int]], config: GenerationConfig, eos: Sequence[int], top: int = 15
+) -> dict:
+    """One ``fast.generate`` under ``torch.profiler``: where a generation's time goes.
+
+    Returns ``{"total_ms": ..., "top": [...]}``: the summed self time of every operator and kernel, and the
+    ``top`` of them by self time, each ``{"op", "calls", "self_ms"}``. Device time on a GPU (kernels replayed
+    from a CUDA graph are recorded one by one), CPU time on a CPU. Used by ``scripts/check_fast_rollouts.py``
+    and ``benchmarks/bench_graph_engine.py --profile``.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    if fast.infer is None:
+        raise RuntimeError("call refresh(policy) first: the copy is built there")
+    cuda = next(fast.infer.parameters()).device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        fast.generate(batch, config, eos)
+        if cuda:
+            torch.cuda.synchronize()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = prof.key_averages()
+    ranked = sorted(events, key=lambda e: getattr(e, key, 0), reverse=True)[:top]
+    return {
+        "total_ms": round(sum(getattr(e, key, 0) for e in events) / 1e3, 2),
+        "top": [{"op": e.key[:120], "calls": e.count, "self_ms": round(getattr(e, key, 0) / 1e3, 2)} for e in ranked],
+    }
+
+
 def sampling_config(
     max_new: int, sample: bool, eos_token_ids: Sequence[int], pad_token_id: int | None, min_new: int = 0
 ) -> GenerationConfig:
