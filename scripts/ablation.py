@@ -32,9 +32,39 @@ ROWS_FILE = ROOT / "experiments" / "ablation.json"
 EVAL_SETS = ("test", "test_other_style")
 
 
+#: What a row may say (the rows file's "about" explains each); anything else is a typo that would run silently.
+ROW_KEYS = {"name", "what", "overrides", "rewards", "weights", "grpo_config", "no_sft", "grpo", "grpo_problems"}
+
+
 def load_rows(path: Path = ROWS_FILE) -> dict[str, dict]:
+    """The rows by name, each checked before anything runs: known keys, a profile its overrides build,
+    rewards that exist with one weight each, GRPO problems of a known style."""
+    from utils.profiles import get_profile
+    from utils.rewards import get_reward
+    from utils.task.datagen import TRAINING_STYLES
+
     rows = json.loads(path.read_text())["rows"]
-    return {r["name"]: r for r in rows}
+    names = [r.get("name") for r in rows]
+    if len(set(names)) != len(names) or None in names:
+        raise ValueError(f"{path}: every row needs a name of its own; got {names}")
+    for r in rows:
+        where = f"{path.name}, row {r['name']!r}"
+        if extra := set(r) - ROW_KEYS:
+            raise ValueError(f"{where}: unknown keys {sorted(extra)} (a row may have {sorted(ROW_KEYS)})")
+        try:
+            get_profile("gpu", r.get("overrides", {}))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        for name in r.get("rewards", []):
+            get_reward(name)  # raises with the known names
+        if "weights" in r and len(r["weights"]) != len(r.get("rewards", [])):
+            raise ValueError(f"{where}: {len(r['weights'])} weights for {len(r.get('rewards', []))} rewards")
+        problems = r.get("grpo_problems", {})
+        if set(problems) - {"n", "style"} or problems.get("style", "default") not in TRAINING_STYLES:
+            raise ValueError(f"{where}: grpo_problems takes n (>= 1) and style {TRAINING_STYLES}; got {problems}")
+        if int(problems.get("n", 1)) < 1:
+            raise ValueError(f"{where}: grpo_problems n must be >= 1; got {problems}")
+    return dict(zip(names, rows))
 
 
 @contextmanager
@@ -173,8 +203,9 @@ def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
         else:
             funcs, weights = default_reward_funcs(SEED_REWARDS), [1.0, 1.0, 1.0]  # the committed rows' set
         timer = StepTimer()
+        problems = row.get("grpo_problems", {})  # default: the profile's committed training problems
         trained = train_grpo(
-            training_problems(profile.data.n_train),
+            training_problems(problems.get("n", profile.data.n_train), problems.get("style", "default")),
             funcs,
             profile,
             base=base,
@@ -255,7 +286,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     args.sets = [s for s in args.sets.split(",") if s]
     args.cache = args.cache or args.out / "cache"
-    rows = load_rows(args.rows_file)
+    try:
+        rows = load_rows(args.rows_file)
+    except (OSError, ValueError, KeyError) as exc:  # a missing file, bad JSON, a row that would not run
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     names = list(rows) if args.rows == "all" else args.rows.split(",")
     unknown = [n for n in names if n not in rows]
     if unknown:

@@ -1,0 +1,67 @@
+"""scripts/ablation.py: every committed row would run, and a row that would not is refused before anything loads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import script_module
+
+from utils.task import training_problems
+from utils.task.datagen import GeneratorConfig
+
+ablation = script_module("ablation")
+
+
+def test_every_committed_row_loads():
+    rows = ablation.load_rows()
+    assert {"weak_grpo_strict", "strong_grpo_optimal", "big_grpo", "mixed_grpo_mixed"} <= set(rows)
+
+
+def write(tmp_path, *rows):
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({"about": "test", "rows": list(rows)}))
+    return path
+
+
+GOOD = {"name": "r", "overrides": {"grpo.steps": 3}, "rewards": ["format_reward"], "weights": [1]}
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({**GOOD, "reward": ["format_reward"]}, "unknown keys \\['reward'\\]"),  # a typo would run the seed's set
+        ({**GOOD, "overrides": {"grpo.stepz": 3}}, "row 'r'"),
+        ({**GOOD, "overrides": {"grpo.steps": -1}}, "row 'r'"),
+        ({**GOOD, "rewards": ["no_such_reward"]}, "unknown reward"),
+        ({**GOOD, "weights": [1, 1]}, "2 weights for 1 rewards"),
+        ({**GOOD, "grpo_problems": {"n": 10, "style": "fancy"}}, "grpo_problems"),
+        ({**GOOD, "grpo_problems": {"n": 0}}, "grpo_problems"),
+    ],
+)
+def test_a_row_that_would_not_run_is_refused(tmp_path, row, message):
+    with pytest.raises(ValueError, match=message):
+        ablation.load_rows(write(tmp_path, row))
+
+
+def test_duplicate_names_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="name of its own"):
+        ablation.load_rows(write(tmp_path, GOOD, GOOD))
+
+
+def test_the_command_line_says_one_line(tmp_path, capsys):
+    path = write(tmp_path, {**GOOD, "wieghts": [1]})
+    assert ablation.main(["--rows", "r", "--rows-file", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "wieghts" in err and "\n" not in err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_mixed_grpo_problems_are_part_made_up_style():
+    """Row mixed_grpo_mixed's GRPO problems: the 500 committed ones, then every other one in the made-up style."""
+    row = ablation.load_rows()["mixed_grpo_mixed"]["grpo_problems"]
+    rows = training_problems(row["n"], row["style"])
+    default_names = {name for names in GeneratorConfig().catalogue().values() for name in names}
+    made_up = [r for r in rows if any(event[0] not in default_names for event in r["events"])]
+    assert len(rows) == 2400 and len(made_up) == 950
+    assert all(r not in made_up for r in rows[:500])  # the committed problems come first, unchanged
