@@ -8,7 +8,7 @@
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 # On one GPU (what is lent now), after wheels and part-a:
-#   bash scripts/gpu_recipe.sh one [ROWS [CHECK_ROW]] # model, then ROWS in turn; after CHECK_ROW,
+#   bash scripts/gpu_recipe.sh one [ROWS [CHECK_ROW]] # model, then ROWS (a,b in turn; a+b side by side); after CHECK_ROW,
 #                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);
 #                       # FIRST: a command run before the rows (e.g. benchmarks/bench_graph_engine.py), log first.log
 #                       # BESIDE: a command run alongside the rows, after FIRST (a 135M model leaves the GPU mostly idle), log beside.log
@@ -65,16 +65,20 @@ case ${1:-} in
     # the model once: a later `one` call (more rows on the same machine) carries nothing and keeps it
     [ -s $GGUF ] || { mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF; }; ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())" 2>&1 | tail -1
+    # ROWS: comma = one after another; plus = side by side (lanes), e.g. a,b+c: a then b, beside c
     cat > $R/one.sh <<EOS
 ( ${FIRST:-true} ) > $R/first.log 2>&1
 ( ${BESIDE:-true} ) > $R/beside.log 2>&1 &
-for row in \$(echo $ROWS | tr , ' '); do
-  PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache > $R/ablation_\$row.log 2>&1
-  if [ "\$row" = "$CHECK" ]; then
-    BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
-    python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json ${CHECK_ARGS:-} > $R/check.log 2>&1
-  fi
-done
+lane() {
+  for row in \$(echo \$1 | tr , ' '); do
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache > $R/ablation_\$row.log 2>&1
+    if [ "\$row" = "$CHECK" ]; then
+      BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
+      python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json ${CHECK_ARGS:-} > $R/check.log 2>&1
+    fi
+  done
+}
+for rows in \$(echo "$ROWS" | tr + ' '); do lane \$rows & done
 wait
 EOS
     setsid nohup bash $R/one.sh > /dev/null 2>&1 < /dev/null &
