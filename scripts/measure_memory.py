@@ -37,6 +37,10 @@ sys.path.insert(0, str(ROOT))
 
 GIB = 2**30
 
+#: Memory of the GPUs the course names, as ``nvidia-smi`` reports it (MiB; NVIDIA's data sheets: T4 16 GB,
+#: L4 24 GB, A100 40 GB; the first two keep part for ECC). Colab's T4 shows 15,360 MiB.
+CARDS_MIB: dict[str, int] = {"T4": 15360, "L4": 23034, "A100 40GB": 40960}
+
 #: Published shapes (config.json of each Hub model, read 2026-11; the Qwen2.5 model cards list the same
 #: layers and heads). ``family`` picks the transformers config class.
 SHAPES: dict[str, dict] = {
@@ -166,7 +170,39 @@ def measure_one(key: str, backend: str, profile_name: str, steps: int, work: Pat
         model, setup.tokenizer, test, max_new_tokens=profile.eval.max_new_tokens, batch_size=profile.eval.batch_size
     )
     result.update(eval_rows=len(test), eval_peak=peak(), eval_seconds=round(time.perf_counter() - t2, 1))
+    if cuda:  # what the process holds beyond torch's allocator (CUDA context, cuBLAS workspaces): the card needs it too
+        free, total = torch.cuda.mem_get_info()
+        result["outside_torch_gib"] = round((total - free - torch.cuda.memory_reserved()) / GIB, 2)
     return result
+
+
+def fits(record: dict, cards: dict[str, int] = CARDS_MIB) -> dict[str, bool | None]:
+    """Which cards hold a measured run: the larger of its GRPO and evaluation peaks (reserved by torch)
+    plus what the process held outside torch, against each card's memory. None where nothing was measured.
+
+    >>> fits(  # 14.9 + 0.6 GiB = 15,872 MiB: more than a T4's 15,360
+    ...     {"grpo_peak": {"reserved_gib": 14.9}, "eval_peak": {"reserved_gib": 9.0}, "outside_torch_gib": 0.6})
+    {'T4': False, 'L4': True, 'A100 40GB': True}
+    """
+    peaks = [record.get(k, {}).get("reserved_gib") for k in ("grpo_peak", "eval_peak")]
+    if record.get("failed") or None in peaks:
+        return dict.fromkeys(cards)
+    need = max(peaks) + record.get("outside_torch_gib", 0.0)
+    return {card: need * 1024 <= mib for card, mib in cards.items()}
+
+
+def table(records: list[dict]) -> str:
+    """README's memory table (markdown) from the records of ``--json`` files."""
+    head = ["model", "backend", "GRPO step peak (GiB)", "evaluation peak (GiB)", *CARDS_MIB]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records:
+        marks = {True: "fits", False: "no", None: "-"}
+        peaks = [
+            f"{r[k]['reserved_gib']:.1f}" if r.get(k) else r.get("failed", "-") for k in ("grpo_peak", "eval_peak")
+        ]
+        cells = [r["model"], r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--eval-rows", type=int, default=100, help="problems in the evaluation batch")
     parser.add_argument("--json", type=Path, help="append one record per model to this JSON file")
+    parser.add_argument("--table", type=Path, nargs="+", help="print README's table from these JSON files and stop")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this key in this process
     args = parser.parse_args(argv)
 
+    if args.table:
+        print(table([r for path in args.table for r in json.loads(path.read_text())]))
+        return 0
     from utils.env import hardware
     from utils.llm.models import MODELS
 

@@ -46,3 +46,25 @@ def test_runs_end_to_end_on_cpu(tmp_path):
     (record,) = json.loads(out.read_text())
     assert record["model"] == "tiny" and [s["step"] for s in record["grpo_steps"]] == [1]
     assert record["eval_rows"] == 2 and "failed" not in record
+
+
+def test_fits_and_table_from_records(tmp_path):
+    big = {"model": "qwen2.5-coder-7b", "backend": "trl", "grpo_peak": {"reserved_gib": 38.2}}
+    big |= {"eval_peak": {"reserved_gib": 20.0}, "outside_torch_gib": 0.6}
+    small = {"model": "qwen2.5-0.5b", "backend": "trl", "grpo_peak": {"reserved_gib": 6.1}}
+    small |= {"eval_peak": {"reserved_gib": 7.4}, "outside_torch_gib": 0.5}
+    oom = {"model": "qwen2.5-3b", "backend": "trl", "failed": "out of memory"}
+    assert measure_memory.fits(big) == {"T4": False, "L4": False, "A100 40GB": True}  # 38.8 GiB <= 40 GiB
+    assert measure_memory.fits(small) == {"T4": True, "L4": True, "A100 40GB": True}  # the larger peak counts
+    assert set(measure_memory.fits(oom).values()) == {None}  # nothing measured, nothing promised
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps([big, small, oom]))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "measure_memory.py"), "--table", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert proc.returncode == 0 and len(lines) == 5
+    assert lines[2] == "| qwen2.5-coder-7b | trl | 38.2 | 20.0 | no | no | fits |"
+    assert lines[4] == "| qwen2.5-3b | trl | out of memory | out of memory | - | - | - |"
