@@ -97,7 +97,9 @@ def random_checkpoint(key: str, folder: Path, tokenizer) -> Path:
     return folder
 
 
-def measure_one(key: str, backend: str, profile_name: str, steps: int, work: Path, eval_rows: int) -> dict:
+def measure_one(
+    key: str, backend: str, profile_name: str, steps: int, work: Path, eval_rows: int, tokenizer_dir: str | None = None
+) -> dict:
     """GRPO steps then one evaluation batch for one model key; peak memory of each phase."""
     import torch
     from transformers import TrainerCallback
@@ -111,7 +113,7 @@ def measure_one(key: str, backend: str, profile_name: str, steps: int, work: Pat
 
     cuda = torch.cuda.is_available()
     profile = get_profile(profile_name)
-    tokenizer = load_tokenizer(str(embedded_checkpoint(verbose=False)))
+    tokenizer = load_tokenizer(tokenizer_dir or str(embedded_checkpoint(verbose=False)))
     t0 = time.perf_counter()
     source = random_checkpoint(key, work / "model", tokenizer)
     built_s = time.perf_counter() - t0
@@ -213,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--eval-rows", type=int, default=100, help="problems in the evaluation batch")
     parser.add_argument("--json", type=Path, help="append one record per model to this JSON file")
+    parser.add_argument("--tokenizer", help="a tokenizer folder (default: the embedded model's; Qwen's own is shorter)")
     parser.add_argument("--table", type=Path, nargs="+", help="print README's table from these JSON files and stop")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this key in this process
     args = parser.parse_args(argv)
@@ -225,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.one:
         with tempfile.TemporaryDirectory(prefix="memory-") as work:
-            record = measure_one(args.one, args.backend, args.profile, args.steps, Path(work), args.eval_rows)
+            record = measure_one(
+                args.one, args.backend, args.profile, args.steps, Path(work), args.eval_rows, args.tokenizer
+            )
         print("RESULT " + json.dumps(record))
         return 0
 
@@ -237,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:  # one process per model: each starts with an empty GPU and its own peak counters
         cmd = [sys.executable, __file__, "--one", key, "--backend", args.backend, "--profile", args.profile]
         cmd += ["--steps", str(args.steps), "--eval-rows", str(args.eval_rows)]
+        cmd += ["--tokenizer", args.tokenizer] if args.tokenizer else []
         print(f"=== {key} ({args.backend}, profile {args.profile}, {args.steps} GRPO steps)", flush=True)
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
