@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--eval-rows", type=int, default=100, help="problems in the evaluation batch")
     parser.add_argument("--json", type=Path, help="append one record per model to this JSON file")
-    parser.add_argument("--tokenizer", help="a tokenizer folder (default: the embedded model's; Qwen's own is shorter)")
+    parser.add_argument(
+        "--tokenizer", help="a folder with tokenizer files and config.json (default: the embedded model's)"
+    )
     parser.add_argument("--table", type=Path, nargs="+", help="print README's table from these JSON files and stop")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this key in this process
     args = parser.parse_args(argv)
