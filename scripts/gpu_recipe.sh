@@ -12,6 +12,7 @@
 #                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);
 #                       # FIRST: a command run before the rows (e.g. benchmarks/bench_graph_engine.py), log first.log
 #                       # BESIDE: a command run alongside the rows, after FIRST (a 135M model leaves the GPU mostly idle), log beside.log
+#   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after wheels; carry .whl_tok (no model needed)
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
 # Careful: every device call copies this working tree over the machine's, under the running jobs; a module they
 # import later (the evaluation after training) is then the new version. Keep edits compatible while jobs run.
@@ -83,5 +84,16 @@ wait
 EOS
     setsid nohup bash $R/one.sh > /dev/null 2>&1 < /dev/null &
     sleep 5; echo launched; cat $R/one.sh ;;
-  *) echo "usage: $0 wheels|part-a|model|launch|collect|one"; exit 2 ;;
+  memory)
+    # GPU memory of GRPO and evaluation for the model table (scripts/measure_memory.py), in the foreground.
+    # Needs only the wheels and a tokenizer folder (carry .whl_tok: tokenizer files + config.json), no model.
+    MODELS=${2:-qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,qwen2.5-coder-7b}; B=${BACKEND:-trl}
+    TOK=""; [ -d .whl_tok ] && TOK="--tokenizer .whl_tok"
+    for m in $(echo $MODELS | tr , ' '); do
+      timeout ${EACH:-300} python3 scripts/measure_memory.py --models $m --backend $B --steps 2 $TOK \
+        --json $R/memory_$B.json 2>&1 | grep -v Warning | tail -2
+      pkill -f "measure_memory.py --one" 2>/dev/null  # a timed-out run's child holds the GPU
+      cp $R/memory_$B.json $OUT/ 2>/dev/null
+    done ;;
+  *) echo "usage: $0 wheels|part-a|model|launch|collect|one|memory"; exit 2 ;;
 esac
