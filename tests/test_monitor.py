@@ -45,6 +45,7 @@ def test_monitor_reads_the_gallery_as_the_evaluation_does(rows):
         "monitor/invented": 0.0,
         "monitor/events": n_best,
         "monitor/optimal_events": n_best,
+        "monitor/free_events": 0.0,  # an optimal schedule is maximal
     }
     every = one(row, gallery["hack: every event"])
     assert every["monitor/valid"] == 0 and every["monitor/clash"] == 1 and every["monitor/score"] == 0
@@ -53,6 +54,18 @@ def test_monitor_reads_the_gallery_as_the_evaluation_does(rows):
     assert invented["monitor/invented"] == 1 and invented["monitor/valid"] == 0
     plain = one(row, gallery["no tags (plain text)"])
     assert plain["monitor/events"] == 0 and plain["monitor/valid"] == 0
+
+
+def test_monitor_counts_the_events_a_valid_answer_leaves_out_for_free(rows):
+    """Drop one event of an optimal schedule: the answer stays valid, and the dropped event is free."""
+    from utils.task.prompts import format_answer
+
+    row = next(r for r in rows if len(optimal_schedule(r["events"], r["priority_events"])[1]) >= 3)
+    best = optimal_schedule(row["events"], row["priority_events"])[1]
+    short = one(row, format_answer("short", best[1:]))
+    assert short["monitor/valid"] == 1 and short["monitor/free_events"] >= 1
+    clashing = one(row, make_gallery(row)["hack: every event"])
+    assert clashing["monitor/free_events"] == 0  # an invalid answer's gaps are not counted
 
 
 def test_monitor_means_equal_the_evaluation_over_a_batch(rows):

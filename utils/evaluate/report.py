@@ -211,7 +211,8 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
     the reward GRPO optimised and the evaluation of the same sampled answers during training (first and
     last 25 logged steps; the live monitor, for runs that logged it), then the test set before and after
     GRPO with the paired comparison, the other-style set, and what the GRPO model writes (events per answer
-    against the optimum's, answers whose schedule contradicts their own trace). Rows not committed are
+    against the optimum's, answers whose schedule contradicts their own trace, valid answers that leave out
+    events clashing with nothing, :func:`~utils.evaluate.answers.completion_gap`). Rows not committed are
     skipped."""
     import json
     from pathlib import Path
@@ -219,7 +220,7 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
     import pandas as pd
 
     from ..task.data import load_split
-    from .answers import answer_profile, valid_quality
+    from .answers import answer_profile, completion_gap, valid_quality
     from .evaluation import load_completions
 
     records = []
@@ -272,5 +273,9 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
                 f"{prof['events_per_answer']:.2f} ({prof['optimal_events_per_answer']:.2f})"
             )
             rec["contradicts own trace"] = f"{prof['contradicts_trace']:.0%}"
+            gap = completion_gap(*answers["grpo"])
+            rec["valid answers leaving out a free event (free events); mean score with them added"] = (
+                f"{gap['not_maximal']} of {gap['valid']} ({gap['free_events']}); {gap['mean_score_completed']:.1f}"
+            )
         records.append(rec)
     return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()

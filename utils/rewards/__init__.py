@@ -16,6 +16,7 @@ Every reward has TRL's signature ``fn(completions, **kwargs) -> list[float]``.
 
 from .alternatives import (
     length_penalty_reward,
+    maximal_score_reward,
     optimal_bonus_reward,
     overlap_penalty_score_reward,
     partial_format_reward,

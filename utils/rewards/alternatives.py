@@ -147,6 +147,38 @@ def squared_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     return score_each(completions, kwargs, score)
 
 
+def maximal_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
+    """Like :func:`strict_score_reward` (only schedules the evaluation counts valid), but an event the schedule
+    leaves out although it clashes with nothing it lists costs its value: ``(weighted - free) / optimal * 70``,
+    at least 0, where ``free`` is what adding those events would add (:func:`utils.task.scheduling.free_events`).
+    Leaving a free event out is then worse than writing it by twice its value; a *maximal* schedule (nothing can
+    be added without a clash, as in every optimal one) is paid exactly as the strict score pays it.
+
+    Why: GRPO with the strict score learned to leave out events that clash with nothing. Of the 74 valid test
+    answers of ``strong_grpo_optimal``, 53 could take another event without any clash (70 such events); of
+    ``weak_grpo_strict``'s 91, all 91 (197). Adding them would lift the mean score from 53.4 to 67.6 and from
+    42.9 to 85.5 (``utils.evaluate.answers.completion_gap`` on the committed completions). The strict score pays a short
+    safe schedule nearly as well as a whole one; this one charges for the free events left out. Not measured on a
+    GPU yet (ablation rows ``weak_grpo_maximal``, ``strong_grpo_maximal``).
+
+    >>> from utils.task.prompts import format_answer
+    >>> A, B, C, D = ["A", "08:00", "09:00"], ["B", "09:00", "10:30"], ["C", "11:00", "12:00"], ["D", "08:30", "09:30"]
+    >>> cols = {"events": [[A, B, C, D]], "priority_events": [[]], "optimal_score": [210]}  # A + B + C
+    >>> whole, short = format_answer("A, B, C.", [A, B, C]), format_answer("A, B.", [A, B])
+    >>> maximal_score_reward([whole], **cols), maximal_score_reward([short], **cols)  # C was free: (150 - 60) / 210
+    ([70.0], [30.0])
+    >>> strict_score_reward([short], **cols)  # the strict score pays the short answer 5/7 of the whole one
+    [50.0]
+    """
+
+    def score(chk: ScheduleCheck) -> float:
+        if not (_counted_valid(chk) and chk.optimal_score > 0):
+            return 0.0
+        return SCORE_POINTS * max(0.0, min(1.0, (chk.weighted_score - chk.free_value()) / chk.optimal_score))
+
+    return score_each(completions, kwargs, score)
+
+
 def _counted_valid(chk: ScheduleCheck) -> bool:
     """What the reference evaluation counts valid: a closed schedule of the problem's own events, written exactly
     (no spaces around a name), in time order, none overlapping."""
@@ -178,6 +210,7 @@ partial_format_reward.reward_range = (0, FORMAT_POINTS)
 partial_score_reward.reward_range = (0, SCORE_POINTS)
 strict_score_reward.reward_range = (0, SCORE_POINTS)
 squared_score_reward.reward_range = (0, SCORE_POINTS)
+maximal_score_reward.reward_range = (0, SCORE_POINTS)
 optimal_bonus_reward.reward_range = (0, OPTIMAL_BONUS_POINTS)
 overlap_penalty_score_reward.reward_range = (0, SCORE_POINTS)
 truncation_penalty_reward.reward_range = (-10, 0)

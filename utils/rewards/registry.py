@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from .alternatives import (
     length_penalty_reward,
+    maximal_score_reward,
     optimal_bonus_reward,
     overlap_penalty_score_reward,
     partial_format_reward,
@@ -41,6 +42,7 @@ LIBRARY_REWARDS: dict[str, RewardFn] = {
         partial_score_reward,
         strict_score_reward,
         squared_score_reward,
+        maximal_score_reward,
         optimal_bonus_reward,
         overlap_penalty_score_reward,
         truncation_penalty_reward,

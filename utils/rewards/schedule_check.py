@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..task.events import clashing, event_key, is_chronological, overlapping_pairs, weight_of
+from ..task.scheduling import free_events, schedule_score
 from ..task.validate import problem_error
 from .common import as_batch, problem_columns, safe
 from .parsing import ParsedCompletion, ScheduledEvent, parse_completion
@@ -43,6 +44,8 @@ class ScheduleCheck:
     listed_value: int = 0  # every listed event, clashing or not
     optimal_score: float = 0.0
     problem: str | None = None  # why the row is not a problem of the course (utils.task.validate); None if it is
+    problem_events: list = field(default_factory=list, repr=False)  # the problem's events (well-shaped ones)
+    priority_events: frozenset = frozenset()
 
     @property
     def events(self) -> list[ScheduledEvent]:
@@ -56,6 +59,18 @@ class ScheduleCheck:
     @property
     def score_ratio(self) -> float:
         return self.weighted_score / self.optimal_score if self.optimal_score else 0.0
+
+    def free_events(self) -> list[list[str]]:
+        """The problem's events the schedule leaves out although they clash with nothing it lists
+        (:func:`utils.task.scheduling.free_events`); [] for a row that is not a problem. Computed on demand:
+        quadratic in the events, so call it for real schedules (at most one entry per problem event)."""
+        if self.problem:
+            return []
+        return free_events(self.problem_events, self.priority_events, [ev.as_list() for ev in self.events])
+
+    def free_value(self) -> int:
+        """What adding :meth:`free_events` would add to the score (weighted minutes)."""
+        return schedule_score(self.free_events(), self.priority_events)
 
     @property
     def all_real(self) -> bool:
@@ -86,7 +101,14 @@ def check_schedule(
         opt = float(optimal_score or 0)
     except (TypeError, ValueError, OverflowError):
         opt = 0.0
-    check = ScheduleCheck(parsed=parsed, optimal_score=opt if math.isfinite(opt) else 0.0, problem=problem)
+    prios = frozenset(priority_events or [])
+    check = ScheduleCheck(
+        parsed=parsed,
+        optimal_score=opt if math.isfinite(opt) else 0.0,
+        problem=problem,
+        problem_events=list(events or []),
+        priority_events=prios,
+    )
     seen: set = set()
     for ev in evs:
         key = ev.key
@@ -99,7 +121,6 @@ def check_schedule(
     check.overlaps = overlapping_pairs(spans, limit=MAX_LISTED_PAIRS)
     check.clashing = clashing(spans)
     check.chronological = is_chronological(spans)
-    prios = set(priority_events or [])
     values = [event_value(ev, prios) for ev in evs]
     check.weighted_score = sum(v for i, v in enumerate(values) if i not in check.clashing)
     check.listed_value = sum(values)

@@ -40,6 +40,7 @@ from .prompts import SYSTEM_PROMPT, build_messages, format_answer, format_proble
 from .scheduling import (
     GREEDY_RULES,
     brute_force_schedule,
+    free_events,
     greedy_schedule,
     is_feasible,
     optimal_schedule,

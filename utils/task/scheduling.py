@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .events import Interval, clashing, overlaps, to_intervals
+from .events import Interval, clashing, event_key, overlaps, to_intervals
 
 
 def schedule_score(events: Iterable[Sequence], priority_events: Iterable[str]) -> int:
@@ -114,6 +114,35 @@ def greedy_schedule(
             kept.append(iv)
     kept.sort(key=lambda iv: iv.start)
     return sum(iv.value for iv in kept), [iv.as_event() for iv in kept]
+
+
+def free_events(
+    events: Iterable[Sequence], priority_events: Iterable[str], listed: Iterable[Sequence]
+) -> list[list[str]]:
+    """The problem's events that a schedule leaves out although they clash with nothing it lists: what
+    could be added for free. Taken greedily, highest value first, each clashing with none listed nor added
+    before, so their values add up to what completing the schedule would gain. Empty for a *maximal*
+    schedule (one that cannot grow), which every optimal schedule is.
+
+    ``listed`` is matched to the problem by :func:`~utils.task.events.event_key` (name, start, end).
+
+    >>> events = [["A", "09:00", "10:00"], ["B", "09:30", "11:00"], ["C", "11:00", "12:00"]]
+    >>> free_events(events, [], [["A", "09:00", "10:00"]])  # B clashes with A; C is free
+    [['C', '11:00', '12:00']]
+    >>> free_events(events, [], [["A", "09:00", "10:00"], ["C", "11:00", "12:00"]])
+    []
+    """
+    listed_keys = {event_key(e) for e in listed}
+    events = list(events)
+    problem = list(zip(events, to_intervals(events, priority_events)))
+    taken = [iv.span for ev, iv in problem if event_key(ev) in listed_keys]
+    added: list[Interval] = []
+    for ev, iv in sorted(problem, key=lambda p: (-p[1].value, p[1].start)):
+        if event_key(ev) in listed_keys or any(overlaps(iv.span, t) for t in taken):
+            continue
+        taken.append(iv.span)
+        added.append(iv)
+    return [iv.as_event() for iv in sorted(added, key=lambda iv: iv.start)]
 
 
 GREEDY_RULES = ("earliest_end", "earliest_start", "highest_value", "longest", "priority_first")

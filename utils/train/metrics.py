@@ -138,6 +138,12 @@ GLOSSARY: dict[str, Metric] = {
         "far below it: the model drops events to stay valid; far above: it lists everything",
     ),
     "monitor/optimal_events": Metric(MONITOR_COLUMNS["monitor/optimal_events"], "-", "-"),
+    "monitor/free_events": Metric(
+        MONITOR_COLUMNS["monitor/free_events"],
+        "stays near 0",
+        "rises: valid answers leave out events that clash with nothing (the strict score pays a short safe "
+        "schedule nearly as well as a whole one; maximal_score_reward charges for it)",
+    ),
     "monitor/seconds": Metric(MONITOR_COLUMNS["monitor/seconds"], "under 2% of step_time", "-"),
     "skipped_steps": Metric(
         "optimizer steps skipped so far because their gradients held NaN or inf (SkipNonFiniteSteps)",

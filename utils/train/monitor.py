@@ -38,6 +38,7 @@ MONITOR_COLUMNS: dict[str, str] = {
     "monitor/invented": "share of answers listing an event not in the problem (or twice, or at impossible times)",
     "monitor/events": "events listed per sampled answer",
     "monitor/optimal_events": "events in the optimal schedule of each answer's problem (monitor/events' yardstick)",
+    "monitor/free_events": "events per answer that a valid answer leaves out although they clash with nothing it lists",
     "monitor/seconds": "seconds the monitor took for the batch (its cost, to compare with step_time)",
 }
 
@@ -66,7 +67,7 @@ def monitor_batch(
         )
     if n == 0:
         return {k: 0.0 for k in MONITOR_COLUMNS if k != "monitor/seconds"}
-    totals = dict.fromkeys(("valid", "score", "clash", "invented", "events", "optimal_events"), 0.0)
+    totals = dict.fromkeys(("valid", "score", "clash", "invented", "events", "optimal_events", "free_events"), 0.0)
     cache: dict = {}
     for c, ev, prio, opt in zip(completions, events, priority_events, optimal_score):
         row = {"events": ev, "priority_events": prio, "optimal_score": opt}
@@ -81,6 +82,8 @@ def monitor_batch(
         totals["clash"] += bool(check.overlaps)
         totals["invented"] += not check.all_real
         totals["events"] += len(check.events)
+        if result.valid:  # only a valid answer's gaps are free (and then it lists each problem event once at most)
+            totals["free_events"] += len(check.free_events())
     return {f"monitor/{k}": v / n for k, v in totals.items()}
 
 
