@@ -116,3 +116,18 @@ def test_monitor_skips_data_without_problem_columns_and_refuses_mismatched_ones(
     assert monitor.observe(["x"], prompts=["p"]) == {}
     with pytest.raises(ValueError, match="2 completions but 1"):
         monitor_batch(["a", "b"], **columns(rows[:1]))
+
+
+def test_the_live_plot_draws_free_events_when_logged():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from utils.display import plot_history
+
+    step = {"reward": 1.0, "monitor/valid": 0.5, "monitor/score": 40.0, "monitor/events": 3.0}
+    step |= {"monitor/optimal_events": 4.0, "monitor/clash": 0.1, "monitor/invented": 0.0}
+    old = [{**step, "step": i} for i in range(3)]
+    new = [{**h, "monitor/free_events": 0.5} for h in old]
+    labels = lambda fig: [line.get_label() for line in fig.axes[-1].lines]  # noqa: E731
+    assert "left out for free" in labels(plot_history(new))
+    assert "left out for free" not in labels(plot_history(old))  # committed logs from before the column

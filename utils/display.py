@@ -122,6 +122,8 @@ def _plot_monitor(axes, steps: list, logs: Sequence[dict]) -> None:
     ax = axes[2]
     ax.plot(steps, get("monitor/events"), "-o", ms=3, label="listed")
     ax.plot(steps, get("monitor/optimal_events"), "--", color="grey", label="in the optimum")
+    if any("monitor/free_events" in h for h in logs):  # logs from before 2026-12-06 (evening) lack it
+        ax.plot(steps, get("monitor/free_events"), "-o", ms=3, color="tab:red", label="left out for free")
     ax.set_title("events per answer", fontsize=10)
     ax.legend(fontsize=7)
 
@@ -129,7 +131,8 @@ def _plot_monitor(axes, steps: list, logs: Sequence[dict]) -> None:
 def plot_history(history: Sequence[dict], reward_names: Sequence[str] = (), fig=None):
     """Training curves from a Trainer log history: total and per-reward means, the :data:`CURVES`, and the
     live monitor's view of the same sampled answers (valid / clashing / invented shares, the evaluation
-    score next to the reward, events per answer against the optimum's)."""
+    score next to the reward, events per answer against the optimum's and those a valid answer left out
+    although they clash with nothing)."""
     logs = [h for h in history if "reward" in h]
     if fig is None:
         fig = new_curves_figure()
