@@ -77,3 +77,14 @@ def test_completion_gap_of_the_committed_strict_row():
     assert gap["mean_score_completed"] == pytest.approx(85.45, abs=0.01)
     with pytest.raises(ValueError, match="rows but"):
         completion_gap(load_split("test", 2), texts[:1])
+
+
+def test_explain_names_the_free_events():
+    from utils.rewards import explain
+
+    row = {"events": [A, B, C, D], "priority_events": [], "optimal_score": 210}
+    assert "left out though nothing listed clashes with them: C (11:00-12:00) (+60 weighted)" in str(
+        explain(row, format_answer("", [A, B]))
+    )
+    assert "left out though" not in str(explain(row, format_answer("", [A, B, C])))  # maximal
+    assert "left out though" not in str(explain(row, format_answer("", [A, D])))  # a clash: not a candidate

@@ -116,6 +116,9 @@ class Explanation:
             more = f" (+{len(c.overlaps) - 10} more)" if len(c.overlaps) > 10 else ""
             lines.append(f"overlapping pairs: {shown}{more}")
         lines.append(f"chronological (strictly increasing starts, >= 2 events): {c.chronological}")
+        if c.all_real and not c.overlaps and (free := c.free_events()):  # bounded: each problem event once at most
+            shown = ", ".join(f"{name} ({start}-{end})" for name, start, end in free[:10])
+            lines.append(f"left out though nothing listed clashes with them: {shown} (+{c.free_value()} weighted)")
         lines.append(
             f"weighted score (overlapping events removed): {c.weighted_score} / optimal "
             f"{c.optimal_score:g} = {c.score_ratio:.1%}"
