@@ -88,3 +88,31 @@ def test_explain_names_the_free_events():
     )
     assert "left out though" not in str(explain(row, format_answer("", [A, B, C])))  # maximal
     assert "left out though" not in str(explain(row, format_answer("", [A, D])))  # a clash: not a candidate
+
+
+def test_sample_gaps_of_the_committed_strict_run():
+    """During GRPO with the strict score, valid sampled answers left out more and more free events."""
+    import json
+
+    from utils.evaluate.answers import sample_gaps
+
+    path = "results/ablation/weak_grpo_strict/grpo_samples.jsonl"
+    samples = [json.loads(line) for line in open(path, encoding="utf-8")]
+    gaps = sample_gaps(samples, load_split("train"))
+    first, last = gaps[10], gaps[150]
+    assert (first["valid"], first["not_maximal"], first["free_events"]) == (33, 26, 36)
+    assert (last["valid"], last["not_maximal"], last["free_events"]) == (52, 52, 165)
+
+
+def test_sample_gaps_reads_a_recorded_problem():
+    from utils.evaluate.answers import sample_gaps
+
+    problem = {"events": [A, B, C, D], "priority_events": [], "optimal_score": 210}
+    samples = [
+        {"step": 1, "completion": format_answer("", [A, B]), "problem": problem},  # C left out
+        {"step": 1, "completion": format_answer("", [A, B, C]), "problem": problem},
+        {"step": 1, "completion": format_answer("", [A, D]), "problem": problem},  # a clash: not valid
+    ]
+    assert sample_gaps(samples, problems=[]) == {
+        1: {"answers": 3, "valid": 2, "not_maximal": 1, "free_events": 1, "free_per_valid": 0.5}
+    }

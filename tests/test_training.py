@@ -519,6 +519,8 @@ def test_samples_are_recorded_once_per_step(tmp_path, test_rows):
         callback.on_log(None, SimpleNamespace(global_step=step), None, logs=logs)
     lines = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [s["step"] for s in lines] == [2, 2, 2] and [s["completion"] for s in lines] == texts
+    # each answer keeps its problem, so the samples can be evaluated later (utils.evaluate.answers.sample_gaps)
+    assert all(s["problem"] == {k: row[k] for k in ("events", "priority_events", "optimal_score")} for s in lines)
 
 
 def test_sample_tables_show_whole_answers(capsys):

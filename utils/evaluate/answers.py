@@ -27,6 +27,7 @@ from typing import Any
 
 from ..rewards.parsing import parse_completion
 from ..rewards.schedule_check import check_schedule
+from ..task.events import event_key
 from ..task.scheduling import optimal_schedule
 from .evaluation import evaluate_completion
 
@@ -175,3 +176,42 @@ def completion_gap(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[
         "mean_score": 100 * score / n,
         "mean_score_completed": 100 * completed / n,
     }
+
+
+def sample_problem(sample: Mapping, index: Mapping[tuple, set[int]], problems: Sequence[Mapping]) -> Mapping | None:
+    """The problem a recorded GRPO sample answered: its own ``problem`` field (recorded since 2026-12-06,
+    evening), else the one training problem that holds every event the answer lists (older files; None when
+    no single problem does, e.g. an answer with an invented event). ``index`` maps event keys to problems."""
+    if sample.get("problem"):
+        return sample["problem"]
+    keys = [event_key(ev.as_list()) for ev in parse_completion(sample.get("completion", "")).events]
+    found = set.intersection(*(index.get(k, set()) for k in keys)) if keys else set()
+    return problems[next(iter(found))] if len(found) == 1 else None
+
+
+def sample_gaps(samples: Sequence[Mapping], problems: Sequence[Mapping]) -> dict[int, dict[str, float]]:
+    """Per recorded step of a GRPO run (``samples.jsonl``, ``results/ablation/<row>/grpo_samples.jsonl``): the
+    sampled answers, how many are valid, how many of those leave out a free event, and free events per valid
+    answer. ``problems``: the run's training problems (to find the problem of samples recorded without one)."""
+    index: dict[tuple, set[int]] = {}
+    for i, row in enumerate(problems):
+        for event in row["events"]:
+            index.setdefault(event_key(event), set()).add(i)
+    steps: dict[int, dict[str, float]] = {}
+    for sample in samples:
+        step = steps.setdefault(int(sample["step"]), {"answers": 0, "valid": 0, "not_maximal": 0, "free_events": 0})
+        step["answers"] += 1
+        row = sample_problem(sample, index, problems)
+        if row is None or evaluate_completion(row, sample["completion"]).category != "valid":
+            continue
+        free = len(
+            check_schedule(
+                sample["completion"], row["events"], row["priority_events"], row["optimal_score"]
+            ).free_events()
+        )
+        step["valid"] += 1
+        step["not_maximal"] += free > 0
+        step["free_events"] += free
+    for step in steps.values():
+        step["free_per_valid"] = step["free_events"] / step["valid"] if step["valid"] else float("nan")
+    return dict(sorted(steps.items()))

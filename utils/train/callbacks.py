@@ -15,6 +15,7 @@ from transformers import TrainerCallback
 from ..display import new_curves_figure, plot_history, show_samples
 from ..rewards.parsing import completion_text
 from ..rewards.total import weighted_total
+from ..task.columns import PROBLEM_COLUMNS
 from .monitor import RewardMonitor
 
 
@@ -42,6 +43,7 @@ class CompletionRecorder:
         self.monitor = RewardMonitor()  # the evaluation's view of the same answers, logged beside the reward
         self.wrapped = [self._wrap(f, first=i == 0) for i, f in enumerate(reward_funcs)]
         self.trainer = None  # the GRPOTrainer these rewards serve, once attach() is called
+        self.problems: list[dict] = []  # the latest batch's problems (events, priority_events, optimal_score)
 
     def attach(self, trainer) -> None:
         """Keep the trainer the wrapped rewards were given to, right after ``GRPOTrainer(...)`` (the notebook
@@ -54,6 +56,10 @@ class CompletionRecorder:
         def wrapper(completions, **kwargs):
             if first:  # TRL calls every reward function on the same batch: monitor it once
                 self.monitor.observe(completions, **kwargs)
+                # each answer's problem, kept with the samples: the answers can be re-read later (free events...)
+                cols = [kwargs.get(k) for k in PROBLEM_COLUMNS]
+                complete = all(c is not None for c in cols)
+                self.problems = [dict(zip(PROBLEM_COLUMNS, p)) for p in zip(*cols)] if complete else []
             values = fn(completions=completions, **kwargs)
             self.latest["completions"] = [completion_text(c) for c in completions]
             self.latest[fn.__name__] = [None if v is None else float(v) for v in values]
@@ -83,9 +89,11 @@ class CompletionRecorder:
                     return
                 recorder.recorded_steps.add(step)
                 rows = recorder.rows()
+                problems = recorder.problems if len(recorder.problems) == len(rows) else [None] * len(rows)
                 with open(recorder.path, "a", encoding="utf-8") as fh:
-                    for r in rows:
-                        fh.write(json.dumps({"step": state.global_step, **r}) + "\n")
+                    for r, problem in zip(rows, problems):
+                        extra = {"problem": problem} if problem else {}
+                        fh.write(json.dumps({"step": state.global_step, **r, **extra}, default=str) + "\n")
                 if recorder.show:
                     show_samples(rows[: recorder.show], title=f"step {state.global_step}: sample completions")
 
