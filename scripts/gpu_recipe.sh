@@ -29,7 +29,7 @@ case ${1:-} in
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE \
       $(ls .whl/*.whl .whl_arrow/*.whl 2>/dev/null)  # whichever of the two folders this call carried
     python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" 2>&1 | tail -1
-    if [ "${2:-}" = part-a ]; then mkdir -p /root/parts && cp .gguf_a/* /root/parts/ && ls -la /root/parts; fi ;;
+    if [ "${2:-}" = part-a ]; then bash "$0" part-a; fi ;;
   part-a)
     mkdir -p /root/parts && cp .gguf_a/* /root/parts/ && ls -la /root/parts ;;
   model)

@@ -197,21 +197,13 @@ def sample_gaps(samples: Sequence[Mapping], problems: Sequence[Mapping]) -> dict
     for i, row in enumerate(problems):
         for event in row["events"]:
             index.setdefault(event_key(event), set()).add(i)
-    steps: dict[int, dict[str, float]] = {}
+    by_step: dict[int, list[Mapping]] = {}
     for sample in samples:
-        step = steps.setdefault(int(sample["step"]), {"answers": 0, "valid": 0, "not_maximal": 0, "free_events": 0})
-        step["answers"] += 1
-        row = sample_problem(sample, index, problems)
-        if row is None or evaluate_completion(row, sample["completion"]).category != "valid":
-            continue
-        free = len(
-            check_schedule(
-                sample["completion"], row["events"], row["priority_events"], row["optimal_score"]
-            ).free_events()
-        )
-        step["valid"] += 1
-        step["not_maximal"] += free > 0
-        step["free_events"] += free
-    for step in steps.values():
-        step["free_per_valid"] = step["free_events"] / step["valid"] if step["valid"] else float("nan")
+        by_step.setdefault(int(sample["step"]), []).append(sample)
+    steps: dict[int, dict[str, float]] = {}
+    for step, batch in by_step.items():
+        found = [(row, s["completion"]) for s in batch if (row := sample_problem(s, index, problems)) is not None]
+        gap = completion_gap([row for row, _ in found], [c for _, c in found])  # the rest: counted, not measured
+        steps[step] = {"answers": len(batch), **{k: gap[k] for k in ("valid", "not_maximal", "free_events")}}
+        steps[step]["free_per_valid"] = gap["free_events"] / gap["valid"] if gap["valid"] else float("nan")
     return dict(sorted(steps.items()))

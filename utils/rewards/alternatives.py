@@ -84,7 +84,7 @@ def strict_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """
 
     def score(chk: ScheduleCheck) -> float:
-        return SCORE_POINTS * min(1.0, chk.score_ratio) if _counted_valid(chk) and chk.optimal_score > 0 else 0.0
+        return SCORE_POINTS * min(1.0, chk.score_ratio) if _counted_valid(chk) else 0.0
 
     return score_each(completions, kwargs, score)
 
@@ -111,8 +111,7 @@ def optimal_bonus_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """
 
     def bonus(chk: ScheduleCheck) -> float:
-        optimal = chk.optimal_score > 0 and chk.score_ratio >= 1.0 - 1e-9
-        return OPTIMAL_BONUS_POINTS if _counted_valid(chk) and optimal else 0.0
+        return OPTIMAL_BONUS_POINTS if _counted_valid(chk) and chk.score_ratio >= 1.0 - 1e-9 else 0.0
 
     return score_each(completions, kwargs, bonus)
 
@@ -141,8 +140,7 @@ def squared_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """
 
     def score(chk: ScheduleCheck) -> float:
-        ok = _counted_valid(chk) and chk.optimal_score > 0
-        return SCORE_POINTS * min(1.0, chk.score_ratio) ** 2 if ok else 0.0
+        return SCORE_POINTS * min(1.0, chk.score_ratio) ** 2 if _counted_valid(chk) else 0.0
 
     return score_each(completions, kwargs, score)
 
@@ -172,7 +170,7 @@ def maximal_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     """
 
     def score(chk: ScheduleCheck) -> float:
-        if not (_counted_valid(chk) and chk.optimal_score > 0):
+        if not _counted_valid(chk):
             return 0.0
         return SCORE_POINTS * max(0.0, min(1.0, (chk.weighted_score - chk.free_value()) / chk.optimal_score))
 
@@ -181,9 +179,11 @@ def maximal_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
 
 def _counted_valid(chk: ScheduleCheck) -> bool:
     """What the reference evaluation counts valid: a closed schedule of the problem's own events, written exactly
-    (no spaces around a name), in time order, none overlapping."""
+    (no spaces around a name), in time order, none overlapping; and an optimum above 0 to measure it against
+    (the strict rewards all need both)."""
     p = chk.parsed
-    return p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
+    valid = p.schedule_closed and chk.all_real and chk.chronological and not chk.overlaps and not p.padded_names
+    return valid and chk.optimal_score > 0
 
 
 def truncation_penalty_reward(completions: Sequence[Any], **kwargs) -> list[float]:

@@ -46,6 +46,7 @@ class ScheduleCheck:
     problem: str | None = None  # why the row is not a problem of the course (utils.task.validate); None if it is
     problem_events: list = field(default_factory=list, repr=False)  # the problem's events (well-shaped ones)
     priority_events: frozenset = frozenset()
+    _free: list | None = field(default=None, repr=False)  # free_events(), computed at most once
 
     @property
     def events(self) -> list[ScheduledEvent]:
@@ -63,10 +64,11 @@ class ScheduleCheck:
     def free_events(self) -> list[list[str]]:
         """The problem's events the schedule leaves out although they clash with nothing it lists
         (:func:`utils.task.scheduling.free_events`); [] for a row that is not a problem. Computed on demand:
-        quadratic in the events, so call it for real schedules (at most one entry per problem event)."""
-        if self.problem:
-            return []
-        return free_events(self.problem_events, self.priority_events, [ev.as_list() for ev in self.events])
+        quadratic in the events, so call it for real schedules (at most one entry per problem event). Kept once made."""
+        if self._free is None:
+            listed = [ev.as_list() for ev in self.events]
+            self._free = [] if self.problem else free_events(self.problem_events, self.priority_events, listed)
+        return self._free
 
     def free_value(self) -> int:
         """What adding :meth:`free_events` would add to the score (weighted minutes)."""
