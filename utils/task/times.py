@@ -26,11 +26,11 @@ def time_to_minutes(s: str) -> int:
 def clock_minutes(s: str) -> int:
     """``int(HH) * 60 + int(MM)`` with no range check: the public reference's arithmetic.
 
-    Only for reproducing the reference (it accepts ``"99:99"`` as 5999 minutes); the course's
+    Only for reproducing the reference (it accepts ``"99:99"`` as 6039 minutes); the course's
     own code uses :func:`time_to_minutes`.
 
     >>> clock_minutes("99:99")
-    5999
+    6039
     """
     hours, minutes = s.split(":")
     return int(hours) * 60 + int(minutes)
