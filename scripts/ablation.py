@@ -143,7 +143,7 @@ def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, d
     base = model_source(spec)
     if row.get("no_sft"):
         return base, None
-    key_data = {"model": spec.key, **dataclasses.asdict(profile.warm_start)}
+    key_data = {"model": spec.key, "seed": profile.seed, **dataclasses.asdict(profile.warm_start)}
     key = hashlib.sha1(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:10]
     folder = cache / f"sft-{key}"
     with locked(cache / f"sft-{key}.lock"):

@@ -15,9 +15,7 @@ import pytest
 
 import utils
 
-MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(utils.__path__, "utils.") if not m.name.endswith("__main__")
-)
+MODULES = sorted(m.name for m in pkgutil.walk_packages(utils.__path__, "utils.") if not m.name.endswith("__main__"))
 
 
 @pytest.mark.parametrize("name", MODULES)

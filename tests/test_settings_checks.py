@@ -237,3 +237,37 @@ def test_fp32_precision_loads_an_fp32_policy_and_refuses_unsloth(tiny_model_dir)
         load_policy("unsloth", spec, str(tiny_model_dir), profile, 256, "plain")
     with pytest.raises(ValueError, match="grpo.precision"):
         get_profile("smoke", {"grpo.precision": "fp16"})
+
+
+# ---------------------------------------------------------------- the seed knob (runs repeated across seeds)
+
+
+def test_the_seed_is_a_checked_knob():
+    assert get_profile("smoke").seed == 3407  # the public recipe's
+    assert get_profile("smoke", {"seed": "7"}).seed == 7
+    for bad in ("-1", str(2**32)):
+        with pytest.raises(ValueError, match="seed=.* is out of range: valid is an integer from 0 to 4294967295"):
+            get_profile("smoke", {"seed": bad})
+    with pytest.raises(ValueError, match="value for seed: '1.5' is not an integer"):
+        get_profile("smoke", {"seed": "1.5"})
+
+
+def test_another_seed_trains_another_warm_start_with_that_seed(monkeypatch, tmp_path, train_rows, capsys):
+    import trl
+
+    run_sft, trained = _fake_sft(monkeypatch)
+    seeds = []
+    real = trl.SFTTrainer
+    monkeypatch.setattr(trl, "SFTTrainer", lambda args, **kw: seeds.append(args.seed) or real(args=args, **kw))
+    folder = tmp_path / "sft"
+    run_sft("base", train_rows[:2], get_profile("smoke"), folder)
+    run_sft("base", train_rows[:2], get_profile("smoke", {"seed": 1}), folder)
+    assert seeds == [3407, 1] and "seed 3407 -> 1" in capsys.readouterr().out
+    # a record from before the knob existed (no "seed") was trained with 3407: reused for it, not for seed 1
+    record = json.loads((folder / "sft_settings.json").read_text())
+    del record["seed"]
+    (folder / "sft_settings.json").write_text(json.dumps(record))
+    run_sft("base", train_rows[:2], get_profile("smoke"), folder)
+    assert seeds == [3407, 1] and "Warm-start already done" in capsys.readouterr().out
+    run_sft("base", train_rows[:2], get_profile("smoke", {"seed": 1}), folder)
+    assert seeds == [3407, 1, 1]

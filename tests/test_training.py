@@ -327,6 +327,27 @@ def test_forcing_a_resume_under_other_settings_is_refused(tmp_path):
     assert "other settings" in prepare_run_dir(run, 10, settings=cpu) and not (run / "checkpoints").exists()
 
 
+def test_another_seed_starts_a_new_grpo_run_and_reaches_grpo_config(tmp_path):
+    from utils.llm import MODELS
+    from utils.train import config, run_settings
+
+    common = dict(model_key="smollm2-135m", base="b", backend="trl", reward_names=["format_reward"])
+    knobs = config.grpo_knobs(
+        get_profile("smoke", {"seed": 5}), "trl", 400, "static-cache", False, MODELS["smollm2-135m"]
+    )
+    assert {k.name: k.value for k in knobs}["seed"] == 5
+    run = tmp_path / "grpo"
+    prepare_run_dir(run, 10, settings=run_settings(get_profile("smoke"), **common))
+    _fake_checkpoint(run, 4)
+    # run_settings.json from before the knob existed: the default seed resumes, another one starts over
+    stored = json.loads((run / "run_settings.json").read_text())
+    (run / "run_settings.json").write_text(json.dumps({k: v for k, v in stored.items() if k != "seed"}))
+    decision = prepare_run_dir(run, 10, settings=run_settings(get_profile("smoke"), **common))
+    assert "other settings" not in decision
+    decision = prepare_run_dir(run, 10, settings=run_settings(get_profile("smoke", {"seed": 1}), **common))
+    assert "seed 3407 -> 1" in decision
+
+
 def test_training_script_one_process(tiny_model_dir, tmp_path):
     """scripts/train_grpo.py (what `accelerate launch` runs on several GPUs), as one CPU process."""
     import subprocess

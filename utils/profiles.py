@@ -27,6 +27,9 @@ from .llm.models import MODELS  # light modules (no torch), and neither imports 
 from .task.datagen import TEST_SIZE, TRAIN_SIZE, TRAINING_STYLES, GeneratorConfig
 
 PROFILE_ENV = "COURSE_PROFILE"
+#: The public recipe's seed. Another ``seed`` repeats a run with other random draws (same problems), which is
+#: how a gain is checked across seeds; records written before the knob existed were trained with this one.
+DEFAULT_SEED = 3407
 OVERRIDES_ENV = "COURSE_OVERRIDES"  # e.g. "grpo.steps=20,data.n_eval=50"
 
 
@@ -86,9 +89,15 @@ class Profile:
     grpo: GRPO
     eval: Evaluation
     threads: int = 0  # torch threads on a machine without CUDA; 0: one per core (torch_threads())
+    seed: int = DEFAULT_SEED  # the warm start's and GRPO's randomness (sampling, LoRA init, data order)
 
     def __post_init__(self) -> None:
         check_profile(self)  # every way of making a profile (overrides, replace) is checked
+
+
+def _number(x: float) -> str:
+    """``4294967295`` in full, ``1e-05`` short: a bound as a learner would type it."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -114,9 +123,9 @@ class Range:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         what = "an integer" if kind is int else "a finite number"
         if self.low is not None and self.high is not None and not self.above:
-            return f"{what} from {self.low:g} to {self.high:g}"
-        bounds = [f"{'>' if self.above else '>='} {self.low:g}"] if self.low is not None else []
-        bounds += [f"<= {self.high:g}"] if self.high is not None else []
+            return f"{what} from {_number(self.low)} to {_number(self.high)}"
+        bounds = [f"{'>' if self.above else '>='} {_number(self.low)}"] if self.low is not None else []
+        bounds += [f"<= {_number(self.high)}"] if self.high is not None else []
         return f"{what} {' and '.join(bounds)}".strip()
 
 
@@ -127,6 +136,7 @@ TRACES = ("short", "full")  # the warm start's reasoning traces (utils.train.war
 #: The valid range of every knob (``tests/test_settings_checks.py`` checks that none is missing).
 RANGES: dict[str, Range] = {
     "threads": Range(0),
+    "seed": Range(0, 2**32 - 1),  # numpy's seeds are 32-bit (transformers' set_seed seeds numpy too)
     "data.n_generate": Range(1),
     "data.n_train": Range(1, TRAIN_SIZE),  # the committed problems
     "data.n_eval": Range(1, TEST_SIZE),
@@ -312,9 +322,9 @@ def use_torch_threads(profile: Profile) -> str | None:
 
 
 def knob_names(profile: Profile | None = None) -> list[str]:
-    """Every knob an override can set: ``model``, ``threads`` and ``group.field`` names."""
+    """Every knob an override can set: ``model``, ``threads``, ``seed`` and ``group.field`` names."""
     profile = profile or PROFILES["smoke"]
-    names = ["model", "threads"]
+    names = ["model", "threads", "seed"]
     for group in GROUPS:
         names += [f"{group}.{f.name}" for f in fields(getattr(profile, group))]
     return names
@@ -325,7 +335,8 @@ def _typed(key: str, value: Any, owner: Any) -> Any:
     kind = _kind(owner, key.rpartition(".")[2])
     if isinstance(value, kind) and not isinstance(value, bool):
         return value
-    bad = ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not a {kind.__name__}")
+    what = {int: "an integer", float: "a number", str: "a string"}[kind]
+    bad = ValueError(f"bad ${OVERRIDES_ENV} value for {key}: {value!r} is not {what}")
     try:
         number = float(value) if kind is int else None
         typed = kind(value) if kind is not int else None
@@ -384,7 +395,7 @@ def get_profile(name: str | None = None, overrides: Mapping[str, Any] | None = N
 
 def describe(profile: Profile) -> str:
     """The profile as an indented list, one group of knobs after another."""
-    lines = [f"profile {profile.name!r}, model {profile.model!r}, threads {profile.threads}"]
+    lines = [f"profile {profile.name!r}, model {profile.model!r}, threads {profile.threads}, seed {profile.seed}"]
     for group in GROUPS:
         lines.append(f"  {group}:")
         lines += [f"    {k:<30} {v}" for k, v in dataclasses.asdict(getattr(profile, group)).items()]

@@ -101,7 +101,7 @@ def grpo_knobs(
         Knob("report_to", "none", "the notebook draws its own live plots; set 'wandb' or 'tensorboard' if you like"),
         Knob("disable_tqdm", headless(), "headless runs print one line a step instead (a widget bar stays at 0%)"),
         Knob("dataloader_pin_memory", on_gpu, "pinned memory only helps copies to a GPU (and warns on a CPU)"),
-        Knob("seed", 3407, "reproducible sampling and LoRA initialisation"),
+        Knob("seed", profile.seed, "reproducible sampling and LoRA initialisation; another seed, another run"),
         Knob("log_completions", False, "we show our own sample table instead of TRL's console print"),
     ]
     if gen_path == "vllm" and backend == "unsloth":

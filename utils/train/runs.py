@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..paths import claim_folder, output_dir
+from ..profiles import DEFAULT_SEED
 
 if TYPE_CHECKING:
     from ..llm.models import ModelSpec
@@ -241,6 +242,7 @@ def run_settings(
         "rewards": list(reward_names),
         "reward_weights": list(reward_weights) if reward_weights is not None else None,
         "extra_config": dict(extra_config or {}),
+        "seed": profile.seed,
         **grpo,
     }
     return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
@@ -263,7 +265,9 @@ def stored_settings(out_dir: Path) -> dict[str, Any] | None:
         settings = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    return settings if isinstance(settings, dict) else None
+    if not isinstance(settings, dict):
+        return None
+    return {"seed": DEFAULT_SEED, **settings}  # recorded before the seed was a knob: trained with the default
 
 
 def settings_problem(out_dir: Path) -> str | None:

@@ -66,7 +66,7 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
             target_modules=LORA_TARGETS,
             lora_alpha=profile.grpo.lora_r,
             use_gradient_checkpointing="unsloth",
-            random_state=3407,
+            random_state=profile.seed,
         )
         return model, tokenizer, None
     import torch

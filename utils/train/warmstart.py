@@ -21,7 +21,7 @@ from typing import Any
 from ..env import headless
 from ..llm.models import bf16_supported, load_tokenizer
 from ..paths import claim_folder
-from ..profiles import TRACES, Profile
+from ..profiles import DEFAULT_SEED, TRACES, Profile
 from ..task.events import overlapping_pairs, to_intervals
 from ..task.prompts import build_messages, format_answer
 from ..task.scheduling import optimal_schedule
@@ -95,16 +95,16 @@ def sft_records(rows: Sequence[Mapping], trace: str = "short") -> list[dict]:
 
 def sft_settings(base: str, rows: Sequence[Mapping], profile: Profile) -> dict[str, Any]:
     """What a warm start's model depends on, as plain JSON values: the base model, the problems
-    (their number and a fingerprint) and every ``warm_start`` knob (the trace, the learning rate...).
+    (their number and a fingerprint), the seed and every ``warm_start`` knob (the trace, the learning rate...).
 
     >>> from utils.profiles import get_profile
     >>> s = sft_settings("base", [], get_profile("smoke"))
-    >>> s["warm_start.trace"], s["problems"]
-    ('short', '0 problems, sha256 4f53cda18c2baa0c')
+    >>> s["warm_start.trace"], s["problems"], s["seed"]
+    ('short', '0 problems, sha256 4f53cda18c2baa0c', 3407)
     """
     digest = hashlib.sha256(json.dumps(list(rows), sort_keys=True, default=str).encode()).hexdigest()[:16]
     knobs = {f"warm_start.{k}": v for k, v in dataclasses.asdict(profile.warm_start).items()}
-    settings = {"base": str(base), "problems": f"{len(rows)} problems, sha256 {digest}", **knobs}
+    settings = {"base": str(base), "problems": f"{len(rows)} problems, sha256 {digest}", "seed": profile.seed, **knobs}
     return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
 
 
@@ -113,7 +113,9 @@ def _stored_sft_settings(out_dir: Path) -> dict[str, Any] | None:
         stored = json.loads((out_dir / SFT_SETTINGS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # none recorded (a warm start from before this file existed) or unreadable
-    return stored if isinstance(stored, dict) else None
+    if not isinstance(stored, dict):
+        return None
+    return {"seed": DEFAULT_SEED, **stored}  # recorded before the seed was a knob: trained with the default
 
 
 def reuse_decision(out_dir: Path, settings: Mapping[str, Any]) -> tuple[bool, str]:
@@ -185,7 +187,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
         dataloader_pin_memory=on_gpu,
         bf16=on_gpu and bf16_supported(),
         max_length=1024,
-        seed=3407,
+        seed=profile.seed,  # with another seed, another warm start: seeds are compared from their own
         completion_only_loss=True,
         eos_token=tokenizer.eos_token,
     )  # pad: set on the tokenizer
