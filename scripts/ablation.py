@@ -133,6 +133,13 @@ def comparisons(out: Path, before: str, after: str, sets) -> dict:
     return found
 
 
+def warm_start_key(model_key: str, profile) -> tuple[dict, str]:
+    """What a cached warm start depends on (the model, the seed, every warm_start knob) and its short hash:
+    rows that agree on all of them share one warm start; each seed gets its own."""
+    key_data = {"model": model_key, "seed": profile.seed, **dataclasses.asdict(profile.warm_start)}
+    return key_data, hashlib.sha1(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:10]
+
+
 def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, dict | None]:
     """The row's warm-started checkpoint (trained once per settings) and its evaluation (cached too)."""
     from utils.llm import choose_model, model_source
@@ -143,8 +150,7 @@ def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, d
     base = model_source(spec)
     if row.get("no_sft"):
         return base, None
-    key_data = {"model": spec.key, "seed": profile.seed, **dataclasses.asdict(profile.warm_start)}
-    key = hashlib.sha1(json.dumps(key_data, sort_keys=True).encode()).hexdigest()[:10]
+    key_data, key = warm_start_key(spec.key, profile)
     folder = cache / f"sft-{key}"
     with locked(cache / f"sft-{key}.lock"):
         t0 = time.perf_counter()
@@ -168,6 +174,32 @@ def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, d
         summary[name] = evaluate(load_split(name, len(texts)), texts).as_dict()
     sft_info = json.loads((folder / "settings.json").read_text())
     return str(checkpoint), {"evaluations": summary, "settings": sft_info, "checkpoint": str(checkpoint)}
+
+
+def gpu_memory() -> dict:
+    """The process's peak GPU memory so far in GiB (allocated by tensors; reserved by torch's caching
+    allocator, which keeps freed blocks): {} without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    gib = 2**30
+    return {
+        "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2),
+        "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2),
+    }
+
+
+def limit_gpu_memory(fraction: float | None) -> None:
+    """Cap this process at ``fraction`` of the GPU (torch frees its cached blocks before it fails), so that
+    two rows can share one card: beside another row on an 80 GB H100, a row ran out of memory while its
+    neighbour's allocator held 70.6 GiB (2026-12-06)."""
+    if fraction is None:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_per_process_memory_fraction(fraction)
 
 
 def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
@@ -217,6 +249,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
             resume=False,
         )
         result["grpo"] = {
+            **gpu_memory(),  # what a second row beside this one would have to fit next to
             "steps": trained.global_step,
             "seconds": round(trained.seconds, 1),
             "generation": trained.generation,
@@ -258,6 +291,7 @@ def schedule(names: list[str], gpus: list[str], args) -> int:
                     ",".join(args.sets),
                     "--rows-file",
                     str(args.rows_file),
+                    *(["--memory-fraction", str(args.memory_fraction)] if args.memory_fraction else []),
                 ]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PYTHONUNBUFFERED": "1"}
                 log = open(log_dir / f"{name}.log", "w")
@@ -283,6 +317,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", type=Path, default=None, help="warm starts shared by rows (default: OUT/cache)")
     ap.add_argument("--gpus", default=None, help="e.g. 0,1,2,3: rows in parallel, one per GPU; 0,0: two on GPU 0")
     ap.add_argument("--sets", default=",".join(EVAL_SETS), help="test sets to evaluate on")
+    ap.add_argument(
+        "--memory-fraction", type=float, default=None, help="cap each row at this share of its GPU (two rows: 0.48)"
+    )
     args = ap.parse_args(argv)
     args.sets = [s for s in args.sets.split(",") if s]
     args.cache = args.cache or args.out / "cache"
@@ -291,6 +328,9 @@ def main(argv=None) -> int:
     except (OSError, ValueError, KeyError) as exc:  # a missing file, bad JSON, a row that would not run
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.memory_fraction is not None and not 0 < args.memory_fraction <= 1:
+        print(f"error: --memory-fraction {args.memory_fraction} is out of range (above 0, up to 1)", file=sys.stderr)
+        return 2
     names = list(rows) if args.rows == "all" else args.rows.split(",")
     unknown = [n for n in names if n not in rows]
     if unknown:
@@ -298,6 +338,7 @@ def main(argv=None) -> int:
         return 2
     if args.gpus:
         return 1 if schedule(names, args.gpus.split(","), args) else 0
+    limit_gpu_memory(args.memory_fraction)
     for name in names:
         run_row(rows[name], args.out, args.cache, args.sets)
     return 0

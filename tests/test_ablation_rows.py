@@ -65,3 +65,28 @@ def test_mixed_grpo_problems_are_part_made_up_style():
     made_up = [r for r in rows if any(event[0] not in default_names for event in r["events"])]
     assert len(rows) == 2400 and len(made_up) == 950
     assert all(r not in made_up for r in rows[:500])  # the committed problems come first, unchanged
+
+
+@pytest.mark.parametrize("fraction", ["0", "1.5", "-0.2"])
+def test_a_memory_fraction_outside_0_1_is_refused_before_anything_runs(tmp_path, capsys, fraction):
+    path = write(tmp_path, GOOD)
+    argv = ["--rows", "r", "--rows-file", str(path), "--out", str(tmp_path / "out"), "--memory-fraction", fraction]
+    assert ablation.main(argv) == 2
+    assert "--memory-fraction" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_each_seed_gets_its_own_warm_start():
+    """The seed knob is part of the warm start's cache key: seeds are compared each from its own warm start."""
+    from utils.profiles import get_profile
+
+    key = ablation.warm_start_key
+    assert key("m", get_profile("gpu"))[1] == key("m", get_profile("gpu"))[1]
+    assert key("m", get_profile("gpu"))[1] != key("m", get_profile("gpu", {"seed": 1}))[1]
+    assert key("m", get_profile("gpu"))[1] != key("m", get_profile("gpu", {"warm_start.trace": "short"}))[1]
+
+
+def test_gpu_memory_is_empty_without_cuda():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine")
+    assert ablation.gpu_memory() == {}
