@@ -158,6 +158,10 @@ def grpo_config(profile, out_dir: Path, max_prompt: int, on_gpu: bool):
     return build_grpo_config(knobs, out_dir, None)
 
 
+#: The generation paths a GRPO step is timed with (``--paths``).
+PATHS = ("plain", "fast", "fast-compiled", "fast-generate")
+
+
 def run_path(
     path: str,
     model_dir: str,
@@ -177,9 +181,11 @@ def run_path(
     on_gpu = torch.cuda.is_available()
     model, tokenizer = load_causal_lm(model_dir, _dtype(on_gpu))
     config = grpo_config(profile, work / path, max_prompt, on_gpu)
-    # "fast": FastRollouts' default engine (the graph engine); "fast-generate": its transformers-generate engine.
-    engine = {"fast": "auto", "fast-generate": "generate"}.get(path)
-    fast = FastRollouts(prompt_bucket=bucket, engine=engine) if engine else None
+    # "fast": FastRollouts' default engine (the graph engine); "fast-compiled": the same, its decoding step's
+    # forward compiled as one graph; "fast-generate": its transformers-generate engine.
+    engine = {"fast": "auto", "fast-compiled": "graph", "fast-generate": "generate"}.get(path)
+    compiled = "step" if path == "fast-compiled" else None
+    fast = FastRollouts(prompt_bucket=bucket, engine=engine, compile=compiled) if engine else None
     timer = step_timer()
     trainer = GRPOTrainer(
         model=model,
@@ -522,7 +528,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--generations", type=int, default=8, help="completions per prompt")
     parser.add_argument("--max-new", type=int, default=512, help="max_completion_length")
     parser.add_argument(
-        "--paths", default="plain,fast", help="which paths to run, in order: plain, fast (graph engine), fast-generate"
+        "--paths",
+        default="plain,fast",
+        help="paths to run, in order: plain, fast (graph engine), fast-compiled (its step compiled), fast-generate",
     )
     parser.add_argument("--prompt-bucket", type=int, default=None, help="default: longest prompt rounded up to 64")
     parser.add_argument("--eval-n", type=int, default=100)
@@ -532,6 +540,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--json", default="outputs/bench_fast_rollouts.json")
     parser.add_argument("--tiny", action="store_true", help="CPU check: tiny random model, tiny settings")
     args = parser.parse_args(argv)
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    if unknown := [p for p in paths if p not in PATHS]:
+        parser.error(f"unknown --paths {unknown}: choose from {', '.join(PATHS)}")  # one line, exit 2
     if args.tiny:
         for name, value in (
             ("steps", 2),
@@ -607,7 +618,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     last = None
     result["paths"] = {}
-    for path in [p.strip() for p in args.paths.split(",") if p.strip()]:
+    for path in paths:
         print(
             f"=== {path}: {args.steps} GRPO steps, {args.prompts}x{args.generations} completions, "
             f"<= {args.max_new} new tokens",
@@ -651,6 +662,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "plain" in paths and "fast" in paths and paths["fast"]["median_step_s"]:
         result["speedup_median_step"] = paths["plain"]["median_step_s"] / paths["fast"]["median_step_s"]
         result["speedup_median_generate"] = paths["plain"]["median_generate_s"] / paths["fast"]["median_generate_s"]
+    if "plain" in paths and "fast-compiled" in paths and paths["fast-compiled"]["median_step_s"]:
+        result["speedup_median_step_compiled"] = (
+            paths["plain"]["median_step_s"] / paths["fast-compiled"]["median_step_s"]
+        )
     if "fast-generate" in paths and "fast" in paths and paths["fast"]["median_step_s"]:
         result["graph_over_generate_engine_step"] = (
             paths["fast-generate"]["median_step_s"] / paths["fast"]["median_step_s"]

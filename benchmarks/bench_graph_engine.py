@@ -14,6 +14,8 @@ CUDA graphs):
 * ``fast-graph``: ``FastRollouts(engine="graph")``: the decoding step as one CUDA graph (eager on CPU), each
   group's prompt prefilled once;
 * ``fast-graph-compiled``: the same with each layer's blocks compiled by ``torch.compile`` (fused kernels);
+* ``fast-graph-step-compiled``: the same with the decoding step's whole forward compiled as one graph (fused
+  across the blocks and the attention too);
 * ``fast-graph-tf32``: the graph engine with fp32 matrix products on tensor cores (TF32; not exact: its greedy
   answers against ``fast-generate`` say how far).
 
@@ -99,6 +101,7 @@ def main(argv=None) -> int:
         ("fast-generate", "generate", None, False),
         ("fast-graph", "graph", False, False),
         ("fast-graph-compiled", "graph", True, False),
+        ("fast-graph-step-compiled", "graph", "step", False),
         ("fast-graph-tf32", "graph", False, True),
     ):
         if name in args.skip.split(","):
@@ -120,7 +123,16 @@ def main(argv=None) -> int:
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    greedy = {name: run(config(False)) for name, run in methods.items()}
+    greedy, failed = {}, {}
+    for name, run in list(methods.items()):
+        try:  # a method that fails on this machine (say, a compiler error) is recorded, and the others still run
+            greedy[name] = run(config(False))
+        except Exception as exc:  # noqa: BLE001
+            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+            print(name, "failed:", failed[name], flush=True)
+            del methods[name]
+            fasts.pop(name, None)
+    result["failed"] = failed
     # Greedy identity only means something at the same precision: on a GPU the plain path runs the bf16 policy,
     # the copies run in --dtype, so the copies are compared with transformers' generate on the same copy.
     same = "fast-generate" if "fast-generate" in greedy else "generate"

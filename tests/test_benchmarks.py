@@ -25,3 +25,11 @@ def test_run_all_quick_writes_figures_with_baselines(tmp_path):
     assert any("normal" in f["figure"] and f["baseline"] for f in data["figures"])
     assert any("truncated" in f["figure"] and f["baseline"] for f in data["figures"])
     assert "section" in proc.stdout and "ratio" in proc.stdout
+
+
+def test_bench_fast_rollouts_refuses_an_unknown_path_before_it_loads_anything(tmp_path):
+    """A typo in --paths ran TRL's plain path under the typo's name (an unknown path had no engine)."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "benchmarks/bench_fast_rollouts.py", "--tiny", "--paths", "plain,fast-compile"]
+    proc = subprocess.run([*cmd, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "unknown --paths ['fast-compile']" in proc.stderr and not out.exists()

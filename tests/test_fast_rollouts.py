@@ -224,6 +224,12 @@ def test_the_graph_engine_by_name_refuses_settings_it_does_not_compute(tok, rows
         fast.generate(chat_ids(tok, rows[:2], cut=[20, 30]), config, [tok.eos_token_id])
 
 
+def test_compile_takes_the_known_choices_only():
+    assert FastRollouts(compile="step").compile == "step"
+    with pytest.raises(ValueError, match="compile='steps': None, False, True .* or 'step'"):
+        FastRollouts(compile="steps")
+
+
 def test_banned_tokens_are_not_mistaken_for_nonfinite_logits(tok, rows):
     """Processors that run before the guard ban tokens with -inf (here ``suppress_tokens``, as a learner's
     ``generation_kwargs`` might): that is not a fault, and the fast path must not fall back for it."""

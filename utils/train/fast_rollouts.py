@@ -118,7 +118,8 @@ class FastRollouts:
             captures CUDA graphs; transformers skips compilation on CPU unless the generation config's
             ``compile_config._compile_all_devices`` is set, which the optional compile test does).
             With the graph engine: ``True`` compiles each layer's blocks (fewer, fused kernels in the CUDA graph);
-            ``None`` / ``False``: not compiled (the default until it is measured on a GPU).
+            ``"step"`` compiles the decoding step's whole forward, every layer in one graph (fused across
+            blocks too); ``None`` / ``False``: not compiled (the default until it is measured on a GPU).
         engine: ``"graph"``: :class:`~utils.train.graph_decode.GraphDecoder` (the whole decoding step one
             CUDA graph, prompts of a group prefilled once, no empty attention row by construction);
             ``"generate"``: transformers ``generate`` with a static cache; ``"auto"`` (default): graph
@@ -134,12 +135,14 @@ class FastRollouts:
         bucket_multiple: int = 64,
         max_prompt_bucket: int = 2048,
         dtype: torch.dtype | None = None,
-        compile: bool | None = None,
+        compile: bool | str | None = None,
         engine: str = "auto",
         tf32: bool = False,
     ):
         if engine not in ENGINES:
             raise ValueError(f"engine={engine!r}: one of {', '.join(ENGINES)}")
+        if compile not in (None, False, True, "step"):
+            raise ValueError(f"compile={compile!r}: None, False, True (each layer's blocks) or 'step' (the whole step)")
         self.engine = engine
         self.prompt_bucket = prompt_bucket
         self.bucket_multiple = bucket_multiple
@@ -344,7 +347,9 @@ class FastRollouts:
             if why is not None:
                 raise ValueError(f"engine='graph' cannot generate with these settings: {why}")
         if self._graph is None or self._graph.model is not self.infer:
-            self._graph = GraphDecoder(self.infer, compile_blocks=bool(self.compile), tf32=self.tf32)
+            self._graph = GraphDecoder(
+                self.infer, compile_blocks=self.compile is True, compile_step=self.compile == "step", tf32=self.tf32
+            )
         eos = list(eos_token_ids) if eos_token_ids is not None else _as_list(config.eos_token_id)
         pad = config.pad_token_id if config.pad_token_id is not None else eos[0]
         temperature = (config.temperature or 1.0) if config.do_sample else None
