@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--dtype", default="float32", help="the copy's dtype (and the model's on CPU)")
     ap.add_argument("--skip", default="", help="methods to leave out, e.g. fast-graph-compiled (slow to compile)")
+    ap.add_argument("--greedy-reference", default=None, help="method the others' greedy answers are compared with")
     ap.add_argument("--profile", action="store_true", help="profile one sampled generation of each graph method")
     ap.add_argument("--json", required=True)
     args = ap.parse_args(argv)
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
     result["failed"] = failed
     # Greedy identity only means something at the same precision: on a GPU the plain path runs the bf16 policy,
     # the copies run in --dtype, so the copies are compared with transformers' generate on the same copy.
-    same = "fast-generate" if "fast-generate" in greedy else "generate"
+    same = args.greedy_reference or ("fast-generate" if "fast-generate" in greedy else "generate")
     result["greedy_reference"] = same
     result["greedy_identical"] = {
         name: f"{sum(a == b for a, b in zip(answers, greedy[same]))} of {len(batch)}"
