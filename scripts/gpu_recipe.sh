@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The recipe experiments and the fast-rollout benchmark on a lent multi-GPU machine (device tool).
 # Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
-#   bash scripts/gpu_recipe.sh wheels        # call 1 (carry .whl_arrow): install the carried wheels
-#   bash scripts/gpu_recipe.sh wheels part-a # call 2 (carry .whl, .gguf_a): the other wheels, the GGUF's first half
-#                                            # (a call carries at most 64 MiB with the tree: pyarrow alone is 52)
+#   bash scripts/gpu_recipe.sh wheels        # call 1 (carry .whl_arrow_a, .whl): install the wheels carried whole
+#   bash scripts/gpu_recipe.sh wheels        # call 2 (carry .whl_arrow_b, .whl_tok): pyarrow's second half, install
+#   bash scripts/gpu_recipe.sh part-a        # call 3 (carry .gguf_a): the GGUF's first half
+#                                            # (a call carries at most 64 MiB with the tree, 14 MB of it now)
 #   bash scripts/gpu_recipe.sh model         # call 3: second half (.gguf_b), convert, check the fast path
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
@@ -28,8 +29,15 @@ mkdir -p "$R"
 case ${1:-} in
   wheels)
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+    # whatever this call carried: whole wheels (.whl, .whl_arrow) and halves of one (.whl_arrow_a, .whl_arrow_b:
+    # pyarrow alone is 55 MB, and a call carries 64 MiB with the tree); a wheel is installed once it is whole
+    mkdir -p /root/wheels/parts && cp .whl/*.whl .whl_arrow/*.whl /root/wheels/ 2>/dev/null
+    cp .whl_arrow_a/* .whl_arrow_b/* /root/wheels/parts/ 2>/dev/null
+    for first in /root/wheels/parts/*.part_00; do
+      [ -f "$first" ] && [ -f "${first%_00}_01" ] && cat "$first" "${first%_00}_01" > /root/wheels/$(basename "${first%.part_00}")
+    done
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE \
-      $(ls .whl/*.whl .whl_arrow/*.whl 2>/dev/null)  # whichever of the two folders this call carried
+      $(ls /root/wheels/*.whl 2>/dev/null)
     python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" 2>&1 | tail -1
     if [ "${2:-}" = part-a ]; then bash "$0" part-a; fi ;;
   part-a)
