@@ -202,7 +202,18 @@ def limit_gpu_memory(fraction: float | None) -> None:
         torch.cuda.set_per_process_memory_fraction(fraction)
 
 
-def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
+def grpo_extra(row: dict, checkpointing: bool) -> dict | None:
+    """The row's extra GRPOConfig settings, with gradient checkpointing when asked (a resource setting)."""
+    extra = {**(row.get("grpo_config") or {}), **({"gradient_checkpointing": True} if checkpointing else {})}
+    return extra or None
+
+
+def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = False) -> dict:
+    """Warm start (cached), GRPO, evaluations and paired comparisons of one row, into ``out_root``.
+
+    ``checkpointing``: GRPO recomputes activations in the backward pass instead of keeping them (the same
+    gradients, about a quarter more time; a row beside another on one 80 GB card needs it: kept, a strong row's
+    activations and logits are estimated at about 40 GiB). Recorded in the results file, not part of the row."""
     from utils.profiles import get_profile
     from utils.rewards import SEED_REWARDS, default_reward_funcs, get_reward
     from utils.task import training_problems
@@ -219,6 +230,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
         "versions": versions(),
         "hardware": hardware(),
         "date": time.strftime("%Y-%m-%d"),
+        "gradient_checkpointing": checkpointing,
     }
 
     def save() -> None:
@@ -245,7 +257,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets) -> dict:
             backend="trl",
             out_dir=out / "grpo",
             callbacks=[timer],
-            extra_config=row.get("grpo_config") or None,
+            extra_config=grpo_extra(row, checkpointing),
             resume=False,
         )
         result["grpo"] = {
@@ -292,6 +304,7 @@ def schedule(names: list[str], gpus: list[str], args) -> int:
                     "--rows-file",
                     str(args.rows_file),
                     *(["--memory-fraction", str(args.memory_fraction)] if args.memory_fraction else []),
+                    *(["--gradient-checkpointing"] if args.gradient_checkpointing else []),
                 ]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PYTHONUNBUFFERED": "1"}
                 log = open(log_dir / f"{name}.log", "w")
@@ -318,6 +331,11 @@ def main(argv=None) -> int:
     ap.add_argument("--gpus", default=None, help="e.g. 0,1,2,3: rows in parallel, one per GPU; 0,0: two on GPU 0")
     ap.add_argument("--sets", default=",".join(EVAL_SETS), help="test sets to evaluate on")
     ap.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in GRPO's backward (same gradients, less memory: two rows on one card)",
+    )
+    ap.add_argument(
         "--memory-fraction", type=float, default=None, help="cap each row at this share of its GPU (two rows: 0.48)"
     )
     args = ap.parse_args(argv)
@@ -340,7 +358,7 @@ def main(argv=None) -> int:
         return 1 if schedule(names, args.gpus.split(","), args) else 0
     limit_gpu_memory(args.memory_fraction)
     for name in names:
-        run_row(rows[name], args.out, args.cache, args.sets)
+        run_row(rows[name], args.out, args.cache, args.sets, args.gradient_checkpointing)
     return 0
 
 

@@ -15,6 +15,7 @@
 #                       # BESIDE: a command run alongside the rows, after FIRST (a 135M model leaves the GPU mostly idle), log beside.log
 #                       # FRACTION: cap each row at this share of the GPU (two lanes on an 80 GB H100: FRACTION=0.48;
 #                       # uncapped, one row's allocator held 70.6 GiB and the row beside it ran out of memory)
+#                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after wheels; carry .whl_tok (no model needed)
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
 # Careful: every device call copies this working tree over the machine's, under the running jobs; a module they
@@ -82,7 +83,7 @@ case ${1:-} in
 ( ${BESIDE:-true} ) > $R/beside.log 2>&1 &
 lane() {
   for row in \$(echo \$1 | tr , ' '); do
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache ${FRACTION:+--memory-fraction $FRACTION} > $R/ablation_\$row.log 2>&1
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache ${FRACTION:+--memory-fraction $FRACTION} ${CHECKPOINTING:+--gradient-checkpointing} > $R/ablation_\$row.log 2>&1
     if [ "\$row" = "$CHECK" ]; then
       BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
       python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json ${CHECK_ARGS:-} > $R/check.log 2>&1

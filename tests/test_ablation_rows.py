@@ -90,3 +90,11 @@ def test_gpu_memory_is_empty_without_cuda():
     if torch.cuda.is_available():
         pytest.skip("a CUDA machine")
     assert ablation.gpu_memory() == {}
+
+
+def test_gradient_checkpointing_is_a_run_setting_added_to_the_rows_own():
+    assert ablation.grpo_extra({"name": "r"}, False) is None
+    assert ablation.grpo_extra({"name": "r", "grpo_config": {"seed": 2}}, True) == {
+        "seed": 2,
+        "gradient_checkpointing": True,
+    }

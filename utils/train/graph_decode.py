@@ -102,9 +102,10 @@ class GraphDecoder:
         self._pre, self._post = compile_fn(before_attention), compile_fn(after_attention)
         # compile_step: torch.compile the decoding step's whole forward (every layer, the attention included, not
         # the sampling) into one graph, so Inductor fuses across the blocks too: norms with residuals, the mask
-        # and softmax. The step is launch-bound (an H100 profile: about 1,200 small element-wise kernels besides
-        # 210 matrix products; 5.6 ms a step, where reading the weights takes 0.2 ms). The attended length is a dynamic size (one compiled graph, recompiled once);
-        # sampling stays eager, so its random draws stay CUDA-graph safe.
+        # and softmax. The step is launch-bound: an H100 profile of the earlier attention counted about 1,200 small
+        # element-wise kernels besides 210 matrix products, and a step takes 5.6 ms where reading the weights takes
+        # 0.2 ms. The attended length becomes a dynamic size (compiled twice, then reused); sampling stays eager,
+        # so its random draws stay CUDA-graph safe.
         if compile_step and compile_blocks:
             raise ValueError("compile_step compiles the blocks too: pass one of compile_step, compile_blocks")
         self._decode = torch.compile(self._forward, dynamic=None, fullgraph=True) if compile_step else self._forward
