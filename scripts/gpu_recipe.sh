@@ -5,7 +5,8 @@
 #   bash scripts/gpu_recipe.sh wheels        # call 2 (carry .whl_arrow_b, .whl_tok): pyarrow's second half, install
 #   bash scripts/gpu_recipe.sh part-a        # call 3 (carry .gguf_a): the GGUF's first half
 #                                            # (a call carries at most 64 MiB with the tree, 14 MB of it now)
-#   bash scripts/gpu_recipe.sh model         # call 3: second half (.gguf_b), convert, check the fast path
+#   bash scripts/gpu_recipe.sh model         # call 4 (carry .gguf_b): second half, convert, check the fast path
+#                                            # (or `one`, below, which joins the halves itself)
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 # On one GPU (what is lent now), after wheels and part-a:
