@@ -52,3 +52,30 @@ def test_answers_without_a_trace_are_counted_apart(rows):
     assert profile["with_trace"] == 0 and profile["contradicts_trace"] == 0 and profile["events_per_answer"] == 0
     with pytest.raises(ValueError, match="2 rows but 1"):
         answer_profile(rows[:2], ["x"])
+
+
+@pytest.mark.parametrize("trace", ["short", "full"])
+def test_the_warm_start_traces_name_every_real_clash_and_no_other(rows, trace):
+    profile = answer_profile(rows, [dp_answer(r, trace) for r in rows])
+    assert profile["clashes_named"] > 10
+    assert profile["false_clashes_named"] == 0 and profile["real_clashes_named"] == 1
+
+
+def test_a_trace_that_invents_or_misses_clashes_is_read_as_such():
+    """Seen in the committed answers: traces that call two events that fit a clash (and then drop one)."""
+    from utils.evaluate.answers import compare_clashes, named_clashes
+
+    row = {
+        "events": [["Gym", "09:00", "10:30"], ["Call", "10:00", "11:00"], ["Nap", "11:00", "12:00"]],
+        "priority_events": [],
+        "optimal_score": 150,
+    }
+    invented = named_clashes("Clashes: Call ends 11:00 after Nap starts 11:00; Gym ends 10:30 after Gym starts 9:00.")
+    assert invented == [("Call", "Nap"), ("Gym", "Gym")]
+    assert compare_clashes(row, invented) == (2, 0, 1)  # touching is no clash, nor is an event with itself
+    assert compare_clashes(row, [("Call", "Gym"), ("Yoga", "Gym")]) == (1, 1, 1)  # either order; unknown name
+    for garbage in ("Conflicts: ; vs ; A vs . Drop: A.", "Clashes:", "", "Conflicts: A vs B"):
+        assert all(a and b for a, b in named_clashes(garbage))  # never an empty name, never a crash
+    profile = answer_profile([row], ["<think>No clashes.\nKeep: Gym. Total: 90.</think><schedule></schedule>"])
+    assert profile["clashes_named"] == 0 and profile["false_clashes_named"] != profile["false_clashes_named"]  # NaN
+    assert profile["real_clashes_named"] == 0

@@ -86,6 +86,9 @@ def test_reward_story_table_reads_rows_their_monitor_and_their_answers(tmp_path)
     assert rec["training reward (first -> last 25 steps)"] == "25.0 -> 25.0"  # 4 steps: both windows hold all
     assert rec["sampled answers valid (monitor)"] == "25% -> 25%"
     assert rec["valid answers: share of the optimum (optimal)"] == "100% (2) -> 100% (4)"
+    # the DP's traces name the real clashes only; the unreadable answers name none (rows 2-3 count as missed)
+    assert rec["trace: real clashes named; named clashes that are false"].endswith("; 0% -> 0%")
+    assert rec["trace: real clashes named; named clashes that are false"].split(" -> ")[1].startswith("100%")
     assert rec["contradicts own trace"] == "0%" and rec["events / answer (optimum)"].split()[0] == rec[
         "events / answer (optimum)"
     ].split()[1].strip("()")

@@ -9,7 +9,10 @@ trace can say one thing while the schedule does another. This module reads the a
   (``Drop: A, B.`` or ``Keep everything.``) or what it keeps (``Keep: A, B.``) and states a total
   (``Total weighted minutes: 450.`` / ``Total: 450.``). An answer *contradicts its trace* when it schedules
   an event the trace drops or leaves out one the trace keeps (the short trace keeps every event it does not
-  drop); its *total is wrong* when the stated total is not the value of the events it lists.
+  drop); its *total is wrong* when the stated total is not the value of the events it lists;
+* the clashes the trace names (``Conflicts: A vs B; ...`` or ``Clashes: A ends 10:30 after B starts 10:00;
+  ...``) against the problem: a named clash is *false* when the two events do not overlap (or one is not in
+  the problem). A trace that invents clashes can justify dropping events that fit.
 
     >>> from utils.task.data import load_split
     >>> from utils.train.warmstart import dp_answer
@@ -27,13 +30,15 @@ from typing import Any
 
 from ..rewards.parsing import parse_completion
 from ..rewards.schedule_check import check_schedule
-from ..task.events import event_key
+from ..task.events import event_key, overlapping_pairs, to_intervals
 from ..task.scheduling import optimal_schedule
 from .evaluation import evaluate_completion
 
 _DROP = re.compile(r"Drop:\s*(.*?)\.(?:\s|$)", re.S)
 _KEEP = re.compile(r"Keep:\s*(.*?)\.(?:\s|$)", re.S)
 _TOTAL = re.compile(r"Total(?: weighted minutes)?:\s*(\d+)")
+_CLASHES = re.compile(r"(?:Conflicts|Clashes):\s*(.*?)\.(?:\s|$)", re.S)
+_FULL_CLASH = re.compile(r"^(.+?) ends \d{1,2}:\d{2} after (.+?) starts \d{1,2}:\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ class AnswerReading:
     kept_but_missing: tuple[str, ...] = ()  # names the trace keeps and the schedule leaves out
     total_stated: int | None = None
     total_listed: int = 0  # the weighted minutes of the listed events (clashing or not)
+    clashes_named: int = 0  # clashing pairs the trace names
+    clashes_false: int = 0  # ... of which the problem's events do not overlap (or are not in the problem)
+    clashes_found: int = 0  # the problem's clashing pairs that the trace names
+    clashes_real: int = 0  # the problem's clashing pairs
 
     @property
     def total_wrong(self) -> bool:
@@ -62,6 +71,41 @@ def _names(listed: str) -> list[str]:
     return [n.strip() for n in listed.split(",") if n.strip()]
 
 
+def named_clashes(trace: str) -> list[tuple[str, str]]:
+    """The pairs of event names a trace says clash, in either of the warm start's forms.
+
+    >>> named_clashes("Priority (x2): Gym. Conflicts: Gym vs Call; Lunch vs Nap. Drop: Call.")
+    [('Gym', 'Call'), ('Lunch', 'Nap')]
+    >>> named_clashes("Clashes: Gym ends 10:30 after Call starts 10:00.\\nKeep: Gym. Total: 90.")
+    [('Gym', 'Call')]
+    >>> named_clashes("No clashes.\\nKeep: Gym. Total: 90.")
+    []
+    """
+    found = _CLASHES.search(trace)
+    pairs = []
+    for part in (p.strip() for p in found.group(1).split(";")) if found else ():
+        full = _FULL_CLASH.match(part)
+        a, sep, b = (full.group(1), " vs ", full.group(2)) if full else part.partition(" vs ")
+        if sep and a.strip() and b.strip():
+            pairs.append((a.strip(), b.strip()))
+    return pairs
+
+
+def compare_clashes(row: Mapping, pairs: Sequence[tuple[str, str]]) -> tuple[int, int, int]:
+    """``(false, found, real)``: the named pairs that are not a clash of the problem (events that do not overlap,
+    touching ones included, one event with itself, or a name the problem does not have); the problem's clashing
+    pairs that are named; and the problem's clashing pairs.
+
+    >>> row = {"events": [["Gym", "09:00", "10:30"], ["Call", "10:00", "11:00"], ["Nap", "11:00", "12:00"]]}
+    >>> compare_clashes(row, [("Call", "Gym"), ("Call", "Nap")])  # Call ends when Nap starts: no clash
+    (1, 1, 1)
+    """
+    ivs = to_intervals(row["events"])
+    real = {frozenset((ivs[i].name, ivs[j].name)) for i, j in overlapping_pairs([iv.span for iv in ivs])}
+    named = [frozenset(p) for p in pairs]
+    return sum(p not in real for p in named), len(real & set(named)), len(real)
+
+
 def read_answer(row: Mapping, completion: Any) -> AnswerReading:
     """Read one answer against its problem (see the module docstring)."""
     parsed = parse_completion(completion)
@@ -70,6 +114,8 @@ def read_answer(row: Mapping, completion: Any) -> AnswerReading:
     optimal = len(optimal_schedule(row["events"], row["priority_events"])[1])
     trace = parsed.reasoning or ""
     drop, keep, total = _DROP.search(trace), _KEEP.search(trace), _TOTAL.search(trace)
+    clashes = named_clashes(trace)
+    false_named, found, real = compare_clashes(row, clashes)
     has_trace = bool(drop or keep or total or "Keep everything" in trace)
     dropped = set(_names(drop.group(1))) if drop else set()
     if keep:
@@ -86,19 +132,25 @@ def read_answer(row: Mapping, completion: Any) -> AnswerReading:
         kept_but_missing=tuple(sorted(kept - set(listed))),
         total_stated=int(total.group(1)) if total else None,
         total_listed=check.listed_value,
+        clashes_named=len(clashes),
+        clashes_false=false_named,
+        clashes_found=found,
+        clashes_real=real,
     )
 
 
 def answer_profile(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[str, float]:
     """Means over a set of answers: events listed and in the optimum (per answer), and the shares of
     answers with a trace, contradicting it, scheduling a dropped event, and stating a wrong total
-    (shares of the answers that have a trace)."""
+    (shares of the answers that have a trace), and the clashes the traces name: the share that are false
+    (NaN when none is named) and the share of the problems' real clashes they name."""
     if len(rows) != len(completions):
         raise ValueError(f"answer_profile: {len(rows)} rows but {len(completions)} completions")
     readings = [read_answer(r, c) for r, c in zip(rows, completions)]
     n = max(len(readings), 1)
     traced = [r for r in readings if r.has_trace]
     t = max(len(traced), 1)
+    named = sum(r.clashes_named for r in readings)
     return {
         "answers": len(readings),
         "events_per_answer": sum(r.events for r in readings) / n,
@@ -108,6 +160,9 @@ def answer_profile(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[
         "schedules_a_dropped_event": sum(bool(r.scheduled_but_dropped) for r in traced) / t,
         "leaves_out_a_kept_event": sum(bool(r.kept_but_missing) for r in traced) / t,
         "states_a_wrong_total": sum(r.total_wrong for r in traced) / t,
+        "clashes_named": named,
+        "false_clashes_named": sum(r.clashes_false for r in readings) / named if named else float("nan"),
+        "real_clashes_named": sum(r.clashes_found for r in readings) / max(sum(r.clashes_real for r in readings), 1),
     }
 
 

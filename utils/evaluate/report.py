@@ -212,9 +212,9 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
     the reward GRPO optimised and the evaluation of the same sampled answers during training (first and
     last 25 logged steps; the live monitor, for runs that logged it), then the test set before and after
     GRPO with the paired comparison, the other-style set, and what the GRPO model writes (events per answer
-    against the optimum's, answers whose schedule contradicts their own trace, valid answers that leave out
-    events clashing with nothing, :func:`~utils.evaluate.answers.completion_gap`). Rows not committed are
-    skipped."""
+    against the optimum's, answers whose schedule contradicts their own trace, the clashes the traces name
+    against the real ones, valid answers that leave out events clashing with nothing,
+    :func:`~utils.evaluate.answers.completion_gap`). Rows not committed are skipped."""
     import json
     from pathlib import Path
 
@@ -268,8 +268,14 @@ def reward_story_table(folder, rows: tuple[str, ...] = REWARD_STORY_ROWS) -> pd.
                 k: f"{q['share_of_optimum']:.0%} ({q['optimal']})" if q["valid"] else "none" for k, q in quality.items()
             }
             rec["valid answers: share of the optimum (optimal)"] = f"{share['sft']} -> {share['grpo']}"
+        profiles = {stage: answer_profile(*pair) for stage, pair in answers.items()}
+        if len(answers) == 2:  # does the <think> trace find the clashes? (the warm start was taught the true ones)
+            rec["trace: real clashes named; named clashes that are false"] = "; ".join(
+                f"{profiles['sft'][k]:.0%} -> {profiles['grpo'][k]:.0%}"
+                for k in ("real_clashes_named", "false_clashes_named")
+            )
         if "grpo" in answers:
-            prof = answer_profile(*answers["grpo"])
+            prof = profiles["grpo"]
             rec["events / answer (optimum)"] = (
                 f"{prof['events_per_answer']:.2f} ({prof['optimal_events_per_answer']:.2f})"
             )
