@@ -63,7 +63,7 @@ def test_the_warm_start_traces_name_every_real_clash_and_no_other(rows, trace):
 
 def test_a_trace_that_invents_or_misses_clashes_is_read_as_such():
     """Seen in the committed answers: traces that call two events that fit a clash (and then drop one)."""
-    from utils.evaluate.answers import compare_clashes, named_clashes
+    from utils.rewards.trace import compare_clashes, named_clashes
 
     row = {
         "events": [["Gym", "09:00", "10:30"], ["Call", "10:00", "11:00"], ["Nap", "11:00", "12:00"]],
@@ -79,3 +79,45 @@ def test_a_trace_that_invents_or_misses_clashes_is_read_as_such():
     profile = answer_profile([row], ["<think>No clashes.\nKeep: Gym. Total: 90.</think><schedule></schedule>"])
     assert profile["clashes_named"] == 0 and profile["false_clashes_named"] != profile["false_clashes_named"]  # NaN
     assert profile["real_clashes_named"] == 0
+
+
+@pytest.mark.parametrize("trace", ["short", "full"])
+def test_the_trace_reward_pays_the_warm_start_targets_in_full(rows, trace):
+    from utils.rewards import trace_clash_reward
+
+    columns = {k: [r[k] for r in rows] for k in ("events", "priority_events", "optimal_score")}
+    assert trace_clash_reward([dp_answer(r, trace) for r in rows], **columns) == [10.0] * len(rows)
+
+
+def test_the_trace_reward_pays_the_committed_warm_start_less(rows):
+    """The committed strong warm start's traces name a third of the real clashes, most of them false."""
+    from pathlib import Path
+
+    from utils.evaluate import load_completions
+    from utils.rewards import trace_clash_reward
+
+    path = Path(__file__).resolve().parent.parent / "results/ablation/strong_grpo_maximal/completions_sft_test.jsonl"
+    texts = load_completions(path)[: len(rows)]
+    columns = {k: [r[k] for r in rows] for k in ("events", "priority_events", "optimal_score")}
+    paid = trace_clash_reward(texts, **columns)
+    assert 0 < sum(paid) / len(paid) < 5 and min(paid) == 0
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        "Drop: x " * 130_000,  # 1 MB of clauses that never end: a lazy regex took 4 s on 64 KB
+        "Clashes: " + "A ends 10:00 after B starts 09:00; " * 30_000,
+        "Conflicts: " + "A vs " * 200_000 + ".",
+    ],
+)
+def test_megabyte_traces_are_read_fast(trace):
+    import time
+
+    from utils.rewards.trace import clause, named_clashes
+
+    assert len(trace) >= 1_000_000
+    row = {"events": [["A", "09:00", "10:00"], ["B", "09:30", "10:30"]], "priority_events": [], "optimal_score": 60}
+    t0 = time.perf_counter()
+    clause(trace, "Drop:"), named_clashes(trace), read_answer(row, f"<think>{trace}</think><schedule></schedule>")
+    assert time.perf_counter() - t0 < 2.0  # linear: tens of milliseconds; generous for a loaded CI box

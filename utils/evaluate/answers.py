@@ -30,15 +30,12 @@ from typing import Any
 
 from ..rewards.parsing import parse_completion
 from ..rewards.schedule_check import check_schedule
-from ..task.events import event_key, overlapping_pairs, to_intervals
+from ..rewards.trace import clause, compare_clashes, named_clashes
+from ..task.events import event_key
 from ..task.scheduling import optimal_schedule
 from .evaluation import evaluate_completion
 
-_DROP = re.compile(r"Drop:\s*(.*?)\.(?:\s|$)", re.S)
-_KEEP = re.compile(r"Keep:\s*(.*?)\.(?:\s|$)", re.S)
 _TOTAL = re.compile(r"Total(?: weighted minutes)?:\s*(\d+)")
-_CLASHES = re.compile(r"(?:Conflicts|Clashes):\s*(.*?)\.(?:\s|$)", re.S)
-_FULL_CLASH = re.compile(r"^(.+?) ends \d{1,2}:\d{2} after (.+?) starts \d{1,2}:\d{2}$")
 
 
 @dataclass(frozen=True)
@@ -71,41 +68,6 @@ def _names(listed: str) -> list[str]:
     return [n.strip() for n in listed.split(",") if n.strip()]
 
 
-def named_clashes(trace: str) -> list[tuple[str, str]]:
-    """The pairs of event names a trace says clash, in either of the warm start's forms.
-
-    >>> named_clashes("Priority (x2): Gym. Conflicts: Gym vs Call; Lunch vs Nap. Drop: Call.")
-    [('Gym', 'Call'), ('Lunch', 'Nap')]
-    >>> named_clashes("Clashes: Gym ends 10:30 after Call starts 10:00.\\nKeep: Gym. Total: 90.")
-    [('Gym', 'Call')]
-    >>> named_clashes("No clashes.\\nKeep: Gym. Total: 90.")
-    []
-    """
-    found = _CLASHES.search(trace)
-    pairs = []
-    for part in (p.strip() for p in found.group(1).split(";")) if found else ():
-        full = _FULL_CLASH.match(part)
-        a, sep, b = (full.group(1), " vs ", full.group(2)) if full else part.partition(" vs ")
-        if sep and a.strip() and b.strip():
-            pairs.append((a.strip(), b.strip()))
-    return pairs
-
-
-def compare_clashes(row: Mapping, pairs: Sequence[tuple[str, str]]) -> tuple[int, int, int]:
-    """``(false, found, real)``: the named pairs that are not a clash of the problem (events that do not overlap,
-    touching ones included, one event with itself, or a name the problem does not have); the problem's clashing
-    pairs that are named; and the problem's clashing pairs.
-
-    >>> row = {"events": [["Gym", "09:00", "10:30"], ["Call", "10:00", "11:00"], ["Nap", "11:00", "12:00"]]}
-    >>> compare_clashes(row, [("Call", "Gym"), ("Call", "Nap")])  # Call ends when Nap starts: no clash
-    (1, 1, 1)
-    """
-    ivs = to_intervals(row["events"])
-    real = {frozenset((ivs[i].name, ivs[j].name)) for i, j in overlapping_pairs([iv.span for iv in ivs])}
-    named = [frozenset(p) for p in pairs]
-    return sum(p not in real for p in named), len(real & set(named)), len(real)
-
-
 def read_answer(row: Mapping, completion: Any) -> AnswerReading:
     """Read one answer against its problem (see the module docstring)."""
     parsed = parse_completion(completion)
@@ -113,14 +75,14 @@ def read_answer(row: Mapping, completion: Any) -> AnswerReading:
     listed = [ev.name.strip() for ev in check.events]
     optimal = len(optimal_schedule(row["events"], row["priority_events"])[1])
     trace = parsed.reasoning or ""
-    drop, keep, total = _DROP.search(trace), _KEEP.search(trace), _TOTAL.search(trace)
+    drop, keep, total = clause(trace, "Drop:"), clause(trace, "Keep:"), _TOTAL.search(trace)
     clashes = named_clashes(trace)
     false_named, found, real = compare_clashes(row, clashes)
-    has_trace = bool(drop or keep or total or "Keep everything" in trace)
-    dropped = set(_names(drop.group(1))) if drop else set()
-    if keep:
-        kept = set(_names(keep.group(1)))
-    elif "Keep everything" in trace or drop:  # the short trace keeps every event it does not drop
+    has_trace = drop is not None or keep is not None or bool(total) or "Keep everything" in trace
+    dropped = set(_names(drop)) if drop is not None else set()
+    if keep is not None:
+        kept = set(_names(keep))
+    elif "Keep everything" in trace or drop is not None:  # the short trace keeps every event it does not drop
         kept = {e[0] for e in row["events"]} - dropped
     else:
         kept = set()

@@ -5,6 +5,7 @@
   :mod:`.schedule_check` - what the score reward measures;
 * :mod:`.alternatives` - partial credit and penalties to compare with;
 * :mod:`.reference` - the public reference's rewards, defects included, in linear time;
+* :mod:`.trace` - what a ``<think>`` trace says (its clauses, the clashes it names), in linear time;
 * :mod:`.explain` - the breakdown of one answer; :mod:`.registry` - rewards by name, the default
   and the seed's reward sets; :mod:`.total` - the weighted total and its weights;
 * :mod:`.checker` - put a reward through its paces before training with it;
@@ -23,6 +24,7 @@ from .alternatives import (
     partial_score_reward,
     squared_score_reward,
     strict_score_reward,
+    trace_clash_reward,
     truncation_penalty_reward,
 )
 from .checker import CheckReport, assert_reward_ok, check_reward_function

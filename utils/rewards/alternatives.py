@@ -16,6 +16,7 @@ from .common import as_batch, problem_columns, safe
 from .course import FORMAT_POINTS, SCORE_POINTS
 from .parsing import parse_completion
 from .schedule_check import ScheduleCheck, event_value, score_each
+from .trace import compare_clashes, named_clashes
 
 
 def partial_format_reward(completions: Sequence[Any], **kwargs) -> list[float]:
@@ -179,6 +180,43 @@ def maximal_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     return score_each(completions, kwargs, score)
 
 
+#: Points of :func:`trace_clash_reward`: a process reward, small next to the score's 70.
+TRACE_POINTS = 10
+
+
+def trace_clash_reward(completions: Sequence[Any], **kwargs) -> list[float]:
+    """Up to 10 points for a ``<think>`` trace that names the problem's clashes and no others:
+    ``10 x precision x recall`` of the clashing pairs it names (``Conflicts: A vs B; ...`` or ``Clashes: A ends
+    10:30 after B starts 10:00; ...``; :func:`utils.rewards.trace.named_clashes`). A problem without clashes pays
+    10 for ``No conflicts.`` / ``No clashes.``; a trace that says nothing about clashes gets 0. It pays for the
+    reasoning, not the schedule: use it next to a score reward.
+
+    Why: the warm starts' traces name only 16-32% of the real clashes, and 69-83% of the clashes they name are
+    not clashes (two events that fit); GRPO with a score reward raised the first and left the second
+    (``utils.evaluate.answers.answer_profile`` on the committed rows). A trace that finds the real clashes is
+    what the schedule should follow. Not measured on a GPU yet (row ``strong_grpo_maximal_trace``).
+
+    >>> A, B, C = ["A", "08:00", "09:00"], ["B", "08:30", "09:30"], ["C", "10:00", "11:00"]
+    >>> cols = {"events": [[A, B, C]], "priority_events": [[]], "optimal_score": [120]}
+    >>> right = "<think>Conflicts: A vs B. Drop: B.</think><schedule></schedule>"
+    >>> half = "<think>Conflicts: A vs B; B vs C. Drop: B.</think><schedule></schedule>"  # B and C fit
+    >>> silent = "<think>Drop: B.</think><schedule></schedule>"
+    >>> [trace_clash_reward([c], **cols)[0] for c in (right, half, silent)]
+    [10.0, 5.0, 0.0]
+    """
+
+    def score(chk: ScheduleCheck) -> float:
+        trace = chk.parsed.reasoning or ""
+        pairs = named_clashes(trace)
+        if not pairs and "No conflicts" not in trace and "No clashes" not in trace:
+            return 0.0  # the trace does not say which events clash
+        false, found, real = compare_clashes({"events": chk.problem_events}, pairs)
+        precision = (len(pairs) - false) / len(pairs) if pairs else 1.0
+        return TRACE_POINTS * precision * (found / real if real else 1.0)
+
+    return score_each(completions, kwargs, score)
+
+
 def _counted_valid(chk: ScheduleCheck) -> bool:
     """What the reference evaluation counts valid: a closed schedule of the problem's own events, written exactly
     (no spaces around a name), in time order, none overlapping; and an optimum above 0 to measure it against
@@ -213,6 +251,7 @@ partial_score_reward.reward_range = (0, SCORE_POINTS)
 strict_score_reward.reward_range = (0, SCORE_POINTS)
 squared_score_reward.reward_range = (0, SCORE_POINTS)
 maximal_score_reward.reward_range = (0, SCORE_POINTS)
+trace_clash_reward.reward_range = (0, TRACE_POINTS)
 optimal_bonus_reward.reward_range = (0, OPTIMAL_BONUS_POINTS)
 overlap_penalty_score_reward.reward_range = (0, SCORE_POINTS)
 truncation_penalty_reward.reward_range = (-10, 0)

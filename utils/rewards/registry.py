@@ -26,6 +26,7 @@ from .alternatives import (
     partial_score_reward,
     squared_score_reward,
     strict_score_reward,
+    trace_clash_reward,
     truncation_penalty_reward,
 )
 from .common import RewardFn
@@ -44,6 +45,7 @@ LIBRARY_REWARDS: dict[str, RewardFn] = {
         squared_score_reward,
         maximal_score_reward,
         optimal_bonus_reward,
+        trace_clash_reward,
         overlap_penalty_score_reward,
         truncation_penalty_reward,
         length_penalty_reward,
