@@ -9,6 +9,7 @@
 #                                            # (or `one`, below, which joins the halves itself)
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
+#                                                             # then, here: python scripts/commit_rows.py recipe.tgz
 # On one GPU (what is lent now), after wheels and part-a:
 #   bash scripts/gpu_recipe.sh one [ROWS [CHECK_ROW]] # model, then ROWS (a,b in turn; a+b side by side); after CHECK_ROW,
 #                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);

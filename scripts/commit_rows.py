@@ -1,0 +1,101 @@
+#!/usr/bin/env python
+"""Copy finished ablation rows from a GPU session's archive into ``results/ablation/``, as the course commits them.
+
+    python scripts/commit_rows.py recipe.tgz                      # every finished row in the archive
+    python scripts/commit_rows.py recipe.tgz --rows big_grpo_maximal --dest results/ablation
+
+``scripts/gpu_recipe.sh collect`` packs the machine's ``/root/exp`` into ``recipe.tgz``. Each row there is
+``ablation/ROW.json`` plus ``ablation/ROW/`` with the completions and ``grpo/samples.jsonl``. This script
+copies the results file, the four completion files and the samples (as ``grpo_samples.jsonl``). A row counts
+as finished when its results file has evaluations after GRPO. A row already in ``--dest`` is left alone unless
+``--force`` is given, and the archive is only read, never unpacked onto disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: What a committed row holds besides ROW.json, and where each file comes from in the row's run folder.
+ROW_FILES = {
+    "completions_sft_test.jsonl": "completions_sft_test.jsonl",
+    "completions_sft_test_other_style.jsonl": "completions_sft_test_other_style.jsonl",
+    "completions_grpo_test.jsonl": "completions_grpo_test.jsonl",
+    "completions_grpo_test_other_style.jsonl": "completions_grpo_test_other_style.jsonl",
+    "grpo_samples.jsonl": "grpo/samples.jsonl",
+}
+
+
+def _members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
+    """Regular files by their path inside the archive, without a leading ``./``."""
+    return {m.name.removeprefix("./"): m for m in archive.getmembers() if m.isfile()}
+
+
+def finished_rows(archive: tarfile.TarFile) -> dict[str, dict]:
+    """The rows whose results file holds evaluations after GRPO, by name, with their results."""
+    rows = {}
+    for name, member in _members(archive).items():
+        parts = name.split("/")
+        if len(parts) == 2 and parts[0] == "ablation" and parts[1].endswith(".json"):
+            try:
+                result = json.loads(archive.extractfile(member).read())
+            except ValueError:
+                continue  # a results file cut short while it was written
+            if isinstance(result, dict) and result.get("evaluations"):
+                rows[parts[1].removesuffix(".json")] = result
+    return rows
+
+
+def commit_rows(tgz: Path, dest: Path, names: list[str] | None = None, force: bool = False) -> list[str]:
+    """Copies the finished rows (``names``: only these) from ``tgz`` into ``dest``; returns one line per row."""
+    lines = []
+    with tarfile.open(tgz) as archive:
+        members, done = _members(archive), finished_rows(archive)
+        wanted = names if names is not None else sorted(done)
+        for name in wanted:
+            if name not in done:
+                lines.append(f"{name}: not finished in {tgz.name} (no evaluations after GRPO): skipped")
+                continue
+            if (dest / f"{name}.json").exists() and not force:
+                lines.append(f"{name}: already in {dest} (pass --force to replace it): skipped")
+                continue
+            missing = [src for src in ROW_FILES.values() if f"ablation/{name}/{src}" not in members]
+            if missing:
+                lines.append(f"{name}: the archive lacks {missing}: skipped")
+                continue
+            (dest / name).mkdir(parents=True, exist_ok=True)
+            for target, src in ROW_FILES.items():
+                (dest / name / target).write_bytes(archive.extractfile(members[f"ablation/{name}/{src}"]).read())
+            (dest / f"{name}.json").write_bytes(archive.extractfile(members[f"ablation/{name}.json"]).read())
+            test = done[name]["evaluations"].get("test", {})
+            score = test.get("mean_score", 0)
+            lines.append(f"{name}: copied (test: {test.get('valid')} valid, mean score {score:.2f})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("archive", type=Path, help="recipe.tgz from scripts/gpu_recipe.sh collect")
+    ap.add_argument("--rows", default=None, help="comma-separated row names (default: every finished row)")
+    ap.add_argument("--dest", type=Path, default=ROOT / "results" / "ablation")
+    ap.add_argument("--force", action="store_true", help="replace rows already in --dest")
+    args = ap.parse_args(argv)
+    try:
+        lines = commit_rows(args.archive, args.dest, args.rows.split(",") if args.rows else None, args.force)
+    except tarfile.TarError as exc:  # tarfile explains over several lines: the first says it
+        why = str(exc).splitlines()[0].rstrip(":")
+        print(f"error: {args.archive}: not a readable archive ({why})", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {args.archive}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines) or f"no finished rows in {args.archive}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""scripts/commit_rows.py: finished rows of a GPU session's archive into results/ablation, nothing else."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+
+from helpers import script_module
+
+commit = script_module("commit_rows")
+
+
+def archive(tmp_path, rows: dict[str, dict], files: bool = True):
+    """A recipe.tgz like gpu_recipe.sh collect packs: ./ablation/ROW.json and the row's run folder."""
+    path = tmp_path / "recipe.tgz"
+    with tarfile.open(path, "w:gz") as tar:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(f"./{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+        for name, result in rows.items():
+            add(f"ablation/{name}.json", json.dumps(result).encode())
+            for src in commit.ROW_FILES.values() if files else ():
+                add(f"ablation/{name}/{src}", f"{name} {src}\n".encode())
+    return path
+
+
+FINISHED = {"evaluations": {"test": {"valid": 71, "mean_score": 55.05}}}
+
+
+def test_finished_rows_are_copied_as_committed(tmp_path):
+    tgz = archive(tmp_path, {"a": FINISHED, "b": {"warm_start": {}}})  # b stopped before its evaluation
+    dest = tmp_path / "results"
+    lines = commit.commit_rows(tgz, dest)
+    assert lines == ["a: copied (test: 71 valid, mean score 55.05)"]
+    assert json.loads((dest / "a.json").read_text()) == FINISHED
+    assert (dest / "a" / "grpo_samples.jsonl").read_text() == "a grpo/samples.jsonl\n"
+    assert sorted(p.name for p in (dest / "a").iterdir()) == sorted(commit.ROW_FILES)
+    assert not (dest / "b").exists() and not (dest / "b.json").exists()
+    assert "not finished" in commit.commit_rows(tgz, dest, ["b"])[0]
+
+
+def test_a_committed_row_is_replaced_only_when_forced(tmp_path):
+    tgz = archive(tmp_path, {"a": FINISHED})
+    dest = tmp_path / "results"
+    (dest / "a").mkdir(parents=True)
+    (dest / "a.json").write_text("mine")
+    assert "already in" in commit.commit_rows(tgz, dest)[0] and (dest / "a.json").read_text() == "mine"
+    assert "copied" in commit.commit_rows(tgz, dest, force=True)[0]
+
+
+def test_a_row_missing_files_is_skipped_and_bad_archives_say_one_line(tmp_path, capsys):
+    tgz = archive(tmp_path, {"a": FINISHED}, files=False)
+    assert "the archive lacks" in commit.commit_rows(tgz, tmp_path / "results")[0]
+    assert not (tmp_path / "results").exists()
+    junk = tmp_path / "junk.tgz"
+    junk.write_text("not an archive")
+    assert commit.main([str(junk), "--dest", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err
