@@ -92,3 +92,30 @@ def test_reward_story_table_reads_rows_their_monitor_and_their_answers(tmp_path)
     assert rec["contradicts own trace"] == "0%" and rec["events / answer (optimum)"].split()[0] == rec[
         "events / answer (optimum)"
     ].split()[1].strip("()")
+
+
+def _row_file(folder, name, seed, valid_a, valid_b, score, p=0.001):
+    import json
+
+    result = {
+        "profile": {"seed": seed},
+        "evaluations": {"test": {"valid": valid_b, "mean_score": score}, "test_other_style": {"valid": 50}},
+        "compare_sft_grpo": {"test": {"valid_a": valid_a, "valid_b": valid_b, "p_value": p}},
+    }
+    (folder / f"{name}.json").write_text(json.dumps(result))
+
+
+def test_recipe_verdict_needs_both_figures_on_average_and_every_seeds_gain(tmp_path):
+    from utils.evaluate.report import recipe_verdict
+
+    for seed, (a, b, score) in zip((3407, 1, 2), [(50, 70, 60.0), (45, 66, 59.0), (48, 60, 57.0)]):
+        _row_file(tmp_path, f"r{seed}", seed, a, b, score)
+    table, verdict = recipe_verdict(tmp_path, ["r3407", "r1", "r2"])
+    assert list(table["seed"]) == [3407, 1, 2] and table["gain ok"].all()
+    assert "valid 65.3 (sd 5.0), mean score 58.67 (sd 1.53)" in verdict and "Beats it on both" in verdict
+    _row_file(tmp_path, "r2", 2, 55, 60, 57.0)  # a gain of 5: not enough, though the means still beat the 7B
+    assert "not every seed gains >= 10" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
+    _row_file(tmp_path, "r2", 2, 48, 60, 50.0)  # the mean score falls below 58.54
+    assert "Does not beat it on both" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
+    assert recipe_verdict(tmp_path, ["r3407", "r9"])[1] == "not decided: no finished results for r9"
+    assert "over 1 seed: valid 70, mean score 60.00 (one seed: no spread)" in recipe_verdict(tmp_path, ["r3407"])[1]

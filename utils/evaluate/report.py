@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ..profiles import DEFAULT_SEED
 from ..task.scheduling import optimal_schedule
 from .evaluation import CATEGORIES, COUNT_KEYS, PUBLISHED_RESULTS, EvalSummary
 
@@ -191,6 +192,63 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
             rec["GRPO steps"], rec["s / step"] = grpo.get("steps"), round(times[len(times) // 2], 2)
         records.append(rec)
     return pd.DataFrame(records).set_index("row").fillna("")
+
+
+def recipe_verdict(folder, rows: Sequence[str], min_gain: int = 10, alpha: float = 0.01) -> tuple[pd.DataFrame, str]:  # noqa: F821
+    """A recipe run once per seed (one committed row each) against the published GRPO 7B model's two figures.
+
+    Returns a table (a row per seed: valid and mean score on the test set, GRPO's gain in valid answers over its
+    own warm start with the exact McNemar p, the other-style set) and one line of verdict: it beats the 7B when
+    the seeds' mean valid count and mean score both reach the 7B's (63, 58.54) and every seed's gain is at least
+    ``min_gain`` valid answers at p < ``alpha``. Rows missing from ``folder`` are named, never guessed.
+    """
+    import json
+    from pathlib import Path
+    from statistics import mean, stdev
+
+    import pandas as pd
+
+    target = next(p for p in PUBLISHED_RESULTS if p["model"] == "anakin87/qwen-scheduler-7b-grpo")
+    records, missing = [], []
+    for name in rows:
+        path = Path(folder) / f"{name}.json"
+        result = json.loads(path.read_text()) if path.exists() else {}
+        test = (result.get("evaluations") or {}).get("test")
+        paired = (result.get("compare_sft_grpo") or {}).get("test")
+        if not test or not paired:
+            missing.append(name)
+            continue
+        other = (result.get("evaluations") or {}).get("test_other_style") or {}
+        gain = paired["valid_b"] - paired["valid_a"]
+        records.append(
+            {
+                "row": name,
+                "seed": (result.get("profile") or {}).get("seed", DEFAULT_SEED),  # older files: the default
+                "valid": test["valid"],
+                "mean score": round(test["mean_score"], 2),
+                "gain in valid (p)": f"{gain:+d} (p = {paired['p_value']:.2g})",
+                "gain ok": gain >= min_gain and paired["p_value"] < alpha,
+                "other-style valid": other.get("valid"),
+            }
+        )
+    table = pd.DataFrame(records).set_index("row") if records else pd.DataFrame()
+    if missing:
+        return table, f"not decided: no finished results for {', '.join(missing)}"
+    valid, score = [r["valid"] for r in records], [r["mean score"] for r in records]
+    spread = (
+        f"valid {mean(valid):.1f} (sd {stdev(valid):.1f}), mean score {mean(score):.2f} (sd {stdev(score):.2f})"
+        if len(records) > 1
+        else f"valid {valid[0]}, mean score {score[0]:.2f} (one seed: no spread)"
+    )
+    beats = mean(valid) >= target["valid"] and mean(score) >= target["mean_score"]
+    gains = all(r["gain ok"] for r in records)
+    verdict = (
+        f"over {len(records)} seed{'s' * (len(records) != 1)}: {spread}; "
+        f"the published 7B: {target['valid']} valid, {target['mean_score']}. "
+        f"{'Beats it on both' if beats else 'Does not beat it on both'}; "
+        f"{'every' if gains else 'not every'} seed gains >= {min_gain} valid at p < {alpha}."
+    )
+    return table, verdict
 
 
 #: The reward story's committed rows: from the same warm-start settings, the seed's set, the strict one and its
