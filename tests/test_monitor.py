@@ -46,6 +46,8 @@ def test_monitor_reads_the_gallery_as_the_evaluation_does(rows):
         "monitor/events": n_best,
         "monitor/optimal_events": n_best,
         "monitor/free_events": 0.0,  # an optimal schedule is maximal
+        "monitor/trace_real_clashes": 0.0,  # the gallery's trace names no clash
+        "monitor/trace_false_clashes": 0.0,
     }
     every = one(row, gallery["hack: every event"])
     assert every["monitor/valid"] == 0 and every["monitor/clash"] == 1 and every["monitor/score"] == 0
@@ -131,3 +133,17 @@ def test_the_live_plot_draws_free_events_when_logged():
     labels = lambda fig: [line.get_label() for line in fig.axes[-1].lines]  # noqa: E731
     assert "left out for free" in labels(plot_history(new))
     assert "left out for free" not in labels(plot_history(old))  # committed logs from before the column
+
+
+@pytest.mark.parametrize("trace", ["short", "full"])
+def test_monitor_reads_what_the_traces_say_about_clashes(rows, trace):
+    """The warm start's targets name every real clash and no other; a trace that invents one is caught."""
+    from utils.train.warmstart import dp_answer
+
+    clashing = [r for r in rows if "vs" in dp_answer(r, "short")][:8]
+    exact = monitor_batch([dp_answer(r, trace) for r in clashing], **columns(clashing))
+    assert exact["monitor/trace_real_clashes"] == 1 and exact["monitor/trace_false_clashes"] == 0
+    row = clashing[0]
+    a, b = row["events"][0][0], row["events"][0][0]  # an event "clashing" with itself: never a real clash
+    invented = one(row, f"<think>Conflicts: {a} vs {b}. Drop: {a}.</think><schedule></schedule>")
+    assert invented["monitor/trace_false_clashes"] == 1 and invented["monitor/trace_real_clashes"] == 0

@@ -111,6 +111,8 @@ def _plot_monitor(axes, steps: list, logs: Sequence[dict]) -> None:
     ax = axes[0]
     for key, label in (("monitor/valid", "valid"), ("monitor/clash", "with clashes"), ("monitor/invented", "invented")):
         ax.plot(steps, get(key), "-o", ms=3, label=label)
+    if any("monitor/trace_real_clashes" in h for h in logs):  # logs from before 2026-12-06 (night) lack it
+        ax.plot(steps, get("monitor/trace_real_clashes"), "--", color="tab:purple", label="trace: real clashes named")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title("sampled answers: share (evaluation)", fontsize=10)
     ax.legend(fontsize=7)

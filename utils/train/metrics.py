@@ -144,6 +144,16 @@ GLOSSARY: dict[str, Metric] = {
         "rises: valid answers leave out events that clash with nothing (the strict score pays a short safe "
         "schedule nearly as well as a whole one; maximal_score_reward charges for it)",
     ),
+    "monitor/trace_real_clashes": Metric(
+        MONITOR_COLUMNS["monitor/trace_real_clashes"],
+        "rises towards 1: the reasoning finds what the schedule must resolve",
+        "low and flat: the trace copies the form of the reasoning (the committed warm starts: 16-32%)",
+    ),
+    "monitor/trace_false_clashes": Metric(
+        MONITOR_COLUMNS["monitor/trace_false_clashes"],
+        "falls towards 0",
+        "high: the trace invents clashes, which can justify dropping events that fit (warm starts: 69-83%)",
+    ),
     "monitor/seconds": Metric(MONITOR_COLUMNS["monitor/seconds"], "under 2% of step_time", "-"),
     "skipped_steps": Metric(
         "optimizer steps skipped so far because their gradients held NaN or inf (SkipNonFiniteSteps)",

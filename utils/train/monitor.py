@@ -28,6 +28,7 @@ from typing import Any
 
 from ..evaluate.evaluation import evaluate_completion
 from ..rewards.schedule_check import check_schedule
+from ..rewards.trace import compare_clashes, named_clashes
 from ..task.columns import PROBLEM_COLUMNS
 from ..task.scheduling import optimal_schedule
 
@@ -39,6 +40,8 @@ MONITOR_COLUMNS: dict[str, str] = {
     "monitor/events": "events listed per sampled answer",
     "monitor/optimal_events": "events in the optimal schedule of each answer's problem (monitor/events' yardstick)",
     "monitor/free_events": "events per answer that a valid answer leaves out although they clash with nothing it lists",
+    "monitor/trace_real_clashes": "share of the problems' clashing pairs that the <think> traces name",
+    "monitor/trace_false_clashes": "share of the clashes the <think> traces name that are not clashes",
     "monitor/seconds": "seconds the monitor took for the batch (its cost, to compare with step_time)",
 }
 
@@ -68,6 +71,7 @@ def monitor_batch(
     if n == 0:
         return {k: 0.0 for k in MONITOR_COLUMNS if k != "monitor/seconds"}
     totals = dict.fromkeys(("valid", "score", "clash", "invented", "events", "optimal_events", "free_events"), 0.0)
+    named = false = found = real = 0  # the traces' clashes: shares of sums, not means of per-answer shares
     cache: dict = {}
     for c, ev, prio, opt in zip(completions, events, priority_events, optimal_score):
         row = {"events": ev, "priority_events": prio, "optimal_score": opt}
@@ -84,7 +88,14 @@ def monitor_batch(
         totals["events"] += len(check.events)
         if result.valid:  # only a valid answer's gaps are free (and then it lists each problem event once at most)
             totals["free_events"] += len(check.free_events())
-    return {f"monitor/{k}": v / n for k, v in totals.items()}
+        pairs = named_clashes(check.parsed.reasoning or "")
+        wrong, hit, clashes = compare_clashes(row, pairs)
+        named, false, found, real = named + len(pairs), false + wrong, found + hit, real + clashes
+    return {
+        **{f"monitor/{k}": v / n for k, v in totals.items()},
+        "monitor/trace_real_clashes": found / real if real else 0.0,
+        "monitor/trace_false_clashes": false / named if named else 0.0,
+    }
 
 
 class RewardMonitor:
