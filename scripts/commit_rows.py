@@ -6,7 +6,8 @@
 
 ``scripts/gpu_recipe.sh collect`` packs the machine's ``/root/exp`` into ``recipe.tgz``. Each row there is
 ``ablation/ROW.json`` plus ``ablation/ROW/`` with the completions and ``grpo/samples.jsonl``. This script
-copies the results file, the four completion files and the samples (as ``grpo_samples.jsonl``). A row counts
+copies the results file, the four completion files and the samples (gzip-compressed, as
+``grpo_samples.jsonl.gz``: a tenth of the size, and every device call carries the tree). A row counts
 as finished when its results file has evaluations after GRPO. A row already in ``--dest`` is left alone unless
 ``--force`` is given, and the archive is only read, never unpacked onto disk.
 """
@@ -14,6 +15,7 @@ as finished when its results file has evaluations after GRPO. A row already in `
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import sys
 import tarfile
@@ -26,7 +28,7 @@ ROW_FILES = {
     "completions_sft_test_other_style.jsonl": "completions_sft_test_other_style.jsonl",
     "completions_grpo_test.jsonl": "completions_grpo_test.jsonl",
     "completions_grpo_test_other_style.jsonl": "completions_grpo_test_other_style.jsonl",
-    "grpo_samples.jsonl": "grpo/samples.jsonl",
+    "grpo_samples.jsonl.gz": "grpo/samples.jsonl",  # compressed on the way (utils.task.data.load_jsonl reads it)
 }
 
 
@@ -69,7 +71,8 @@ def commit_rows(tgz: Path, dest: Path, names: list[str] | None = None, force: bo
                 continue
             (dest / name).mkdir(parents=True, exist_ok=True)
             for target, src in ROW_FILES.items():
-                (dest / name / target).write_bytes(archive.extractfile(members[f"ablation/{name}/{src}"]).read())
+                data = archive.extractfile(members[f"ablation/{name}/{src}"]).read()
+                (dest / name / target).write_bytes(gzip.compress(data, 9, mtime=0) if target.endswith(".gz") else data)
             (dest / f"{name}.json").write_bytes(archive.extractfile(members[f"ablation/{name}.json"]).read())
             test = done[name]["evaluations"].get("test", {})
             score = test.get("mean_score", 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -37,7 +38,7 @@ def test_finished_rows_are_copied_as_committed(tmp_path):
     lines = commit.commit_rows(tgz, dest)
     assert lines == ["a: copied (test: 71 valid, mean score 55.05)"]
     assert json.loads((dest / "a.json").read_text()) == FINISHED
-    assert (dest / "a" / "grpo_samples.jsonl").read_text() == "a grpo/samples.jsonl\n"
+    assert gzip.decompress((dest / "a" / "grpo_samples.jsonl.gz").read_bytes()) == b"a grpo/samples.jsonl\n"
     assert sorted(p.name for p in (dest / "a").iterdir()) == sorted(commit.ROW_FILES)
     assert not (dest / "b").exists() and not (dest / "b.json").exists()
     assert "not finished" in commit.commit_rows(tgz, dest, ["b"])[0]

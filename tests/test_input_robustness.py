@@ -355,3 +355,27 @@ def test_generator_config_ranges_the_types_let_through(knobs, message):
 
 def test_generator_config_takes_durations_as_a_list():
     assert GeneratorConfig(durations=[15, 30]).durations == (15, 30)
+
+
+def test_gzip_jsonl_is_read_and_bombs_and_junk_are_refused(tmp_path, monkeypatch):
+    """The committed GRPO samples are gzip-compressed JSONL: read like plain JSONL, with the same size cap
+    applied to what they decompress to, and one-line errors for a damaged file."""
+    import gzip
+
+    good = tmp_path / "samples.jsonl.gz"
+    good.write_bytes(gzip.compress(b'{"step": 10}\n{"step": 20}\n'))
+    assert data.load_jsonl(good) == [{"step": 10}, {"step": 20}]
+    monkeypatch.setattr(data, "MAX_INPUT_BYTES", 1000)
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b" " * 100_000))  # 100 KB of output from a few hundred bytes
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(ValueError, match="once decompressed, too large"):
+        data.load_jsonl(bomb)
+    junk = tmp_path / "junk.jsonl.gz"
+    junk.write_bytes(b'{"step": 10}\n')  # plain text under a .gz name
+    with pytest.raises(ValueError, match="not a readable gzip file"):
+        data.load_jsonl(junk)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(b'{"step": 10}\n' * 50)[:-12])
+    with pytest.raises(ValueError, match="cut short"):
+        data.load_jsonl(cut)

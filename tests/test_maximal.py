@@ -92,12 +92,10 @@ def test_explain_names_the_free_events():
 
 def test_sample_gaps_of_the_committed_strict_run():
     """During GRPO with the strict score, valid sampled answers left out more and more free events."""
-    import json
-
     from utils.evaluate.answers import sample_gaps
+    from utils.task.data import load_jsonl
 
-    path = "results/ablation/weak_grpo_strict/grpo_samples.jsonl"
-    samples = [json.loads(line) for line in open(path, encoding="utf-8")]
+    samples = load_jsonl("results/ablation/weak_grpo_strict/grpo_samples.jsonl.gz")  # committed compressed
     gaps = sample_gaps(samples, load_split("train"))
     first, last = gaps[10], gaps[150]
     assert (first["valid"], first["not_maximal"], first["free_events"]) == (33, 26, 36)

@@ -207,7 +207,7 @@ def sample_problem(sample: Mapping, index: Mapping[tuple, set[int]], problems: S
 
 
 def sample_gaps(samples: Sequence[Mapping], problems: Sequence[Mapping]) -> dict[int, dict[str, float]]:
-    """Per recorded step of a GRPO run (``samples.jsonl``, ``results/ablation/<row>/grpo_samples.jsonl``): the
+    """Per recorded step of a GRPO run (``samples.jsonl``, ``results/ablation/<row>/grpo_samples.jsonl.gz``): the
     sampled answers, how many are valid, how many of those leave out a free event, and free events per valid
     answer. ``problems``: the run's training problems (to find the problem of samples recorded without one)."""
     index: dict[tuple, set[int]] = {}

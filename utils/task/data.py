@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -38,6 +39,22 @@ def read_capped(path: Path | str, what: str = "input file", limit: int | None = 
     return data
 
 
+def gunzip_capped(data: bytes, path: Path | str, limit: int | None = None) -> bytes:
+    """``data`` (a gzip file's bytes) decompressed, refused with a one-line ``ValueError`` past ``limit`` bytes
+    of output (default :data:`MAX_INPUT_BYTES`: a small file can hold a huge output) or when it is not gzip."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
+    unzip = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+    try:
+        out = unzip.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"{path}: not a readable gzip file ({exc})") from None
+    if len(out) > limit or unzip.unconsumed_tail:
+        raise ValueError(f"{path}: more than {limit / 2**20:g} MiB once decompressed, too large to read")
+    if not unzip.eof or unzip.unused_data:
+        raise ValueError(f"{path}: a gzip file cut short, or with bytes after its end")
+    return out
+
+
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON value; strict JSON readers refuse it")
 
@@ -57,15 +74,18 @@ def parse_json(text: str, where: str, strict: bool = True):
 
 
 def load_jsonl(path: Path | str) -> list[dict]:
-    """Rows of a JSONL file (UTF-8, a byte-order mark allowed); a clear error names the file and
-    line of text that is not UTF-8 or not JSON (``NaN`` and ``Infinity`` included: they are not JSON,
-    nor is nesting too deep to read). Files over :data:`MAX_INPUT_BYTES` are refused."""
+    """Rows of a JSONL file (UTF-8, a byte-order mark allowed; gzip-compressed when its name ends in ``.gz``);
+    a clear error names the file and line of text that is not UTF-8 or not JSON (``NaN`` and ``Infinity``
+    included: they are not JSON, nor is nesting too deep to read). Files over :data:`MAX_INPUT_BYTES` are
+    refused, before or after decompression."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such dataset file: {path}")
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder, not a JSONL dataset file")
     raw = read_capped(path, "dataset file")
+    if path.name.endswith(".gz"):  # the committed GRPO samples (results/ablation/<row>/grpo_samples.jsonl.gz)
+        raw = gunzip_capped(raw, path)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
