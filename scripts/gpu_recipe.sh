@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The recipe experiments and the fast-rollout benchmark on a lent multi-GPU machine (device tool).
 # Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
-#   bash scripts/gpu_recipe.sh wheels        # call 1 (carry .whl_arrow_a, .whl): install the wheels carried whole
-#   bash scripts/gpu_recipe.sh wheels        # call 2 (carry .whl_arrow_b, .whl_tok): pyarrow's second half, install
-#   bash scripts/gpu_recipe.sh part-a        # call 3 (carry .gguf_a): the GGUF's first half
-#                                            # (a call carries at most 64 MiB with the tree, 14 MB of it now)
-#   bash scripts/gpu_recipe.sh model         # call 4 (carry .gguf_b): second half, convert, check the fast path
+#   bash scripts/gpu_recipe.sh wheels        # call 1 (carry .whl_arrow): install the carried wheels
+#   bash scripts/gpu_recipe.sh wheels part-a # call 2 (carry .whl, .gguf_a, .whl_tok): the other wheels, the GGUF's
+#                                            # first half (a call carries at most 64 MiB with the tree: 7.6 MB now)
+#   bash scripts/gpu_recipe.sh model         # call 3 (carry .gguf_b): second half, convert, check the fast path
 #                                            # (or `one`, below, which joins the halves itself)
+#   Once the tree outgrows that, pyarrow travels in halves: carry .whl_arrow_a, then .whl_arrow_b (`wheels` joins
+#   them); .whl_tok can go with .gguf_b.
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 #                                                             # then, here: python scripts/commit_rows.py recipe.tgz
