@@ -41,7 +41,7 @@ MONITOR_COLUMNS: dict[str, str] = {
     "monitor/optimal_events": "events in the optimal schedule of each answer's problem (monitor/events' yardstick)",
     "monitor/free_events": "events per answer that a valid answer leaves out although they clash with nothing it lists",
     "monitor/trace_real_clashes": "share of the problems' clashing pairs that the <think> traces name (0 without any)",
-    "monitor/trace_false_clashes": "share of the clashes the <think> traces name that are not clashes (0 if none named)",
+    "monitor/trace_false_clashes": "share of the clashes the <think> traces name that are not clashes (0 if none is)",
     "monitor/seconds": "seconds the monitor took for the batch (its cost, to compare with step_time)",
 }
 
