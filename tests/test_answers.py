@@ -72,8 +72,8 @@ def test_a_trace_that_invents_or_misses_clashes_is_read_as_such():
     }
     invented = named_clashes("Clashes: Call ends 11:00 after Nap starts 11:00; Gym ends 10:30 after Gym starts 9:00.")
     assert invented == [("Call", "Nap"), ("Gym", "Gym")]
-    assert compare_clashes(row, invented) == (2, 0, 1)  # touching is no clash, nor is an event with itself
-    assert compare_clashes(row, [("Call", "Gym"), ("Yoga", "Gym")]) == (1, 1, 1)  # either order; unknown name
+    assert compare_clashes(row["events"], invented) == (2, 0, 1)  # touching is no clash, nor is an event with itself
+    assert compare_clashes(row["events"], [("Call", "Gym"), ("Yoga", "Gym")]) == (1, 1, 1)  # either order; unknown name
     for garbage in ("Conflicts: ; vs ; A vs . Drop: A.", "Clashes:", "", "Conflicts: A vs B"):
         assert all(a and b for a, b in named_clashes(garbage))  # never an empty name, never a crash
     profile = answer_profile([row], ["<think>No clashes.\nKeep: Gym. Total: 90.</think><schedule></schedule>"])

@@ -77,7 +77,7 @@ def read_answer(row: Mapping, completion: Any) -> AnswerReading:
     trace = parsed.reasoning or ""
     drop, keep, total = clause(trace, "Drop:"), clause(trace, "Keep:"), _TOTAL.search(trace)
     clashes = named_clashes(trace)
-    false_named, found, real = compare_clashes(row, clashes)
+    false_named, found, real = compare_clashes(row["events"], clashes)
     has_trace = drop is not None or keep is not None or bool(total) or "Keep everything" in trace
     dropped = set(_names(drop)) if drop is not None else set()
     if keep is not None:

@@ -210,7 +210,7 @@ def trace_clash_reward(completions: Sequence[Any], **kwargs) -> list[float]:
         pairs = named_clashes(trace)
         if not pairs and "No conflicts" not in trace and "No clashes" not in trace:
             return 0.0  # the trace does not say which events clash
-        false, found, real = compare_clashes({"events": chk.problem_events}, pairs)
+        false, found, real = compare_clashes(chk.problem_events, pairs)
         precision = (len(pairs) - false) / len(pairs) if pairs else 1.0
         return TRACE_POINTS * precision * (found / real if real else 1.0)
 

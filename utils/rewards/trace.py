@@ -12,7 +12,7 @@ took 4 s on 64 KB of repeated ``Drop: x`` (quadratic), and a reward reads every 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..task.events import overlapping_pairs, to_intervals
 
@@ -68,16 +68,16 @@ def named_clashes(trace: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def compare_clashes(row: Mapping, pairs: Sequence[tuple[str, str]]) -> tuple[int, int, int]:
+def compare_clashes(events: Sequence[Sequence], pairs: Sequence[tuple[str, str]]) -> tuple[int, int, int]:
     """``(false, found, real)``: the named pairs that are not a clash of the problem (events that do not overlap,
     touching ones included, one event with itself, or a name the problem does not have); the problem's clashing
-    pairs that are named; and the problem's clashing pairs.
+    pairs that are named; and the problem's clashing pairs. ``events``: the problem's (a row's ``"events"``).
 
-    >>> row = {"events": [["Gym", "09:00", "10:30"], ["Call", "10:00", "11:00"], ["Nap", "11:00", "12:00"]]}
-    >>> compare_clashes(row, [("Call", "Gym"), ("Call", "Nap")])  # Call ends when Nap starts: no clash
+    >>> events = [["Gym", "09:00", "10:30"], ["Call", "10:00", "11:00"], ["Nap", "11:00", "12:00"]]
+    >>> compare_clashes(events, [("Call", "Gym"), ("Call", "Nap")])  # Call ends when Nap starts: no clash
     (1, 1, 1)
     """
-    ivs = to_intervals(row["events"])
+    ivs = to_intervals(events)
     real = {frozenset((ivs[i].name, ivs[j].name)) for i, j in overlapping_pairs([iv.span for iv in ivs])}
     named = [frozenset(p) for p in pairs]
     return sum(p not in real for p in named), len(real & set(named)), len(real)

@@ -89,7 +89,7 @@ def monitor_batch(
         if result.valid:  # only a valid answer's gaps are free (and then it lists each problem event once at most)
             totals["free_events"] += len(check.free_events())
         pairs = named_clashes(check.parsed.reasoning or "")
-        wrong, hit, clashes = compare_clashes(row, pairs)
+        wrong, hit, clashes = compare_clashes(ev, pairs)
         named, false, found, real = named + len(pairs), false + wrong, found + hit, real + clashes
     return {
         **{f"monitor/{k}": v / n for k, v in totals.items()},
