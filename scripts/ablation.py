@@ -176,20 +176,6 @@ def warm_start(row: dict, profile, cache: Path, out: Path, sets) -> tuple[str, d
     return str(checkpoint), {"evaluations": summary, "settings": sft_info, "checkpoint": str(checkpoint)}
 
 
-def gpu_memory() -> dict:
-    """The process's peak GPU memory so far in GiB (allocated by tensors; reserved by torch's caching
-    allocator, which keeps freed blocks): {} without CUDA."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return {}
-    gib = 2**30
-    return {
-        "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / gib, 2),
-        "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / gib, 2),
-    }
-
-
 def limit_gpu_memory(fraction: float | None) -> None:
     """Cap this process at ``fraction`` of the GPU (torch frees its cached blocks before it fails), so that
     two rows can share one card: beside another row on an 80 GB H100, a row ran out of memory while its
@@ -214,6 +200,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
     ``checkpointing``: GRPO recomputes activations in the backward pass instead of keeping them (the same
     gradients, about a quarter more time; a row beside another on one 80 GB card needs it: kept, a strong row's
     activations and logits are estimated at about 40 GiB). Recorded in the results file, not part of the row."""
+    from utils.env import gpu_peak_memory
     from utils.profiles import get_profile
     from utils.rewards import SEED_REWARDS, default_reward_funcs, get_reward
     from utils.task import training_problems
@@ -261,7 +248,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
             resume=False,
         )
         result["grpo"] = {
-            **gpu_memory(),  # what a second row beside this one would have to fit next to
+            "peak_memory": gpu_peak_memory(),  # what a second row beside this one would have to fit next to
             "steps": trained.global_step,
             "seconds": round(trained.seconds, 1),
             "generation": trained.generation,

@@ -104,6 +104,7 @@ def measure_one(
     import torch
     from transformers import TrainerCallback
 
+    from utils.env import gpu_peak_memory
     from utils.llm.generation import generate_completions
     from utils.llm.models import embedded_checkpoint, load_tokenizer
     from utils.profiles import get_profile
@@ -118,14 +119,7 @@ def measure_one(
     source = random_checkpoint(key, work / "model", tokenizer)
     built_s = time.perf_counter() - t0
 
-    def peak() -> dict:
-        if not cuda:
-            return {}
-        return {
-            "reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 2),
-            "allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 2),
-        }
-
+    peak = gpu_peak_memory
     per_step: list[dict] = []
 
     class Peaks(TrainerCallback):

@@ -85,11 +85,13 @@ def test_each_seed_gets_its_own_warm_start():
     assert key("m", get_profile("gpu"))[1] != key("m", get_profile("gpu", {"warm_start.trace": "short"}))[1]
 
 
-def test_gpu_memory_is_empty_without_cuda():
+def test_gpu_peak_memory_is_empty_without_cuda():
+    from utils.env import gpu_peak_memory
+
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a CUDA machine")
-    assert ablation.gpu_memory() == {}
+    assert gpu_peak_memory() == {}
 
 
 def test_gradient_checkpointing_is_a_run_setting_added_to_the_rows_own():

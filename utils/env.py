@@ -53,6 +53,19 @@ def hardware() -> str:
     return f"CPU only ({os.cpu_count()} cores)"
 
 
+def gpu_peak_memory() -> dict[str, float]:
+    """This process's peak GPU memory so far, in GiB: ``reserved_gib`` (what torch's caching allocator holds, the
+    figure that runs out) and ``allocated_gib`` (what tensors used); ``{}`` without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {
+        "reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2),
+        "allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+    }
+
+
 COLAB_MARKER = "/content/course/.colab_installed"  # the setup cell writes the requirement file it installed
 
 
