@@ -257,17 +257,22 @@ def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[
     ]
 
 
-def stored_settings(out_dir: Path) -> dict[str, Any] | None:
-    """The settings a run folder's checkpoints were trained with; None when unknown: no file (a run from
-    before this file existed) or a damaged one (:func:`settings_problem` says which)."""
-    path = Path(out_dir) / RUN_SETTINGS
+def read_settings(path: Path) -> dict[str, Any] | None:
+    """A settings record the course wrote (a GRPO run's or a warm start's); None when there is none or it is
+    damaged (unreadable, not JSON, nested too deep, not an object)."""
     try:
-        settings = json.loads(path.read_text(encoding="utf-8"))
+        settings = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(settings, dict):
         return None
     return {"seed": DEFAULT_SEED, **settings}  # recorded before the seed was a knob: trained with the default
+
+
+def stored_settings(out_dir: Path) -> dict[str, Any] | None:
+    """The settings a run folder's checkpoints were trained with; None when unknown: no file (a run from
+    before this file existed) or a damaged one (:func:`settings_problem` says which)."""
+    return read_settings(Path(out_dir) / RUN_SETTINGS)
 
 
 def settings_problem(out_dir: Path) -> str | None:

@@ -21,12 +21,12 @@ from typing import Any
 from ..env import headless
 from ..llm.models import bf16_supported, load_tokenizer
 from ..paths import claim_folder
-from ..profiles import DEFAULT_SEED, TRACES, Profile
+from ..profiles import TRACES, Profile
 from ..task.events import overlapping_pairs, to_intervals
 from ..task.prompts import build_messages, format_answer
 from ..task.scheduling import optimal_schedule
 from .config import check_supported
-from .runs import settings_changes
+from .runs import read_settings, settings_changes
 
 #: The settings a warm start's model was trained with: another warm start is trained for other ones.
 SFT_SETTINGS = "sft_settings.json"
@@ -108,16 +108,6 @@ def sft_settings(base: str, rows: Sequence[Mapping], profile: Profile) -> dict[s
     return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
 
 
-def _stored_sft_settings(out_dir: Path) -> dict[str, Any] | None:
-    try:
-        stored = json.loads((out_dir / SFT_SETTINGS).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # none recorded (a warm start from before this file existed) or unreadable
-    if not isinstance(stored, dict):
-        return None
-    return {"seed": DEFAULT_SEED, **stored}  # recorded before the seed was a knob: trained with the default
-
-
 def reuse_decision(out_dir: Path, settings: Mapping[str, Any]) -> tuple[bool, str]:
     """Whether the finished warm start in ``out_dir`` can be reused for ``settings``, and why, in
     one line: only one trained with the same settings is (like a GRPO run's resume:
@@ -125,7 +115,7 @@ def reuse_decision(out_dir: Path, settings: Mapping[str, Any]) -> tuple[bool, st
     done = Path(out_dir) / "final"
     if not (done / "config.json").exists():
         return False, f"Warm-start: none finished in {done}: training one"
-    before = _stored_sft_settings(Path(out_dir))
+    before = read_settings(Path(out_dir) / SFT_SETTINGS)  # None: from before the record existed, or unreadable
     if before is None:
         return False, f"Warm-start in {done} has no record of its settings: training a new one"
     changes = settings_changes(before, settings)
