@@ -271,3 +271,13 @@ def test_another_seed_trains_another_warm_start_with_that_seed(monkeypatch, tmp_
     assert seeds == [3407, 1] and "Warm-start already done" in capsys.readouterr().out
     run_sft("base", train_rows[:2], get_profile("smoke", {"seed": 1}), folder)
     assert seeds == [3407, 1, 1]
+
+
+def test_a_warm_start_record_nested_too_deep_reads_as_damaged(tmp_path):
+    from utils.train.warmstart import SFT_SETTINGS, reuse_decision
+
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "config.json").write_text("{}")
+    (tmp_path / SFT_SETTINGS).write_text("[" * 100_000)  # gave a RecursionError before the shared reader
+    reuse, why = reuse_decision(tmp_path, {"seed": 3407})
+    assert not reuse and "no record of its settings" in why
