@@ -39,6 +39,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+#: The copies' methods: (name, FastRollouts engine, compile, tf32); "generate" is TRL's plain path.
+FAST_METHODS = (
+    ("fast-generate", "generate", None, False),
+    ("fast-graph", "graph", False, False),
+    ("fast-graph-compiled", "graph", True, False),
+    ("fast-graph-step-compiled", "graph", "step", False),
+    ("fast-graph-tf32", "graph", False, True),
+)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="checkpoint (default: the embedded model)")
@@ -52,6 +62,11 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="profile one sampled generation of each graph method")
     ap.add_argument("--json", required=True)
     args = ap.parse_args(argv)
+    skip = set(args.skip.split(","))
+    names = [n for n in ("generate", *(m[0] for m in FAST_METHODS)) if n not in skip]
+    same = args.greedy_reference or ("fast-generate" if "fast-generate" in names else "generate")
+    if same not in names:  # before anything loads
+        ap.error(f"the greedy reference {same!r} is skipped: name one of {', '.join(names)} (--greedy-reference)")
 
     import torch
     from transformers import GenerationConfig
@@ -98,18 +113,12 @@ def main(argv=None) -> int:
         return trim_after_eos(out[:, input_ids.shape[1] :].cpu(), eos)
 
     fasts = {}
-    for name, engine, compiled, tf32 in (
-        ("fast-generate", "generate", None, False),
-        ("fast-graph", "graph", False, False),
-        ("fast-graph-compiled", "graph", True, False),
-        ("fast-graph-step-compiled", "graph", "step", False),
-        ("fast-graph-tf32", "graph", False, True),
-    ):
-        if name in args.skip.split(","):
+    for name, engine, compiled, tf32 in FAST_METHODS:
+        if name in skip:
             continue
         fasts[name] = FastRollouts(prompt_bucket=bucket, engine=engine, dtype=dtype, compile=compiled, tf32=tf32)
         fasts[name].refresh(model, device, dtype)
-    methods = {} if "generate" in args.skip.split(",") else {"generate": lambda cfg, p=batch: plain(p, cfg)}
+    methods = {} if "generate" in skip else {"generate": lambda cfg, p=batch: plain(p, cfg)}
     for name, fast in fasts.items():
         methods[name] = lambda cfg, p=batch, fast=fast: fast.generate(p, cfg, eos)
 
@@ -124,10 +133,16 @@ def main(argv=None) -> int:
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    greedy, failed = {}, {}
+    greedy, failed, first = {}, {}, {}
     for name, run in list(methods.items()):
         try:  # a method that fails on this machine (say, a compiler error) is recorded, and the others still run
+            t0 = time.perf_counter()
             greedy[name] = run(config(False))
+            _sync(device)
+            first[name] = round(time.perf_counter() - t0, 1)  # the first call: compilation and graph capture
+            print(name, f"first call (greedy) {first[name]} s", flush=True)
+            result["first_call_s"] = first
+            out.write_text(json.dumps(result, indent=1))
         except Exception as exc:  # noqa: BLE001
             failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
             print(name, "failed:", failed[name], flush=True)
@@ -136,10 +151,9 @@ def main(argv=None) -> int:
     result["failed"] = failed
     # Greedy identity only means something at the same precision: on a GPU the plain path runs the bf16 policy,
     # the copies run in --dtype, so the copies are compared with transformers' generate on the same copy.
-    same = args.greedy_reference or ("fast-generate" if "fast-generate" in greedy else "generate")
     result["greedy_reference"] = same
     result["greedy_identical"] = {
-        name: f"{sum(a == b for a, b in zip(answers, greedy[same]))} of {len(batch)}"
+        name: f"{sum(a == b for a, b in zip(answers, greedy[same]))} of {len(batch)}" if same in greedy else "-"
         for name, answers in greedy.items()
     }
     for name, run in methods.items():

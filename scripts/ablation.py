@@ -218,6 +218,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
         "hardware": hardware(),
         "date": time.strftime("%Y-%m-%d"),
         "gradient_checkpointing": checkpointing,
+        "rollout_compile": os.environ.get("COURSE_ROLLOUT_COMPILE") or "none",
     }
 
     def save() -> None:
@@ -292,6 +293,7 @@ def schedule(names: list[str], gpus: list[str], args) -> int:
                     str(args.rows_file),
                     *(["--memory-fraction", str(args.memory_fraction)] if args.memory_fraction else []),
                     *(["--gradient-checkpointing"] if args.gradient_checkpointing else []),
+                    *(["--compile-step"] if args.compile_step else []),
                 ]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PYTHONUNBUFFERED": "1"}
                 log = open(log_dir / f"{name}.log", "w")
@@ -325,6 +327,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--memory-fraction", type=float, default=None, help="cap each row at this share of its GPU (two rows: 0.48)"
     )
+    ap.add_argument(
+        "--compile-step",
+        action="store_true",
+        help="compile the rollout copy's whole decoding step ($COURSE_ROLLOUT_COMPILE=step: the same tokens, faster "
+        "once compiled; recorded in the results file)",
+    )
     args = ap.parse_args(argv)
     args.sets = [s for s in args.sets.split(",") if s]
     args.cache = args.cache or args.out / "cache"
@@ -343,6 +351,8 @@ def main(argv=None) -> int:
         return 2
     if args.gpus:
         return 1 if schedule(names, args.gpus.split(","), args) else 0
+    if args.compile_step:  # read by build_trainer (utils.train.fast_rollouts.rollout_compile_from_env)
+        os.environ["COURSE_ROLLOUT_COMPILE"] = "step"
     limit_gpu_memory(args.memory_fraction)
     for name in names:
         run_row(rows[name], args.out, args.cache, args.sets, args.gradient_checkpointing)

@@ -19,7 +19,11 @@
 #                       # FRACTION: cap each row at this share of the GPU (two lanes on an 80 GB H100: FRACTION=0.48;
 #                       # uncapped, one row's allocator held 70.6 GiB and the row beside it ran out of memory)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
+#                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (after the bench shows it is faster)
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after wheels; carry .whl_tok (no model needed)
+#                       # EACH: seconds per model (its first GRPO step and its evaluation each compile: 100 s was too
+#                       # few on an H200). Peaks are the process's own, so it can run as BESIDE next to rows when the
+#                       # card has room for both (the 7B: its weights and its bf16 rollout copy, 30 GB, plus activations)
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
 # Careful: every device call copies this working tree over the machine's, under the running jobs; a module they
 # import later (the evaluation after training) is then the new version. Keep edits compatible while jobs run.
@@ -65,10 +69,10 @@ case ${1:-} in
     if [ -f scripts/gpu_hook.sh ] && [ ! -f $H ]; then touch $H
       setsid nohup bash scripts/gpu_hook.sh > $H.log 2>&1 < /dev/null & echo "hook started: $H"; fi
     end=$((SECONDS + ${2:-0}))
-    while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|bench_graph_engine|check_fast_rollouts|gpu_hook|one.sh" > /dev/null; do sleep 20; done
+    while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|bench_graph_engine|check_fast_rollouts|measure_memory|gpu_hook|one.sh" > /dev/null; do sleep 20; done
     date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null
     # progress bars end lines with \r: show each log's last few real lines
-    for f in $R/bench.log $R/first.log $R/beside.log $R/check.log $R/hook.*.log $R/ablation_*.log $R/ablation/logs/*.log; do
+    for f in $R/bench.log $R/memory.log $R/first.log $R/beside.log $R/check.log $R/hook.*.log $R/ablation_*.log $R/ablation/logs/*.log; do
       [ -f "$f" ] || continue; echo "== $f"; tail -c 3000 "$f" | tr '\r' '\n' | grep -v "^ *$" | cut -c1-300 | tail -4
       tr '\r' '\n' < "$f" | grep -E "^\[|vs .* on [0-9]+ problems|Error" | cut -c1-300 | tail -3
     done
@@ -86,7 +90,7 @@ case ${1:-} in
 ( ${BESIDE:-true} ) > $R/beside.log 2>&1 &
 lane() {
   for row in \$(echo \$1 | tr , ' '); do
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache ${FRACTION:+--memory-fraction $FRACTION} ${CHECKPOINTING:+--gradient-checkpointing} > $R/ablation_\$row.log 2>&1
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache ${FRACTION:+--memory-fraction $FRACTION} ${CHECKPOINTING:+--gradient-checkpointing} ${COMPILE_STEP:+--compile-step} > $R/ablation_\$row.log 2>&1
     if [ "\$row" = "$CHECK" ]; then
       BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
       python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json ${CHECK_ARGS:-} > $R/check.log 2>&1
@@ -103,11 +107,10 @@ EOS
     # Needs only the wheels and a tokenizer folder (carry .whl_tok: tokenizer files + config.json), no model.
     MODELS=${2:-qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,qwen2.5-coder-7b}; B=${BACKEND:-trl}
     TOK=""; [ -d .whl_tok ] && TOK="--tokenizer .whl_tok"
-    for m in $(echo $MODELS | tr , ' '); do
-      timeout ${EACH:-300} python3 scripts/measure_memory.py --models $m --backend $B --steps 2 $TOK \
-        --json $R/memory_$B.json 2>&1 | grep -v Warning | tail -2
-      pkill -f "measure_memory.py --one" 2>/dev/null  # a timed-out run's child holds the GPU
-      cp $R/memory_$B.json $OUT/ 2>/dev/null
-    done ;;
+    # each model under its own limit (EACH seconds); the JSON is rewritten after each, and a model cut off is
+    # recorded with the phase it reached and its peak so far; the phases go to memory.log as they end
+    python3 scripts/measure_memory.py --models $MODELS --backend $B --steps 2 $TOK --timeout ${EACH:-300} \
+      --json $R/memory_$B.json 2>&1 | grep --line-buffered -v Warning | tee -a $R/memory.log
+    cp $R/memory_$B.json $OUT/ 2>/dev/null ;;
   *) echo "usage: $0 wheels|part-a|model|launch|collect|one|memory"; exit 2 ;;
 esac

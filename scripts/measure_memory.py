@@ -13,6 +13,11 @@ course tokenizer (SmolLM2's); Qwen's own tokenizer makes them a little shorter. 
 ``torch.cuda.max_memory_reserved`` (what the allocator holds, the figure that runs out) and
 ``max_memory_allocated``; fp16 (a T4) takes the same memory as bf16.
 
+Each model runs in its own process under a time limit (``--timeout``). The process reports each phase as it
+ends (``PROGRESS`` lines: the model built, loaded, each GRPO step, the evaluation) with its time and peak memory,
+so a run that is cut off still records how far it got and what it held (``"failed": "timed out after N s"``,
+``"partial"``), and the JSON file is rewritten after every model.
+
 Usage (on a GPU; one model per process keeps the peaks apart)::
 
     python scripts/measure_memory.py --models all --backend unsloth --json results/memory_h200.json
@@ -25,10 +30,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -89,12 +98,35 @@ def random_checkpoint(key: str, folder: Path, tokenizer) -> Path:
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    # Built on the GPU where there is one: initialising 7.6B parameters takes minutes on a few CPU cores. The
+    # caller resets the peak counters after this, so the build does not count.
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
+    if device == "cuda":
+        torch.cuda.empty_cache()
     return folder
+
+
+def scratch_dir(need_gib: float = 40.0) -> str | None:
+    """Where the random checkpoint is written: ``/dev/shm`` (memory, fast) when it has room for the largest model
+    (15 GB of bf16 weights for the 7B), else the system's temporary folder."""
+    try:
+        return "/dev/shm" if shutil.disk_usage("/dev/shm").free >= need_gib * GIB else None
+    except OSError:
+        return None
+
+
+def progress(phase: str, started: float, **fields) -> None:
+    """One ``PROGRESS`` line on stdout (the parent keeps the last one of a run that is cut off)."""
+    from utils.env import gpu_peak_memory
+
+    record = {"phase": phase, "seconds": round(time.perf_counter() - started, 1), **gpu_peak_memory(), **fields}
+    print("PROGRESS " + json.dumps(record), flush=True)
 
 
 def measure_one(
@@ -114,10 +146,14 @@ def measure_one(
 
     cuda = torch.cuda.is_available()
     profile = get_profile(profile_name)
+    started = time.perf_counter()
     tokenizer = load_tokenizer(tokenizer_dir or str(embedded_checkpoint(verbose=False)))
     t0 = time.perf_counter()
     source = random_checkpoint(key, work / "model", tokenizer)
     built_s = time.perf_counter() - t0
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()  # building the random weights is not part of what a learner runs
+    progress("built", started)
 
     peak = gpu_peak_memory
     per_step: list[dict] = []
@@ -125,9 +161,8 @@ def measure_one(
     class Peaks(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             per_step.append({"step": state.global_step, **peak()})
+            progress(f"grpo step {state.global_step}", started)
 
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     rows = load_split("train", max(profile.grpo.per_device_batch, 8))
     setup = build_trainer(
         rows,
@@ -141,6 +176,7 @@ def measure_one(
         callbacks=[Peaks()],
     )
     loaded = peak()
+    progress("loaded", started, generation=setup.generation)
     t1 = time.perf_counter()
     setup.trainer.train()
     train_s = time.perf_counter() - t1
@@ -161,6 +197,7 @@ def measure_one(
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     test = load_split("test", min(eval_rows, profile.eval.batch_size))
+    progress("evaluating", started, grpo_peak=result["grpo_peak"])
     t2 = time.perf_counter()
     generate_completions(
         model, setup.tokenizer, test, max_new_tokens=profile.eval.max_new_tokens, batch_size=profile.eval.batch_size
@@ -193,9 +230,10 @@ def table(records: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         marks = {True: "fits", False: "no", None: "-"}
-        peaks = [
-            f"{r[k]['reserved_gib']:.1f}" if r.get(k) else r.get("failed", "-") for k in ("grpo_peak", "eval_peak")
-        ]
+        failed = r.get("failed", "-")
+        if r.get("partial", {}).get("reserved_gib") is not None:  # how far a failed run got, and what it held
+            failed += f" ({r['partial']['phase']}: {r['partial']['reserved_gib']:.1f})"
+        peaks = [f"{r[k]['reserved_gib']:.1f}" if r.get(k) else failed for k in ("grpo_peak", "eval_peak")]
         cells = [r["model"], r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -213,9 +251,18 @@ def main(argv: list[str] | None = None) -> int:
         "--tokenizer", help="a folder with tokenizer files and config.json (default: the embedded model's)"
     )
     parser.add_argument("--table", type=Path, nargs="+", help="print README's table from these JSON files and stop")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one model may take (default: no limit); then it is "
+        "stopped and recorded as timed out, with the phase it reached and its peaks so far",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this key in this process
     args = parser.parse_args(argv)
 
+    if args.timeout is not None and not args.timeout > 0:
+        parser.error(f"--timeout {args.timeout:g}: a number of seconds above 0")
     if args.table:
         print(table([r for path in args.table for r in json.loads(path.read_text())]))
         return 0
@@ -223,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     from utils.llm.models import MODELS
 
     if args.one:
-        with tempfile.TemporaryDirectory(prefix="memory-") as work:
+        with tempfile.TemporaryDirectory(prefix="memory-", dir=scratch_dir()) as work:
             record = measure_one(
                 args.one, args.backend, args.profile, args.steps, Path(work), args.eval_rows, args.tokenizer
             )
@@ -234,36 +281,65 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [k for k in keys if k not in MODELS and k not in SHAPES]
     if unknown:
         parser.error(f"unknown model key(s) {unknown}; known: {sorted(set(MODELS) | set(SHAPES))}")
+    old = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     records = []
     for key in keys:  # one process per model: each starts with an empty GPU and its own peak counters
         cmd = [sys.executable, __file__, "--one", key, "--backend", args.backend, "--profile", args.profile]
         cmd += ["--steps", str(args.steps), "--eval-rows", str(args.eval_rows)]
         cmd += ["--tokenizer", args.tokenizer] if args.tokenizer else []
         print(f"=== {key} ({args.backend}, profile {args.profile}, {args.steps} GRPO steps)", flush=True)
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode == 0 and lines:
-            record = json.loads(lines[-1][len("RESULT ") :])
-        else:  # out of memory is a result too: say so and keep going
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            oom = any("out of memory" in ln.lower() for ln in (proc.stderr or "").splitlines())
-            record = {
-                "model": key,
-                "backend": args.backend,
-                "failed": "out of memory" if oom else "error",
-                "tail": tail,
-            }
+        record = run_one(cmd, args.timeout)
+        record = {"model": key, "backend": args.backend, **record}
         record.update(
             profile=args.profile, hardware=hardware(), platform=platform.platform(), command=" ".join(sys.argv)
         )
         print(json.dumps({k: record.get(k) for k in ("model", "grpo_peak", "eval_peak", "failed")}), flush=True)
         records.append(record)
-    if args.json:
-        old = json.loads(args.json.read_text()) if args.json.exists() else []
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(old + records, indent=1) + "\n")
-        print(f"wrote {args.json}")
+        if args.json:  # after every model: a session that ends early keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(old + records, indent=1) + "\n")
+            print(f"wrote {args.json}", flush=True)
     return 0 if all("failed" not in r for r in records) else 1
+
+
+def run_one(cmd: list[str], timeout: float | None) -> dict:
+    """Runs one ``--one`` process, echoing its ``PROGRESS`` lines; returns its record, or what is known of a run
+    that failed: ``failed`` ("out of memory", "error", "timed out after N s"), the last progress as ``partial``
+    (phase, seconds, peaks so far) and the last lines of its errors."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+        lines: list[str] = []
+
+        def read() -> None:
+            for line in proc.stdout:
+                lines.append(line.rstrip("\n"))
+                if line.startswith("PROGRESS "):
+                    print("  " + line[len("PROGRESS ") :].strip(), flush=True)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        try:
+            proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the compile workers and data loaders go too
+            proc.wait()
+            timed_out = True
+        reader.join(timeout=10)
+        err.seek(0)
+        errors = err.read()
+    results = [ln for ln in lines if ln.startswith("RESULT ")]
+    if proc.returncode == 0 and results:
+        return json.loads(results[-1][len("RESULT ") :])
+    partial = [json.loads(ln[len("PROGRESS ") :]) for ln in lines if ln.startswith("PROGRESS ")]
+    if timed_out:
+        failed = f"timed out after {timeout:g} s"
+    else:  # out of memory is a result too: say so and keep going
+        failed = "out of memory" if "out of memory" in errors.lower() else "error"
+    record: dict = {"failed": failed, "tail": (errors or "\n".join(lines)).strip().splitlines()[-3:]}
+    if partial:
+        record["partial"] = partial[-1]
+    return record
 
 
 if __name__ == "__main__":

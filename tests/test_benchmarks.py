@@ -33,3 +33,11 @@ def test_bench_fast_rollouts_refuses_an_unknown_path_before_it_loads_anything(tm
     cmd = [sys.executable, "benchmarks/bench_fast_rollouts.py", "--tiny", "--paths", "plain,fast-compile"]
     proc = subprocess.run([*cmd, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "unknown --paths ['fast-compile']" in proc.stderr and not out.exists()
+
+
+def test_bench_graph_engine_refuses_a_skipped_greedy_reference_before_it_loads_anything(tmp_path):
+    """Skipping the default reference ("generate") used to end in a KeyError after minutes of compiling."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "benchmarks/bench_graph_engine.py", "--skip", "generate,fast-generate", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "the greedy reference 'generate' is skipped" in proc.stderr and not out.exists()

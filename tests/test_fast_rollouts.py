@@ -601,6 +601,22 @@ def test_rollout_func_defaults_to_an_fp32_copy(tok, rows, tmp_path):
     assert 0 <= logged["rollouts/logp_diff_abs"] < 1e-5 and abs(logged["rollouts/logp_diff"]) < 1e-5
 
 
+def test_a_large_model_gets_a_copy_in_its_own_dtype_said_once(tok, monkeypatch, capsys):
+    """fp32 copies only up to FP32_COPY_MAX_GIB: beyond it (a 7B model: 28 GiB) the copy keeps the policy's dtype,
+    and the trainer's log says so once, with the way to an exact sampler."""
+    from utils.train import fast_rollouts
+
+    policy = tiny_policy(tok).to(torch.bfloat16)
+    fast = FastRollouts()
+    assert fast._copy_dtype(policy) == torch.float32 and capsys.readouterr().out == ""  # small: exact copy
+    monkeypatch.setattr(fast_rollouts, "FP32_COPY_MAX_GIB", 1e-6)  # this model now counts as large
+    assert fast._copy_dtype(policy) == torch.bfloat16
+    assert fast._copy_dtype(policy) == torch.bfloat16
+    said = capsys.readouterr().out
+    assert said.count("FastRollouts: the rollout copy is bfloat16, not fp32") == 1
+    assert "COURSE_GENERATION=plain" in said
+
+
 # ----------------------------------------------------------------------------- (h) NaN-proof by construction
 def left_padded_mask_inputs(model):
     """The failing pattern: a batch whose first row is left-padded (3 pads), at prefill."""
@@ -678,3 +694,32 @@ def test_profile_generation_names_where_the_time_goes(tok, rows):
     assert {"op", "calls", "self_ms"} <= set(prof["top"][0])
     assert prof["top"][0]["self_ms"] >= prof["top"][-1]["self_ms"]  # ranked by time
     assert any("mm" in op["op"] for op in prof["top"])  # the matrix products are among the largest
+
+
+def test_the_compile_choice_comes_from_the_environment_and_reaches_the_hook(monkeypatch):
+    """$COURSE_ROLLOUT_COMPILE picks FastRollouts(compile=...) for training; a typo fails with one line (before
+    build_trainer loads anything) instead of running uncompiled under a name that looks right."""
+    from utils.train.fast_rollouts import ROLLOUT_COMPILE_ENV, rollout_compile_from_env
+    from utils.train.trainer import rollout_func_for
+
+    monkeypatch.setenv(ROLLOUT_COMPILE_ENV, " Step ")
+    assert rollout_compile_from_env() == "step"
+    monkeypatch.setenv(ROLLOUT_COMPILE_ENV, "blocks")
+    assert rollout_compile_from_env() is True
+    monkeypatch.setenv(ROLLOUT_COMPILE_ENV, "graph")
+    with pytest.raises(ValueError, match=r"^\$COURSE_ROLLOUT_COMPILE='graph': one of step, blocks, none$"):
+        rollout_compile_from_env()
+    hook = rollout_func_for("static-cache", 330, "step")
+    assert hook.__self__.compile == "step" and hook.__self__.prompt_bucket == 384
+    assert rollout_func_for("vllm", 330, "step") is None
+
+
+def test_build_trainer_refuses_a_bad_compile_choice_before_loading(monkeypatch, tmp_path):
+    from utils.profiles import get_profile
+    from utils.rewards import default_reward_funcs
+    from utils.train import trainer
+
+    monkeypatch.setenv("COURSE_ROLLOUT_COMPILE", "fast")
+    monkeypatch.setattr(trainer, "load_policy", lambda *a, **k: pytest.fail("the model loaded"))
+    with pytest.raises(ValueError, match="COURSE_ROLLOUT_COMPILE='fast'"):
+        trainer.build_trainer([], default_reward_funcs(), get_profile("smoke"), out_dir=tmp_path / "run")

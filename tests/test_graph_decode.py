@@ -276,11 +276,15 @@ def test_a_trainers_autocast_does_not_change_what_the_copy_computes(tok, model):
 def test_the_compiled_step_computes_the_same(tok, model):
     """compile_step: the decoding step's whole forward as one torch.compile graph (Inductor's C++ backend on a
     CPU, Triton on a GPU): the same greedy tokens and log-probabilities as the eager step, attended lengths that
-    change (block 3: 3, 6, then 8 columns, one recompile with a dynamic size), and a GRPO batch sampled with
-    the same seed drawing the same tokens (sampling stays outside the compiled graph)."""
+    change (block 3: 3, 6, then 8 columns) compiled once, and a GRPO batch sampled with the same seed drawing
+    the same tokens (sampling stays outside the compiled graph)."""
+    from torch._dynamo.utils import counters
+
     engine = GraphDecoder(model, block=3, compile_step=True)
     eager = GraphDecoder(model, block=3).generate(PROMPTS, 8, [tok.eos_token_id], tok.pad_token_id, None, 16)
+    graphs = counters["stats"]["unique_graphs"]
     compiled = engine.generate(PROMPTS, 8, [tok.eos_token_id], tok.pad_token_id, None, 16)
+    assert counters["stats"]["unique_graphs"] - graphs == 1, "one compilation for every attended length"
     assert torch.equal(eager[0], compiled[0]) and torch.allclose(eager[1], compiled[1], atol=1e-5)
     group = [[5, 6, 7, 8]] * 4 + [[9, 10]] * 4
     torch.manual_seed(0)

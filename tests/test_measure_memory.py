@@ -68,3 +68,37 @@ def test_fits_and_table_from_records(tmp_path):
     assert proc.returncode == 0 and len(lines) == 5
     assert lines[2] == "| qwen2.5-coder-7b | trl | 38.2 | 20.0 | no | no | fits |"
     assert lines[4] == "| qwen2.5-3b | trl | out of memory | out of memory | - | - | - |"
+
+
+def _child(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_a_run_cut_off_keeps_how_far_it_got():
+    code = (
+        'print(\'PROGRESS {"phase": "built", "seconds": 1.0}\', flush=True)\n'
+        'print(\'PROGRESS {"phase": "loaded", "seconds": 2.0, "reserved_gib": 16.2}\', flush=True)\n'
+        "import time; time.sleep(60)"
+    )
+    record = measure_memory.run_one(_child(code), timeout=3)
+    assert record["failed"] == "timed out after 3 s"
+    assert record["partial"] == {"phase": "loaded", "seconds": 2.0, "reserved_gib": 16.2}
+    row = measure_memory.table([{"model": "qwen2.5-coder-7b", "backend": "trl", **record}]).splitlines()[2]
+    cut = "timed out after 3 s (loaded: 16.2)"
+    assert row == f"| qwen2.5-coder-7b | trl | {cut} | {cut} | - | - | - |"
+
+
+def test_out_of_memory_and_results_are_read_from_the_child():
+    oom = measure_memory.run_one(_child("import sys; sys.exit('torch.OutOfMemoryError: CUDA out of memory.')"), 30)
+    assert oom["failed"] == "out of memory" and "partial" not in oom
+    done = measure_memory.run_one(_child('print(\'RESULT {"model": "m", "grpo_peak": {"reserved_gib": 1.0}}\')'), 30)
+    assert done == {"model": "m", "grpo_peak": {"reserved_gib": 1.0}}
+
+
+def test_the_timeout_must_be_positive():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "measure_memory.py"), "--models", "tiny", "--timeout", "0"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "--timeout 0: a number of seconds above 0" in proc.stderr

@@ -66,6 +66,7 @@ on an H100): the logged ``rollouts/logp_diff_abs`` shows what remains. The copy 
 from __future__ import annotations
 
 import copy
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -159,6 +160,7 @@ class FastRollouts:
         self._plan_key: tuple | None = None
         self._caches: dict[tuple[int, int], tuple[Any, int]] = {}  # (batch, width) -> (StaticCache, length)
         self._graph: GraphDecoder | None = None  # the graph engine, on the current copy
+        self._said_dtype = False
 
     # ------------------------------------------------------------------ the TRL hook
     def rollout_func(self, prompts: list, trainer) -> dict[str, Any]:
@@ -178,7 +180,7 @@ class FastRollouts:
         prompt_ids = [[int(t) for t in ids] for ids in prompt_ids]
         policy = trainer.accelerator.unwrap_model(trainer.model)
         log_sampling_mismatch(trainer)  # once per trainer (idempotent)
-        merge_s = self.refresh(policy, trainer.accelerator.device, self.dtype or torch.float32)
+        merge_s = self.refresh(policy, trainer.accelerator.device, self.dtype or self._copy_dtype(policy))
         config = GenerationConfig(**trainer.generation_kwargs)  # exactly the plain path's sampling settings
         step = trainer.state.global_step
         try:
@@ -193,6 +195,19 @@ class FastRollouts:
         # ``sampling_per_token_logps`` and reads them only for ``off_policy_mask_threshold`` (its importance-
         # sampling correction and mismatch metrics run with vLLM only): log_sampling_mismatch logs the mismatch.
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs}
+
+    def _copy_dtype(self, policy: nn.Module) -> torch.dtype:
+        """fp32 (exact) while that copy takes at most ``FP32_COPY_MAX_GIB``, else the policy's own dtype, said once."""
+        dtype = copy_dtype(policy)
+        if dtype != torch.float32 and not self._said_dtype:
+            self._said_dtype = True
+            gib = 4 * sum(p.numel() for p in _base_model(policy).parameters()) / 2**30
+            print(
+                f"FastRollouts: the rollout copy is {str(dtype).removeprefix('torch.')}, not fp32: an fp32 copy of "
+                f"this model would take {gib:.0f} GiB (over {FP32_COPY_MAX_GIB:g}); its samples are slightly "
+                "off-policy (rollouts/logp_diff_abs says how far). COURSE_GENERATION=plain samples from the policy."
+            )
+        return dtype
 
     def _log(self, trainer, timing: RolloutTiming) -> None:
         """The call's timings and the fallback count, into TRL's metrics (averaged at each log, in log_history)."""
@@ -434,6 +449,49 @@ class FastRollouts:
 
 
 # ---------------------------------------------------------------------- is the copy on-policy?
+#: Environment variable that compiles the copy's decoding step: ``step`` (the whole step one graph), ``blocks``
+#: (each layer's element-wise blocks), ``none`` (default). A resource setting: the same tokens (tested on CPU; on an
+#: H200 its greedy answers were the graph engine's, 64 of 64), and a first call that compiles.
+ROLLOUT_COMPILE_ENV = "COURSE_ROLLOUT_COMPILE"
+_COMPILE_CHOICES = {"": None, "none": None, "step": "step", "blocks": True}
+
+
+def rollout_compile_from_env() -> bool | str | None:
+    """``FastRollouts(compile=...)`` from ``$COURSE_ROLLOUT_COMPILE``; an unknown value fails with one line.
+
+    >>> import os; os.environ["COURSE_ROLLOUT_COMPILE"] = "step"; rollout_compile_from_env()
+    'step'
+    >>> del os.environ["COURSE_ROLLOUT_COMPILE"]; rollout_compile_from_env() is None
+    True
+    """
+    value = os.environ.get(ROLLOUT_COMPILE_ENV, "").strip().lower()
+    if value not in _COMPILE_CHOICES:
+        raise ValueError(f"${ROLLOUT_COMPILE_ENV}={value!r}: one of step, blocks, none")
+    return _COMPILE_CHOICES[value]
+
+
+#: The largest fp32 rollout copy (GiB) made by default: 1.07B parameters. The embedded 135M model's is 0.5 GiB and
+#: decodes launch-bound, where fp32 costs little; a 7B model's would be 28 GiB beside its 14 GiB bf16 policy.
+FP32_COPY_MAX_GIB = 4.0
+
+
+def copy_dtype(policy: nn.Module, max_gib: float | None = None) -> torch.dtype:
+    """The rollout copy's default dtype: fp32 while the copy takes at most ``max_gib`` (an fp32 copy keeps the
+    LoRA delta that bf16 weights round away), else the policy's own floating dtype. ``max_gib``: default
+    :data:`FP32_COPY_MAX_GIB`.
+
+    >>> copy_dtype(nn.Linear(1000, 1000, dtype=torch.bfloat16), max_gib=0.01)  # 4 MB in fp32
+    torch.float32
+    >>> copy_dtype(nn.Linear(1000, 1000, dtype=torch.bfloat16), max_gib=0.001)
+    torch.bfloat16
+    """
+    params = list(_base_model(policy).parameters())
+    limit = FP32_COPY_MAX_GIB if max_gib is None else max_gib
+    if 4 * sum(p.numel() for p in params) <= limit * 2**30:
+        return torch.float32
+    return next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+
+
 def log_sampling_mismatch(trainer) -> None:
     """Log, at every step, how far the sampled tokens' log-probabilities (the copy's, returned by
     ``rollout_func``) are from the policy's own, computed by TRL's loss on the same tokens:

@@ -104,10 +104,12 @@ class GraphDecoder:
         # the sampling) into one graph, so Inductor fuses across the blocks too: norms with residuals, the mask
         # and softmax. The step is launch-bound: an H100 profile of the earlier attention counted about 1,200 small
         # element-wise kernels besides 210 matrix products, and a step takes 5.6 ms where reading the weights takes
-        # 0.2 ms. The attended length becomes a dynamic size (compiled twice, then reused); sampling stays eager,
-        # so its random draws stay CUDA-graph safe.
+        # 0.2 ms. The attended length is marked dynamic before the first call, so one compilation serves all
+        # lengths (unmarked: compiled for the first length, then again for the second, now dynamic);
+        # sampling stays eager, so its random draws stay CUDA-graph safe.
         if compile_step and compile_blocks:
             raise ValueError("compile_step compiles the blocks too: pass one of compile_step, compile_blocks")
+        self._compile_step = compile_step
         self._decode = torch.compile(self._forward, dynamic=None, fullgraph=True) if compile_step else self._forward
         self._states: dict[tuple[int, ...], _State] = {}  # (batch, prompt slots, width, new tokens, EOS ids)
         # One matrix for q, k, v per layer, and on a GPU one for gate, up: 4 matrix products a layer instead of 7
@@ -131,9 +133,9 @@ class GraphDecoder:
         """Hidden states after the final norm for ``ids`` [B, S]; writes keys/values at columns ``write_at`` [S].
 
         ``mask`` is additive (0 or -inf) over the cache columns T: [B, 1, S, T] for a prompt; for a decoding step
-        (S = 1), ``k_cache``/``v_cache`` hold the new tokens' columns, ``mask`` [1, 1, 1, T] says which of them
-        are written yet, and ``prompt`` = (prompt keys, prompt values, prompt mask) of the shared prompts
-        (:func:`decode_attention`).
+        (S = 1), ``k_cache``/``v_cache`` hold the new tokens' columns, ``mask`` [1, 1, 1, N] says which of the
+        first N are written yet (the step reads only those N), and ``prompt`` = (prompt keys, prompt values,
+        prompt mask) of the shared prompts (:func:`decode_attention`).
         """
         m = self.model.model
         cfg = self.cfg
@@ -152,9 +154,11 @@ class GraphDecoder:
             )
             k_cache[i].index_copy_(2, write_at, k)
             v_cache[i].index_copy_(2, write_at, v)
-            if s == 1:  # decoding: G query rows per key head
+            if s == 1:  # decoding: G query rows per key head, over the first n new-token columns (the mask's)
                 pk, pv, prompt_mask = prompt
-                out = decode_attention(q, pk[i], pv[i], prompt_mask, k_cache[i], v_cache[i], mask, attn.scaling)
+                n = mask.shape[-1]
+                k_new, v_new = k_cache[i][:, :, :n], v_cache[i][:, :, :n]
+                out = decode_attention(q, pk[i], pv[i], prompt_mask, k_new, v_new, mask, attn.scaling)
             else:
                 out = nn.functional.scaled_dot_product_attention(
                     q, k_cache[i], v_cache[i], attn_mask=mask, scale=attn.scaling
@@ -277,8 +281,11 @@ class GraphDecoder:
         written = additive((st.gen_cols[:n] <= st.step)[None, None, None], st.k.dtype)  # itself and those before
         positions = (st.pos + st.step)[:, None]
         cos, sin = self._rope(positions, st.k.dtype)
-        k, v = st.k[:, :, :, :n], st.v[:, :, :, :n]
-        hidden = self._decode(st.tok[:, None], cos, sin, k, v, at, written, (st.pk, st.pv, st.prompt_mask))
+        if self._compile_step:  # the attended length varies by block: one graph for every length
+            torch._dynamo.maybe_mark_dynamic(written, 3)
+        # The whole new-token cache goes in and the mask's width says how much of it is read: a slice made here
+        # would give the compiled step inputs whose strides depend on n (a recompilation per length).
+        hidden = self._decode(st.tok[:, None], cos, sin, st.k, st.v, at, written, (st.pk, st.pv, st.prompt_mask))
         st.step += 1
         _sample(st, self.logits(hidden[:, -1]))
 
@@ -311,8 +318,9 @@ class _State:
         # the prompts' keys and values, one slot per distinct prompt of a grouped batch (else per row) ...
         self.pk = torch.zeros((layers, slots, kv_heads, width, head_dim), dtype=dtype, device=device)
         self.pv = torch.zeros_like(self.pk)
-        # ... and each row's new tokens'
-        self.k = torch.zeros((layers, b, kv_heads, new, head_dim), dtype=dtype, device=device)
+        # ... and each row's new tokens' (one spare column: a step reads at most ``new``, so what it reads is never
+        # the whole, contiguous cache, and a compiled step needs one graph for every length instead of two)
+        self.k = torch.zeros((layers, b, kv_heads, new + 1, head_dim), dtype=dtype, device=device)
         self.v = torch.zeros_like(self.k)
         self.prompt_mask = torch.zeros((slots, 1, 1, width), dtype=dtype, device=device)  # additive: no pad key
         self.gen_cols = torch.arange(new, device=device)

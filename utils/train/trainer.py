@@ -77,16 +77,17 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
     return model, tokenizer, lora_config(profile)
 
 
-def rollout_func_for(gen_path: str, max_prompt_tokens: int) -> Callable | None:
+def rollout_func_for(gen_path: str, max_prompt_tokens: int, compile: bool | str | None = None) -> Callable | None:
     """TRL's ``rollout_func`` for a generation path: on ``"static-cache"`` (TRL without vLLM, on a GPU or a CPU)
     the fast rollouts' (:class:`~utils.train.fast_rollouts.FastRollouts`: a merged copy of the policy
     generates with the graph engine, prompts padded to a multiple of 64 tokens so one graph serves every
-    step); ``None`` elsewhere, where TRL generates itself (``model.generate`` or vLLM)."""
+    step); ``None`` elsewhere, where TRL generates itself (``model.generate`` or vLLM). ``compile``: as
+    ``FastRollouts(compile=...)`` (``build_trainer`` reads it from ``$COURSE_ROLLOUT_COMPILE``)."""
     if gen_path != "static-cache":
         return None
     from .fast_rollouts import FastRollouts
 
-    return FastRollouts(prompt_bucket=-(-max_prompt_tokens // 64) * 64).rollout_func
+    return FastRollouts(prompt_bucket=-(-max_prompt_tokens // 64) * 64, compile=compile).rollout_func
 
 
 def prepare_run(
@@ -179,6 +180,12 @@ def build_trainer(
 
     backend = choose_backend(backend)
     generation = choose_generation("train", backend).path
+    if generation == "static-cache":  # checked before anything loads
+        from .fast_rollouts import rollout_compile_from_env
+
+        rollout_compile = rollout_compile_from_env()
+    else:
+        rollout_compile = None
     spec = choose_model(model_key or profile.model)
     source = base or model_source(spec)
     out_dir = Path(out_dir or output_dir() / "grpo")
@@ -223,7 +230,7 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=peft_cfg,
         callbacks=cbs,
-        rollout_func=rollout_func_for(generation, max_prompt),
+        rollout_func=rollout_func_for(generation, max_prompt, rollout_compile),
     )
     recorder.attach(trainer)  # the live monitor logs into the trainer's metrics
     return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs, settings)
