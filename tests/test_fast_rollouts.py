@@ -711,6 +711,8 @@ def test_the_compile_choice_comes_from_the_environment_and_reaches_the_hook(monk
         rollout_compile_from_env()
     hook = rollout_func_for("static-cache", 330, "step")
     assert hook.__self__.compile == "step" and hook.__self__.prompt_bucket == 384
+    monkeypatch.setenv(ROLLOUT_COMPILE_ENV, "step")  # notebook 05 passes no choice: the environment's counts
+    assert rollout_func_for("static-cache", 330).__self__.compile == "step"
     assert rollout_func_for("vllm", 330, "step") is None
 
 

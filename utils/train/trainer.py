@@ -82,11 +82,12 @@ def rollout_func_for(gen_path: str, max_prompt_tokens: int, compile: bool | str 
     the fast rollouts' (:class:`~utils.train.fast_rollouts.FastRollouts`: a merged copy of the policy
     generates with the graph engine, prompts padded to a multiple of 64 tokens so one graph serves every
     step); ``None`` elsewhere, where TRL generates itself (``model.generate`` or vLLM). ``compile``: as
-    ``FastRollouts(compile=...)`` (``build_trainer`` reads it from ``$COURSE_ROLLOUT_COMPILE``)."""
+    ``FastRollouts(compile=...)``; ``None``: from ``$COURSE_ROLLOUT_COMPILE`` (default: not compiled)."""
     if gen_path != "static-cache":
         return None
-    from .fast_rollouts import FastRollouts
+    from .fast_rollouts import FastRollouts, rollout_compile_from_env
 
+    compile = rollout_compile_from_env() if compile is None else compile
     return FastRollouts(prompt_bucket=-(-max_prompt_tokens // 64) * 64, compile=compile).rollout_func
 
 
