@@ -37,6 +37,8 @@ mkdir -p "$R"
 case ${1:-} in
   wheels)
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+    # datasets 4.8.5 needs pyarrow >= 21: if the image's own is that new, the 55 MB wheel need not travel
+    [ -d .whl_arrow ] && python3 -c "import pyarrow; print('the image has pyarrow', pyarrow.__version__)" 2>&1 | tail -1
     # whatever this call carried: whole wheels (.whl, .whl_arrow) and halves of one (.whl_arrow_a, .whl_arrow_b:
     # pyarrow alone is 55 MB, and a call carries 64 MiB with the tree); a wheel is installed once it is whole
     mkdir -p /root/wheels/parts && cp .whl/*.whl .whl_arrow/*.whl /root/wheels/ 2>/dev/null
