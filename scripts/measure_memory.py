@@ -122,11 +122,15 @@ def scratch_dir(need_gib: float = 40.0) -> str | None:
 
 
 def progress(phase: str, started: float, **fields) -> None:
-    """One ``PROGRESS`` line on stdout (the parent keeps the last one of a run that is cut off)."""
+    """One ``PROGRESS`` line on stdout (the parent keeps the last one of a run that is cut off), with the card's
+    free memory: run beside other jobs, an "out of memory" is the model's only if the card was free enough."""
+    import torch
+
     from utils.env import gpu_peak_memory
 
-    record = {"phase": phase, "seconds": round(time.perf_counter() - started, 1), **gpu_peak_memory(), **fields}
-    print("PROGRESS " + json.dumps(record), flush=True)
+    free = {"card_free_gib": round(torch.cuda.mem_get_info()[0] / GIB, 1)} if torch.cuda.is_available() else {}
+    record = {"phase": phase, "seconds": round(time.perf_counter() - started, 1), **gpu_peak_memory(), **free}
+    print("PROGRESS " + json.dumps({**record, **fields}), flush=True)
 
 
 def measure_one(
@@ -329,9 +333,9 @@ def run_one(cmd: list[str], timeout: float | None) -> dict:
         err.seek(0)
         errors = err.read()
     results = [ln for ln in lines if ln.startswith("RESULT ")]
-    if proc.returncode == 0 and results:
-        return json.loads(results[-1][len("RESULT ") :])
     partial = [json.loads(ln[len("PROGRESS ") :]) for ln in lines if ln.startswith("PROGRESS ")]
+    if proc.returncode == 0 and results:  # with its phases: their times and the card's free memory
+        return {**json.loads(results[-1][len("RESULT ") :]), **({"phases": partial} if partial else {})}
     if timed_out:
         failed = f"timed out after {timeout:g} s"
     else:  # out of memory is a result too: say so and keep going

@@ -93,6 +93,11 @@ def test_out_of_memory_and_results_are_read_from_the_child():
     assert oom["failed"] == "out of memory" and "partial" not in oom
     done = measure_memory.run_one(_child('print(\'RESULT {"model": "m", "grpo_peak": {"reserved_gib": 1.0}}\')'), 30)
     assert done == {"model": "m", "grpo_peak": {"reserved_gib": 1.0}}
+    code = 'print(\'PROGRESS {"phase": "built", "card_free_gib": 139.0}\')\nprint(\'RESULT {"model": "m"}\')'
+    assert measure_memory.run_one(_child(code), 30) == {
+        "model": "m",
+        "phases": [{"phase": "built", "card_free_gib": 139.0}],
+    }
 
 
 def test_the_timeout_must_be_positive():
