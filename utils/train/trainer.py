@@ -181,12 +181,10 @@ def build_trainer(
 
     backend = choose_backend(backend)
     generation = choose_generation("train", backend).path
-    if generation == "static-cache":  # checked before anything loads
+    if generation == "static-cache":  # $COURSE_ROLLOUT_COMPILE checked before anything loads
         from .fast_rollouts import rollout_compile_from_env
 
-        rollout_compile = rollout_compile_from_env()
-    else:
-        rollout_compile = None
+        rollout_compile_from_env()
     spec = choose_model(model_key or profile.model)
     source = base or model_source(spec)
     out_dir = Path(out_dir or output_dir() / "grpo")
@@ -231,7 +229,7 @@ def build_trainer(
         processing_class=tokenizer,
         peft_config=peft_cfg,
         callbacks=cbs,
-        rollout_func=rollout_func_for(generation, max_prompt, rollout_compile),
+        rollout_func=rollout_func_for(generation, max_prompt),
     )
     recorder.attach(trainer)  # the live monitor logs into the trainer's metrics
     return TrainerSetup(trainer, tokenizer, recorder, backend, generation, source, spec, knobs, settings)
