@@ -322,13 +322,18 @@ def run_one(cmd: list[str], timeout: float | None) -> dict:
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
+        timed_out = False
         try:
             proc.wait(timeout=timeout)
-            timed_out = False
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the compile workers and data loaders go too
-            proc.wait()
             timed_out = True
+        finally:  # cut off, interrupted (Ctrl-C does not reach its own session) or done: none of its processes
+            # (compile workers, data loaders) stays behind holding GPU memory that the next model would miss
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
         reader.join(timeout=10)
         err.seek(0)
         errors = err.read()

@@ -107,3 +107,18 @@ def test_the_timeout_must_be_positive():
         text=True,
     )
     assert proc.returncode == 2 and "--timeout 0: a number of seconds above 0" in proc.stderr
+
+
+def test_nothing_the_child_started_outlives_it():
+    """Compile workers left behind would hold GPU memory while the next model is measured."""
+    code = (
+        "import json, subprocess\n"
+        "p = subprocess.Popen(['sleep', '60'])\n"
+        "print('PROGRESS ' + json.dumps({'phase': 'built', 'worker': p.pid}), flush=True)\n"
+        "print('RESULT {}', flush=True)\n"
+    )
+    record = measure_memory.run_one(_child(code), 30)
+    worker = record["phases"][0]["worker"]
+    status = Path(f"/proc/{worker}/status")
+    alive = status.exists() and "State:\tZ" not in status.read_text()  # a zombie only waits for its reaper
+    assert not alive, f"process {worker} is still running"
