@@ -206,6 +206,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
     from utils.task import training_problems
     from utils.train import train_grpo
     from utils.train.callbacks import StepTimer
+    from utils.train.fast_rollouts import ROLLOUT_COMPILE_ENV
 
     out = out_root / row["name"]
     out.mkdir(parents=True, exist_ok=True)
@@ -218,7 +219,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
         "hardware": hardware(),
         "date": time.strftime("%Y-%m-%d"),
         "gradient_checkpointing": checkpointing,
-        "rollout_compile": os.environ.get("COURSE_ROLLOUT_COMPILE") or "none",
+        "rollout_compile": os.environ.get(ROLLOUT_COMPILE_ENV) or "none",
     }
 
     def save() -> None:
@@ -351,8 +352,10 @@ def main(argv=None) -> int:
         return 2
     if args.gpus:
         return 1 if schedule(names, args.gpus.split(","), args) else 0
-    if args.compile_step:  # read by build_trainer (utils.train.fast_rollouts.rollout_compile_from_env)
-        os.environ["COURSE_ROLLOUT_COMPILE"] = "step"
+    if args.compile_step:  # read by the rollout hook (utils.train.fast_rollouts.rollout_compile_from_env)
+        from utils.train.fast_rollouts import ROLLOUT_COMPILE_ENV
+
+        os.environ[ROLLOUT_COMPILE_ENV] = "step"
     limit_gpu_memory(args.memory_fraction)
     for name in names:
         run_row(rows[name], args.out, args.cache, args.sets, args.gradient_checkpointing)

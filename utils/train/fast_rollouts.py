@@ -201,11 +201,11 @@ class FastRollouts:
         dtype = copy_dtype(policy)
         if dtype != torch.float32 and not self._said_dtype:
             self._said_dtype = True
-            gib = 4 * sum(p.numel() for p in _base_model(policy).parameters()) / 2**30
             print(
                 f"FastRollouts: the rollout copy is {str(dtype).removeprefix('torch.')}, not fp32: an fp32 copy of "
-                f"this model would take {gib:.0f} GiB (over {FP32_COPY_MAX_GIB:g}); its samples are slightly "
-                "off-policy (rollouts/logp_diff_abs says how far). COURSE_GENERATION=plain samples from the policy."
+                f"this model would take {fp32_copy_gib(policy):.0f} GiB (over {FP32_COPY_MAX_GIB:g}); its samples "
+                "are slightly off-policy (rollouts/logp_diff_abs says how far). COURSE_GENERATION=plain samples from "
+                "the policy."
             )
         return dtype
 
@@ -485,11 +485,15 @@ def copy_dtype(policy: nn.Module, max_gib: float | None = None) -> torch.dtype:
     >>> copy_dtype(nn.Linear(1000, 1000, dtype=torch.bfloat16), max_gib=0.001)
     torch.bfloat16
     """
-    params = list(_base_model(policy).parameters())
     limit = FP32_COPY_MAX_GIB if max_gib is None else max_gib
-    if 4 * sum(p.numel() for p in params) <= limit * 2**30:
+    if fp32_copy_gib(policy) <= limit:
         return torch.float32
-    return next((p.dtype for p in params if p.is_floating_point()), torch.float32)
+    return next((p.dtype for p in _base_model(policy).parameters() if p.is_floating_point()), torch.float32)
+
+
+def fp32_copy_gib(policy: nn.Module) -> float:
+    """GiB an fp32 rollout copy of ``policy`` takes (its base model's parameters, 4 bytes each)."""
+    return 4 * sum(p.numel() for p in _base_model(policy).parameters()) / 2**30
 
 
 def log_sampling_mismatch(trainer) -> None:
