@@ -259,7 +259,7 @@ def _sum_step(per_call: list[float], i: int, n_steps: int) -> float:
 
 def microbench_prompt_ids(trainer, records: list[dict]) -> list[list[int]]:
     """A training-shaped batch (the first prompts, each repeated num_generations times), tokenised by TRL."""
-    batch = trainer.args.per_device_train_batch_size
+    batch = trainer.args.generation_batch_size  # one step's answers (the loss may take them in passes)
     prompts = [r["prompt"] for r in records[: batch // trainer.num_generations] for _ in range(trainer.num_generations)]
     return [list(ids) for ids in trainer._tokenize_prompts(prompts)[0]]
 

@@ -5,7 +5,9 @@ builds a model of the **published shape** (layers, widths, heads, vocabulary: ``
 each model's ``config.json`` on the Hugging Face Hub) with random weights, because the lent GPU machine
 cannot download the real ones, saves it, and runs a few GRPO steps of a profile's settings through the
 course's own ``build_trainer`` (the backend's loading: 4-bit where Unsloth uses it, LoRA rank, the
-completion budget, batch and group size, gradient checkpointing), then one evaluation batch.
+completion budget, batch and group size, the loss's micro-batches, gradient checkpointing), then one evaluation
+batch. (With all 64 answers of a step in one pass, every Qwen model ran out of memory on an 80 GB H100:
+``results/memory_h100_2026-12-06.json``.)
 
 Random weights never write the end-of-sequence token, so every completion runs to the full budget: the
 worst case for memory, which a trained model reaches only when it rambles. Prompts are tokenised with the

@@ -416,6 +416,37 @@ def test_dapo_with_steps_per_generation_not_equal_to_accumulation(scored64, chec
     compare_with_trl(trainer, [without(scored64.parts[0], "ref_per_token_logps")], rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("loss_type", ["dapo", "grpo"])
+def test_micro_batches_add_up_to_the_whole_batchs_gradient(checkpoint, tok, completions, loss_type):
+    """The Qwen models send a step's answers through the loss a few at a time (``loss_micro_batch``: TRL's
+    per_device_train_batch_size, with gradient_accumulation_steps passes a step). TRL generates and scores the
+    whole step together and sums the passes' gradients: for TRL's default loss (dapo: divided by the step's
+    token count) and for "grpo" (a mean over answers) that sum is the one-pass gradient. ("bnpo" divides each
+    pass by its own token count, so there the split changes the weights.)"""
+    grads = {}
+    for micro in (12, 4, 3):
+        passes = 12 // micro
+        trainer = make_trainer(
+            checkpoint,
+            tok,
+            completions,
+            loss_type=loss_type,
+            per_device_train_batch_size=micro,
+            gradient_accumulation_steps=passes,
+            num_iterations=1,
+        )
+        assert trainer.args.generation_batch_size == 12  # one generation for the whole step
+        batch = score(trainer, LOSS_REWARDS)
+        trainer.model.zero_grad()
+        for part in split_tensor_dict(batch, passes):
+            trainer.compute_loss(trainer.model, part).backward()
+        grads[micro] = [p.grad.clone() for p in trainer.model.parameters() if p.grad is not None]
+    assert grads[12] and any(g.abs().sum() > 0 for g in grads[12])
+    for micro in (4, 3):
+        for whole, summed in zip(grads[12], grads[micro], strict=True):
+            torch.testing.assert_close(summed, whole, rtol=1e-9, atol=1e-12)
+
+
 VLLM_MODES = ["sequence_mask", "token_truncate"]  # TRL's default, and the other choice on both axes
 
 

@@ -80,6 +80,7 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
             "headless": headless,
             "RUN_DIR": Path("run"),
             "reward_weights": [1.0, 2.0],
+            "micro": config.loss_micro_batch(profile, spec),
         }
         cell = {k: eval(compile(ast.Expression(v), "cell", "eval"), names) for k, v in keywords.items()}  # noqa: S307
         where = f"{profile_name}/{precision}/{backend}/{gen_path}/gpu={on_gpu}/bf16={bf16}/{spec.key}"

@@ -555,15 +555,48 @@ def test_sample_tables_show_whole_answers(capsys):
     assert answer in capsys.readouterr().out  # headless: the whole text, not a table cut at 50 characters
 
 
-@pytest.mark.parametrize("on_gpu, expected", [(False, True), (True, False)])
-def test_gradient_checkpointing_on_cpus_only(on_gpu, expected, monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    "on_gpu, key, backend, expected",
+    [
+        (False, "smollm2-135m", "trl", True),
+        (True, "smollm2-135m", "trl", False),
+        (True, "qwen2.5-0.5b", "trl", True),
+        (True, "qwen2.5-coder-7b", "trl", True),
+        (True, "qwen2.5-0.5b", "unsloth", False),
+    ],
+)
+def test_gradient_checkpointing_where_memory_is_the_limit(on_gpu, key, backend, expected, monkeypatch, tmp_path):
     """Measured in notebook 05's cpu settings: the kernel peaked at 11.5 GiB without gradient checkpointing
-    and 5.3 GiB with it (+7% time), too much for an 8 GB laptop; GPU runs keep it off for speed."""
+    and 5.3 GiB with it (+7% time), too much for an 8 GB laptop; on a GPU the 135M model keeps it off for speed,
+    the Qwen models turn it on (memory is their limit), and Unsloth applies its own."""
+    from utils.llm import MODELS
     from utils.train import config
 
     monkeypatch.setattr(config, "bf16_supported", lambda: on_gpu)
-    knobs = {k.name: k.value for k in config.grpo_knobs(get_profile("cpu"), "trl", 400, "plain", on_gpu)}
+    knobs = {k.name: k.value for k in config.grpo_knobs(get_profile("cpu"), backend, 400, "plain", on_gpu, MODELS[key])}
     assert knobs["gradient_checkpointing"] is expected
     if not on_gpu:  # and it reaches TRL's config
         built = config.build_grpo_config(config.grpo_knobs(get_profile("cpu"), "trl", 400, "plain", False), tmp_path)
         assert built.gradient_checkpointing is True
+
+
+@pytest.mark.parametrize(
+    "key, overrides, micro",
+    [
+        ("smollm2-135m", {}, 64),
+        ("qwen2.5-0.5b", {}, 8),
+        ("qwen2.5-coder-7b", {}, 8),
+        ("qwen2.5-3b", {"grpo.micro_batch": 16}, 16),
+    ],
+)
+def test_a_step_is_generated_whole_and_sent_through_the_loss_in_passes(key, overrides, micro, tmp_path):
+    """The gpu profile's 64 answers a step: one generation of all 64 (8 prompts x 8), then the loss in passes of
+    ``micro`` answers (the Qwen models' logits over 151,936 tokens did not fit 64 at once on an 80 GB H100)."""
+    from utils.llm import MODELS
+    from utils.train import config
+
+    profile = get_profile("gpu", overrides)
+    built = config.build_grpo_config(config.grpo_knobs(profile, "trl", 400, "plain", False, MODELS[key]), tmp_path)
+    assert built.per_device_train_batch_size == micro
+    assert built.gradient_accumulation_steps == built.steps_per_generation == 64 // micro
+    assert built.generation_batch_size == 64 and built.num_generations == 8

@@ -71,6 +71,9 @@ class GRPO:
     sample_every: int  # show a table of sample completions every N steps
     n_probe: int  # problems whose sampled groups are inspected before training
     precision: str = "auto"  # "auto": bf16 (fp16) on a GPU, fp32 on a CPU; "fp32": the policy in fp32 everywhere
+    # answers per forward/backward pass of the loss, accumulated into one step (a divisor of per_device_batch);
+    # 0: the model's own choice (utils.train.config.loss_micro_batch): all at once, fewer for the Qwen models
+    micro_batch: int = 0
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ RANGES: dict[str, Range] = {
     "grpo.sample_every": Range(1),
     "grpo.n_probe": Range(1),
     "grpo.precision": Range(choices=PRECISIONS),
+    "grpo.micro_batch": Range(0),  # and a divisor of per_device_batch: check_profile
     "eval.max_new_tokens": Range(1),
     "eval.batch_size": Range(1),
 }
@@ -195,6 +199,11 @@ def check_profile(profile: Profile) -> None:
         raise ValueError(
             f"grpo.per_device_batch={grpo.per_device_batch} is out of range: valid is a multiple of "
             f"grpo.num_generations={grpo.num_generations} (every step samples whole groups)"
+        )
+    if grpo.micro_batch and grpo.per_device_batch % grpo.micro_batch:
+        raise ValueError(
+            f"grpo.micro_batch={grpo.micro_batch} is out of range: valid is 0 (the model's choice) or a divisor of "
+            f"grpo.per_device_batch={grpo.per_device_batch} (the passes add up to one step's answers)"
         )
 
 

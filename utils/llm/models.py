@@ -31,6 +31,14 @@ class ModelSpec:
     # GRPO learning rate for this model; None = the profile's. The public recipe used 8e-6 for the
     # 7B; the 135M model was measured with 1e-4 (README, Results). Others: not tuned here.
     grpo_learning_rate: float | None = None
+    # GPU memory of the GRPO loss (TRL backend). TRL 1.14 computes the loss's log-probabilities from the full
+    # logits, batch x completion tokens x vocabulary: with Qwen's 151,936-token vocabulary and the gpu profile's 64
+    # answers of 512 tokens at once, the 0.5B model ran out of memory on an 80 GB H100 in its first step, and still
+    # held 44 GiB with gradient checkpointing (results/memory_h100_2026-12-06.json). So the bigger models send
+    # their answers through the loss a few at a time (summed into the same optimizer step: the same update) and
+    # recompute activations instead of storing them. None / False: all at once, stored (the 135M model, fast).
+    grpo_micro_batch: int | None = None  # answers per forward/backward pass of the loss
+    grpo_checkpointing: bool = False  # gradient checkpointing on a GPU (the TRL backend; Unsloth has its own)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -51,6 +59,8 @@ MODELS: dict[str, ModelSpec] = {
         "free Colab T4",
         True,
         "hub download",
+        grpo_micro_batch=8,
+        grpo_checkpointing=True,
     ),
     "qwen2.5-1.5b": ModelSpec(
         "qwen2.5-1.5b",
@@ -60,6 +70,8 @@ MODELS: dict[str, ModelSpec] = {
         "free Colab T4",
         False,
         "hub download",
+        grpo_micro_batch=8,
+        grpo_checkpointing=True,
     ),
     "qwen2.5-3b": ModelSpec(
         "qwen2.5-3b",
@@ -69,6 +81,8 @@ MODELS: dict[str, ModelSpec] = {
         "Colab T4 (tight) / L4",
         False,
         "hub download",
+        grpo_micro_batch=8,
+        grpo_checkpointing=True,
     ),
     "qwen2.5-coder-7b": ModelSpec(
         "qwen2.5-coder-7b",
@@ -79,6 +93,8 @@ MODELS: dict[str, ModelSpec] = {
         False,
         "hub download; the published result's base model",
         grpo_learning_rate=8e-6,
+        grpo_micro_batch=8,
+        grpo_checkpointing=True,
     ),
 }
 

@@ -42,6 +42,27 @@ def check_supported(cls, kwargs: dict) -> dict:
     return kwargs
 
 
+def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None) -> int:
+    """Answers per forward/backward pass of the GRPO loss: ``grpo.micro_batch`` when the profile sets it, else
+    the model's own (``ModelSpec.grpo_micro_batch``: 8 for the Qwen models, whose 151,936-token vocabulary makes
+    the loss's logits large), else the whole step at once. Always a divisor of the step's answers, so that the
+    passes add up to exactly one step (TRL generates them together and sums the passes' gradients).
+
+    >>> from utils.profiles import get_profile
+    >>> from utils.llm.models import MODELS
+    >>> gpu = get_profile("gpu")
+    >>> loss_micro_batch(gpu, MODELS["smollm2-135m"]), loss_micro_batch(gpu, MODELS["qwen2.5-0.5b"])
+    (64, 8)
+    >>> loss_micro_batch(get_profile("gpu", {"grpo.micro_batch": 16}), MODELS["qwen2.5-0.5b"])
+    16
+    >>> loss_micro_batch(get_profile("smoke"), MODELS["qwen2.5-0.5b"])  # 2 answers a step: both at once
+    2
+    """
+    batch = profile.grpo.per_device_batch
+    wanted = profile.grpo.micro_batch or (spec.grpo_micro_batch if spec is not None else None) or batch
+    return max(d for d in range(1, min(wanted, batch) + 1) if batch % d == 0)
+
+
 def grpo_knobs(
     profile: Profile, backend: str, max_prompt_tokens: int, gen_path: str, on_gpu: bool, spec: ModelSpec | None = None
 ) -> list[Knob]:
@@ -55,6 +76,7 @@ def grpo_knobs(
     )
     if spec is not None and spec.grpo_learning_rate is not None:
         lr = Knob("learning_rate", spec.grpo_learning_rate, f"the value used for {spec.hub_id} (public recipe)")
+    batch, micro = profile.grpo.per_device_batch, loss_micro_batch(profile, spec)
     knobs = [
         lr,
         Knob("adam_beta1", 0.9, "recipe"),
@@ -70,10 +92,16 @@ def grpo_knobs(
         Knob("max_steps", profile.grpo.steps, "the run length of this profile"),
         Knob(
             "per_device_train_batch_size",
-            profile.grpo.per_device_batch,
-            "completions per step; a multiple of num_generations",
+            micro,
+            "answers per forward/backward pass of the loss"
+            + ("" if micro == batch else f" ({batch} would not fit: the loss's logits grow with the vocabulary)"),
         ),
-        Knob("gradient_accumulation_steps", 1, "recipe"),
+        Knob(
+            "gradient_accumulation_steps",
+            batch // micro,
+            f"passes summed into one step: {batch} answers a step ({batch // profile.grpo.num_generations} prompts x "
+            f"{profile.grpo.num_generations}), generated together; the same update as one pass",
+        ),
         Knob(
             "num_generations",
             profile.grpo.num_generations,
@@ -94,9 +122,10 @@ def grpo_knobs(
         Knob("fp16", half and not bf16_supported(), "older GPUs (T4) use fp16 instead of bf16"),
         Knob(
             "gradient_checkpointing",
-            not on_gpu,
+            not on_gpu or (backend == "trl" and spec is not None and spec.grpo_checkpointing),
             "on a CPU: half the memory (notebook 05, cpu profile: 11.5 -> 5.3 GiB peak) for ~7% more time; on a GPU "
-            "off: memory is not the limit for these model sizes, speed is (Unsloth applies its own)",
+            "off for the 135M model (speed is the limit there), on for the Qwen models (memory is; Unsloth applies "
+            "its own)",
         ),
         Knob("report_to", "none", "the notebook draws its own live plots; set 'wandb' or 'tensorboard' if you like"),
         Knob("disable_tqdm", headless(), "headless runs print one line a step instead (a widget bar stays at 0%)"),
