@@ -23,7 +23,9 @@
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after wheels; carry .whl_tok (no model needed)
 #                       # EACH: seconds per model (its first GRPO step and its evaluation each compile: 100 s was too
 #                       # few on an H200). Peaks are the process's own, so it can run as BESIDE next to rows when the
-#                       # card has room for both (the 7B: its weights and its bf16 rollout copy, 30 GB, plus activations)
+#                       # card has room for both (the 7B: its weights and its bf16 rollout copy, 30 GB, plus activations).
+#                       # Models side by side on one 80 GB card all ran out of memory: run them one at a time.
+#                       # CARD=T4|L4: each model capped to that card's memory (finishing proves it fits)
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
 # Careful: every device call copies this working tree over the machine's, under the running jobs; a module they
 # import later (the evaluation after training) is then the new version. Keep edits compatible while jobs run.
@@ -111,7 +113,8 @@ EOS
     TOK=""; [ -d .whl_tok ] && TOK="--tokenizer .whl_tok"
     # each model under its own limit (EACH seconds); the JSON is rewritten after each, and a model cut off is
     # recorded with the phase it reached and its peak so far; the phases go to memory.log as they end
-    python3 scripts/measure_memory.py --models $MODELS --backend $B --steps 2 $TOK --timeout ${EACH:-300} \
+    # CARD=T4 (or L4, "A100 40GB"): each model held to that card's memory, so finishing proves it fits
+    python3 scripts/measure_memory.py --models $MODELS --backend $B --steps 2 $TOK --timeout ${EACH:-300} ${CARD:+--card "$CARD"} \
       --json $R/memory_$B.json 2>&1 | grep --line-buffered -v Warning | tee -a $R/memory.log
     cp $R/memory_$B.json $OUT/ 2>/dev/null ;;
   *) echo "usage: $0 wheels|part-a|model|launch|collect|one|memory"; exit 2 ;;

@@ -135,10 +135,32 @@ def progress(phase: str, started: float, **fields) -> None:
     print("PROGRESS " + json.dumps({**record, **fields}), flush=True)
 
 
+def cap_memory(card_mib: int) -> float:
+    """Lets torch's allocator use only what a card of ``card_mib`` MiB would leave it (its memory less what this
+    process already holds outside torch, the CUDA context): a run that finishes under the cap fits that card, one
+    that runs out of memory does not. Peaks measured on a big card overstate the need (the allocator keeps freed
+    blocks while it has room: 75.6 GiB reserved for 44.0 allocated). Returns the cap in GiB."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    outside = total - free - torch.cuda.memory_reserved()
+    cap = card_mib * 2**20 - outside
+    torch.cuda.set_per_process_memory_fraction(max(cap, 0) / total)
+    return round(cap / GIB, 2)
+
+
 def measure_one(
-    key: str, backend: str, profile_name: str, steps: int, work: Path, eval_rows: int, tokenizer_dir: str | None = None
+    key: str,
+    backend: str,
+    profile_name: str,
+    steps: int,
+    work: Path,
+    eval_rows: int,
+    tokenizer_dir: str | None = None,
+    card: str | None = None,
 ) -> dict:
-    """GRPO steps then one evaluation batch for one model key; peak memory of each phase."""
+    """GRPO steps then one evaluation batch for one model key; peak memory of each phase (within ``card``'s
+    memory when one is named)."""
     import torch
     from transformers import TrainerCallback
 
@@ -159,7 +181,8 @@ def measure_one(
     built_s = time.perf_counter() - t0
     if cuda:
         torch.cuda.reset_peak_memory_stats()  # building the random weights is not part of what a learner runs
-    progress("built", started)
+    cap = {"card": card, "cap_gib": cap_memory(CARDS_MIB[card])} if card and cuda else {}
+    progress("built", started, **cap)
 
     peak = gpu_peak_memory
     per_step: list[dict] = []
@@ -196,6 +219,7 @@ def measure_one(
         "grpo_peak": peak(),
         "grpo_seconds": round(train_s, 1),
         "build_seconds": round(built_s, 1),
+        **cap,
     }
     # One evaluation batch of the profile's size, on the trained policy, as notebook 06 generates.
     model = setup.trainer.model
@@ -216,13 +240,26 @@ def measure_one(
 
 
 def fits(record: dict, cards: dict[str, int] = CARDS_MIB) -> dict[str, bool | None]:
-    """Which cards hold a measured run: the larger of its GRPO and evaluation peaks (reserved by torch)
-    plus what the process held outside torch, against each card's memory. None where nothing was measured.
+    """Which cards hold a measured run. Run within a card's memory (``--card``): finished, it fits that card and
+    every larger one; out of memory, it fits neither that card nor a smaller one. Otherwise: the larger of its GRPO
+    and evaluation peaks (reserved by torch, an upper bound) plus what the process held outside torch, against
+    each card's memory. None where nothing was measured.
 
     >>> fits(  # 14.9 + 0.6 GiB = 15,872 MiB: more than a T4's 15,360
     ...     {"grpo_peak": {"reserved_gib": 14.9}, "eval_peak": {"reserved_gib": 9.0}, "outside_torch_gib": 0.6})
     {'T4': False, 'L4': True, 'A100 40GB': True}
+    >>> fits({"card": "L4", "grpo_peak": {"reserved_gib": 20.1}, "eval_peak": {"reserved_gib": 9.0}})
+    {'T4': None, 'L4': True, 'A100 40GB': True}
+    >>> fits({"card": "L4", "failed": "out of memory"})
+    {'T4': False, 'L4': False, 'A100 40GB': None}
     """
+    if record.get("card") in cards:
+        limit = cards[record["card"]]
+        if "failed" not in record:
+            return {card: True if mib >= limit else None for card, mib in cards.items()}
+        if record["failed"] == "out of memory":
+            return {card: False if mib <= limit else None for card, mib in cards.items()}
+        return dict.fromkeys(cards)
     peaks = [record.get(k, {}).get("reserved_gib") for k in ("grpo_peak", "eval_peak")]
     if record.get("failed") or None in peaks:
         return dict.fromkeys(cards)
@@ -240,7 +277,8 @@ def table(records: list[dict]) -> str:
         if r.get("partial", {}).get("reserved_gib") is not None:  # how far a failed run got, and what it held
             failed += f" ({r['partial']['phase']}: {r['partial']['reserved_gib']:.1f})"
         peaks = [f"{r[k]['reserved_gib']:.1f}" if r.get(k) else failed for k in ("grpo_peak", "eval_peak")]
-        cells = [r["model"], r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]
+        model = r["model"] + (f" (within {r['card']} memory)" if r.get("card") else "")
+        cells = [model, r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -264,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds one model may take (default: no limit); then it is "
         "stopped and recorded as timed out, with the phase it reached and its peaks so far",
     )
+    parser.add_argument(
+        "--card",
+        choices=list(CARDS_MIB),
+        help="run each model within this card's memory (torch's allocator capped to it): finishing is the proof "
+        "that it fits",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this key in this process
     args = parser.parse_args(argv)
 
@@ -278,11 +322,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         with tempfile.TemporaryDirectory(prefix="memory-", dir=scratch_dir()) as work:
             record = measure_one(
-                args.one, args.backend, args.profile, args.steps, Path(work), args.eval_rows, args.tokenizer
+                args.one, args.backend, args.profile, args.steps, Path(work), args.eval_rows, args.tokenizer, args.card
             )
         print("RESULT " + json.dumps(record))
         return 0
 
+    if args.card:
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error(f"--card {args.card}: needs a CUDA GPU (it caps GPU memory)")
     keys = list(MODELS) if args.models == "all" else [k.strip() for k in args.models.split(",") if k.strip()]
     unknown = [k for k in keys if k not in MODELS and k not in SHAPES]
     if unknown:
@@ -293,9 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, __file__, "--one", key, "--backend", args.backend, "--profile", args.profile]
         cmd += ["--steps", str(args.steps), "--eval-rows", str(args.eval_rows)]
         cmd += ["--tokenizer", args.tokenizer] if args.tokenizer else []
+        cmd += ["--card", args.card] if args.card else []
         print(f"=== {key} ({args.backend}, profile {args.profile}, {args.steps} GRPO steps)", flush=True)
         record = run_one(cmd, args.timeout)
-        record = {"model": key, "backend": args.backend, **record}
+        record = {"model": key, "backend": args.backend, **({"card": args.card} if args.card else {}), **record}
         record.update(
             profile=args.profile, hardware=hardware(), platform=platform.platform(), command=" ".join(sys.argv)
         )

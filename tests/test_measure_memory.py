@@ -70,6 +70,29 @@ def test_fits_and_table_from_records(tmp_path):
     assert lines[4] == "| qwen2.5-3b | trl | out of memory | out of memory | - | - | - |"
 
 
+def test_a_run_within_a_cards_memory_answers_for_that_card(tmp_path):
+    """Peaks on a big card overstate the need (the allocator keeps freed blocks while it has room), so --card
+    caps the allocator to a card's memory and the run itself answers: finished fits that card and larger ones,
+    out of memory fits neither it nor smaller ones; the table says which card the run was held to."""
+    done = {"model": "qwen2.5-0.5b", "backend": "trl", "card": "T4", "grpo_peak": {"reserved_gib": 13.9}}
+    done |= {"eval_peak": {"reserved_gib": 9.1}, "outside_torch_gib": 0.5}
+    oom = {"model": "qwen2.5-3b", "backend": "trl", "card": "L4", "failed": "out of memory"}
+    assert measure_memory.fits(done) == {"T4": True, "L4": True, "A100 40GB": True}
+    assert measure_memory.fits(oom) == {"T4": False, "L4": False, "A100 40GB": None}
+    rows = measure_memory.table([done, oom]).splitlines()[2:]
+    assert rows[0] == "| qwen2.5-0.5b (within T4 memory) | trl | 13.9 | 9.1 | fits | fits | fits |"
+    assert rows[1] == "| qwen2.5-3b (within L4 memory) | trl | out of memory | out of memory | no | no | - |"
+
+
+def test_a_card_needs_a_gpu():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "measure_memory.py"), "--models", "tiny", "--card", "T4"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "--card T4: needs a CUDA GPU" in proc.stderr.strip().splitlines()[-1]
+
+
 def _child(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
