@@ -139,7 +139,7 @@ def cap_memory(card_mib: int) -> float:
     """Lets torch's allocator use only what a card of ``card_mib`` MiB would leave it (its memory less what this
     process already holds outside torch, the CUDA context): a run that finishes under the cap fits that card, one
     that runs out of memory does not. Peaks measured on a big card overstate the need (the allocator keeps freed
-    blocks while it has room: 75.6 GiB reserved for 44.0 allocated). Returns the cap in GiB."""
+    blocks while it has room: 75.7 GiB reserved for 44.0 allocated). Returns the cap in GiB."""
     import torch
 
     free, total = torch.cuda.mem_get_info()
@@ -181,7 +181,7 @@ def measure_one(
     built_s = time.perf_counter() - t0
     if cuda:
         torch.cuda.reset_peak_memory_stats()  # building the random weights is not part of what a learner runs
-    cap = {"card": card, "cap_gib": cap_memory(CARDS_MIB[card])} if card and cuda else {}
+    cap = {"cap_gib": cap_memory(CARDS_MIB[card])} if card and cuda else {}  # the parent records the card
     progress("built", started, **cap)
 
     peak = gpu_peak_memory
