@@ -16,7 +16,7 @@ def rows():
     return load_split("test", 30)
 
 
-@pytest.mark.parametrize("trace", ["short", "full"])
+@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
 def test_the_warm_start_targets_agree_with_their_traces(rows, trace):
     profile = answer_profile(rows, [dp_answer(r, trace) for r in rows])
     assert profile["with_trace"] == 1 and profile["contradicts_trace"] == 0 and profile["states_a_wrong_total"] == 0
@@ -54,7 +54,7 @@ def test_answers_without_a_trace_are_counted_apart(rows):
         answer_profile(rows[:2], ["x"])
 
 
-@pytest.mark.parametrize("trace", ["short", "full"])
+@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
 def test_the_warm_start_traces_name_every_real_clash_and_no_other(rows, trace):
     profile = answer_profile(rows, [dp_answer(r, trace) for r in rows])
     assert profile["clashes_named"] > 10
@@ -81,7 +81,7 @@ def test_a_trace_that_invents_or_misses_clashes_is_read_as_such():
     assert profile["real_clashes_named"] == 0
 
 
-@pytest.mark.parametrize("trace", ["short", "full"])
+@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
 def test_the_trace_reward_pays_the_warm_start_targets_in_full(rows, trace):
     from utils.rewards import trace_clash_reward
 

@@ -135,7 +135,7 @@ def test_the_live_plot_draws_free_events_when_logged():
     assert "left out for free" not in labels(plot_history(old))  # committed logs from before the column
 
 
-@pytest.mark.parametrize("trace", ["short", "full"])
+@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
 def test_monitor_reads_what_the_traces_say_about_clashes(rows, trace):
     """The warm start's targets name every real clash and no other; a trace that invents one is caught."""
     from utils.train.warmstart import dp_answer
