@@ -51,6 +51,9 @@ GIB = 2**30
 #: Memory of the GPUs the course names, as ``nvidia-smi`` reports it (MiB; NVIDIA's data sheets: T4 16 GB,
 #: L4 24 GB, A100 40 GB; the first two keep part for ECC). Colab's T4 shows 15,360 MiB.
 CARDS_MIB: dict[str, int] = {"T4": 15360, "L4": 23034, "A100 40GB": 40960}
+#: What one process holds outside torch's allocator (CUDA context, cuBLAS workspaces): 0.83 GiB measured on an H100.
+#: More than this on the card means other processes share it, and a card cap would come out wrong.
+CONTEXT_MAX_GIB = 2.0
 
 #: Published shapes (config.json of each Hub model, read 2026-11; the Qwen2.5 model cards list the same
 #: layers and heads). ``family`` picks the transformers config class.
@@ -143,7 +146,14 @@ def cap_memory(card_mib: int) -> float:
     import torch
 
     free, total = torch.cuda.mem_get_info()
-    outside = total - free - torch.cuda.memory_reserved()
+    outside = total - free - torch.cuda.memory_reserved()  # the whole card's use: other processes count too
+    if outside > CONTEXT_MAX_GIB * GIB:
+        # Three capped runs side by side on one H100 (2026-12-07) got caps of 3.1, 6.6 and 10.2 GiB for a T4's 15 GB
+        # and all "ran out of memory": the others' memory was taken for this process's context.
+        raise RuntimeError(
+            f"a card cap needs the GPU to itself: {outside / GIB:.1f} GiB is held outside this process's allocator "
+            f"(other processes?); run the models one at a time"
+        )
     cap = card_mib * 2**20 - outside
     torch.cuda.set_per_process_memory_fraction(max(cap, 0) / total)
     return round(cap / GIB, 2)
@@ -267,16 +277,42 @@ def fits(record: dict, cards: dict[str, int] = CARDS_MIB) -> dict[str, bool | No
     return {card: need * 1024 <= mib for card, mib in cards.items()}
 
 
+def records_of(data: list | dict) -> list[dict]:
+    """The records of a ``--json`` file (a list), or of a committed results file (``{"runs": [{"records": [...]},
+    ...], ...}``: the records with the command, versions and hardware around them).
+
+    >>> records_of([{"model": "a"}]) == records_of({"runs": [{"records": [{"model": "a"}]}]}) == [{"model": "a"}]
+    True
+    """
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict) and isinstance(data.get("runs"), list):
+        return [r for run in data["runs"] for r in run.get("records", [])]
+    raise ValueError("not a memory file: expected a list of records or a results file with 'runs'")
+
+
+def _peak(p: dict) -> str:
+    held = f"{p['reserved_gib']:.1f}"
+    return f"{p['allocated_gib']:.1f} / {held}" if p.get("allocated_gib") is not None else held
+
+
 def table(records: list[dict]) -> str:
     """README's memory table (markdown) from the records of ``--json`` files."""
-    head = ["model", "backend", "GRPO step peak (GiB)", "evaluation peak (GiB)", *CARDS_MIB]
+    head = [
+        "model",
+        "backend",
+        "GRPO step peak, in use / held (GiB)",
+        "evaluation peak, in use / held (GiB)",
+        *CARDS_MIB,
+    ]
+    # a peak reads "in use / held": what the tensors needed, and what torch's allocator kept (up to a card's cap)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         marks = {True: "fits", False: "no", None: "-"}
         failed = r.get("failed", "-")
         if r.get("partial", {}).get("reserved_gib") is not None:  # how far a failed run got, and what it held
-            failed += f" ({r['partial']['phase']}: {r['partial']['reserved_gib']:.1f})"
-        peaks = [f"{r[k]['reserved_gib']:.1f}" if r.get(k) else failed for k in ("grpo_peak", "eval_peak")]
+            failed += f" (after {r['partial']['phase']}, {r['partial']['reserved_gib']:.1f} held)"
+        peaks = [_peak(r[k]) if r.get(k) else failed for k in ("grpo_peak", "eval_peak")]
         model = r["model"] + (f" (within {r['card']} memory)" if r.get("card") else "")
         cells = [model, r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]
         lines.append("| " + " | ".join(cells) + " |")
@@ -314,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.timeout is not None and not args.timeout > 0:
         parser.error(f"--timeout {args.timeout:g}: a number of seconds above 0")
     if args.table:
-        print(table([r for path in args.table for r in json.loads(path.read_text())]))
+        print(table([r for path in args.table for r in records_of(json.loads(path.read_text()))]))
         return 0
     from utils.env import hardware
     from utils.llm.models import MODELS

@@ -84,6 +84,24 @@ def test_a_run_within_a_cards_memory_answers_for_that_card(tmp_path):
     assert rows[1] == "| qwen2.5-3b (within L4 memory) | trl | out of memory | out of memory | no | no | - |"
 
 
+def test_a_card_cap_refuses_a_shared_gpu(monkeypatch):
+    """The cap is the card's memory less what is held outside torch's allocator, read from the whole GPU: with
+    other processes on it their memory would shrink the cap (3.1 GiB for a T4 beside two other runs, 2026-12-07)
+    and a model that fits would be recorded as out of memory. Alone, the CUDA context is all that is subtracted."""
+    import torch
+
+    gib, total = 2**30, 80 * 2**30
+    fractions = []
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda *a: 0)
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda f, *a: fractions.append(f))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (total - gib // 2, total))  # alone: a 0.5 GiB context
+    assert measure_memory.cap_memory(15360) == 14.5 and fractions == [14.5 / 80]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (total - 12 * gib, total))  # others hold 11.5 GiB
+    with pytest.raises(RuntimeError, match="needs the GPU to itself: 12.0 GiB .* one at a time"):
+        measure_memory.cap_memory(15360)
+    assert len(fractions) == 1  # nothing capped
+
+
 def test_a_card_needs_a_gpu():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "measure_memory.py"), "--models", "tiny", "--card", "T4"],
@@ -107,7 +125,7 @@ def test_a_run_cut_off_keeps_how_far_it_got():
     assert record["failed"] == "timed out after 3 s"
     assert record["partial"] == {"phase": "loaded", "seconds": 2.0, "reserved_gib": 16.2}
     row = measure_memory.table([{"model": "qwen2.5-coder-7b", "backend": "trl", **record}]).splitlines()[2]
-    cut = "timed out after 3 s (loaded: 16.2)"
+    cut = "timed out after 3 s (after loaded, 16.2 held)"
     assert row == f"| qwen2.5-coder-7b | trl | {cut} | {cut} | - | - | - |"
 
 

@@ -25,7 +25,7 @@ class ModelSpec:
     hub_id: str  # Hugging Face id (for Unsloth / online use)
     unsloth_id: str | None  # Unsloth's pre-quantised 4-bit copy, when there is one
     params: str
-    fits: str  # the smallest hardware it is meant for
+    fits: str  # the smallest hardware it is meant for (GPU memory measured: results/memory_h100_2026-12-07.json)
     warm_start: bool  # SFT on DP answers before GRPO (tiny models need it: notebook 05)
     note: str
     # GRPO learning rate for this model; None = the profile's. The public recipe used 8e-6 for the
@@ -67,7 +67,7 @@ MODELS: dict[str, ModelSpec] = {
         "Qwen/Qwen2.5-1.5B-Instruct",
         "unsloth/Qwen2.5-1.5B-Instruct-bnb-4bit",
         "1.5B",
-        "free Colab T4",
+        "Colab L4 (a T4 ran out of memory with the TRL backend)",
         False,
         "hub download",
         grpo_micro_batch=8,
@@ -78,7 +78,7 @@ MODELS: dict[str, ModelSpec] = {
         "Qwen/Qwen2.5-3B-Instruct",
         "unsloth/Qwen2.5-3B-Instruct-bnb-4bit",
         "3B",
-        "Colab T4 (tight) / L4",
+        "Colab L4 / A100 (not measured)",
         False,
         "hub download",
         grpo_micro_batch=8,
@@ -89,7 +89,7 @@ MODELS: dict[str, ModelSpec] = {
         "Qwen/Qwen2.5-Coder-7B-Instruct",
         "unsloth/Qwen2.5-Coder-7B-Instruct-bnb-4bit",
         "7B",
-        "A100 40 GB (the public recipe)",
+        "48 GB with Unsloth 4-bit + vLLM (the public recipe, an RTX A6000); TRL backend: over 40 GB",
         False,
         "hub download; the published result's base model",
         grpo_learning_rate=8e-6,
