@@ -119,3 +119,22 @@ def test_recipe_verdict_needs_both_figures_on_average_and_every_seeds_gain(tmp_p
     assert "Does not beat it on both" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
     assert recipe_verdict(tmp_path, ["r3407", "r9"])[1] == "not decided: no finished results for r9"
     assert "over 1 seed: valid 70, mean score 60.00 (one seed: no spread)" in recipe_verdict(tmp_path, ["r3407"])[1]
+
+
+def test_ablation_table_labels_rows_by_file_so_a_rerun_keeps_its_own_row(tmp_path):
+    """``weak_grpo_monitored.json`` is row ``weak_grpo`` run again with the monitor: labelled by the row's name, the
+    table showed two rows called ``weak_grpo`` with different warm starts."""
+    import json
+
+    from utils.evaluate.report import ablation_table
+
+    def result(valid: int, status: str = "") -> dict:
+        test = {"test": {"valid": valid, "mean_score": float(valid)}}
+        return {"row": {"name": "weak_grpo", "what": "w"}, "warm_start": {"evaluations": test}, "status": status}
+
+    (tmp_path / "weak_grpo.json").write_text(json.dumps(result(28)))
+    (tmp_path / "weak_grpo_monitored.json").write_text(json.dumps(result(25, "partial: step 148")))
+    table = ablation_table(tmp_path)
+    assert list(table.index) == ["weak_grpo", "weak_grpo_monitored"]
+    assert table.loc["weak_grpo_monitored", "warm start test"] == "25 / 25.0"
+    assert table.loc["weak_grpo_monitored", "status"] == "partial: step 148"

@@ -169,7 +169,9 @@ def _paired_text(result: dict) -> str:
 def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported inside
     """One row per experiment of ``results/ablation/*.json`` (scripts/ablation.py): the warm start and
     GRPO on both test sets (valid / 100, mean score), GRPO's paired comparison with its own warm start
-    (+improved / -worsened problems, exact McNemar p, 95% bootstrap interval of the score change), steps."""
+    (+improved / -worsened problems, exact McNemar p, 95% bootstrap interval of the score change), steps.
+    Rows are labelled by file name: a row run again under another file (``weak_grpo_monitored.json`` is row
+    ``weak_grpo`` with the live monitor) keeps its own label."""
     import json
     from pathlib import Path
 
@@ -179,7 +181,7 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
     for path in sorted(Path(folder).glob("*.json")):
         d = json.loads(path.read_text())
         row = d.get("row", {})
-        rec = {"row": row.get("name", path.stem), "what": row.get("what", ""), "status": d.get("status", "")}
+        rec = {"row": path.stem, "what": row.get("what", ""), "status": d.get("status", "")}
         warm = (d.get("warm_start") or {}).get("evaluations", {})
         for tag, evals in (("warm start", warm), ("GRPO", d.get("evaluations", {}))):
             for name, short in (("test", "test"), ("test_other_style", "other style")):
