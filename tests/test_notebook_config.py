@@ -135,7 +135,7 @@ def test_the_notebooks_training_cells_stop_and_resume(tiny_model_dir, train_rows
         lengths=[400],
         SEQUENCE_BUDGET=2048,
     )
-    for cid in ("c021", "t05cfg", "t05tr", "c022"):
+    for cid in ("c021", "t05cfg", "t05lora", "t05tr", "c022"):
         exec(CELLS[cid], ns)  # noqa: S102
     assert ns["trainer"].state.global_step == 1 and ns["recorder"].trainer is ns["trainer"]
     capsys.readouterr()
@@ -183,3 +183,21 @@ def test_the_probe_sentence_says_what_the_numbers_say():
     )
     mixed = pd.DataFrame({"problem": [0, 0, 1, 1], "total": [0.0, 30.0, 0.0, 0.0]})
     assert "answers differ within 50% of the groups" in signal_sentence(mixed, 0.5)
+
+
+def test_the_notebooks_lora_config_is_the_one_the_library_builds():
+    """Notebook 05 writes LoraConfig(...) out, one reason a line, and load_policy trains with it: for every profile
+    its arguments are lora_config(profile)'s, so scripts/train_grpo.py and the notebook train the same adapter."""
+    from utils.train.config import LORA_TARGETS
+
+    _, tree = _cell_with("lora = LoraConfig(")
+    keywords = {k.arg: k.value for k in _call(tree, "LoraConfig").keywords}
+    for name in ("smoke", "cpu", "gpu"):
+        profile = get_profile(name)
+        names = {"P": profile, "LORA_TARGETS": LORA_TARGETS}
+        cell = {k: eval(compile(ast.Expression(v), "cell", "eval"), names) for k, v in keywords.items()}  # noqa: S307
+        built = config.lora_config(profile)
+        assert {k: getattr(built, k) for k in cell} == {**cell, "target_modules": set(LORA_TARGETS)}, name
+    _, tree = _cell_with("load_policy(")
+    call = _call(tree, "load_policy")
+    assert [a.id for a in call.args][-1] == "lora", "the trainer cell no longer passes the notebook's LoraConfig"

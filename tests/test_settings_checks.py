@@ -283,3 +283,21 @@ def test_a_warm_start_record_nested_too_deep_reads_as_damaged(tmp_path):
     (tmp_path / SFT_SETTINGS).write_text("[" * 100_000)  # gave a RecursionError before the shared reader
     reuse, why = reuse_decision(tmp_path, {"seed": 3407})
     assert not reuse and "no record of its settings" in why
+
+
+def test_the_policy_trains_the_lora_it_is_given_and_refuses_a_rank_the_run_would_not_record(tiny_model_dir):
+    """Notebook 05 hands its own LoraConfig to load_policy: the trl backend trains exactly that one; a rank that
+    differs from grpo.lora_r (which the run's settings record and a resume checks) stops with one line."""
+    from peft import LoraConfig
+
+    from utils.llm.models import choose_model
+    from utils.train.trainer import load_policy
+
+    profile = get_profile("smoke")
+    spec = choose_model("smollm2-135m")
+    mine = LoraConfig(r=profile.grpo.lora_r, lora_alpha=2 * profile.grpo.lora_r, target_modules=["q_proj"])
+    _, _, peft_config = load_policy("trl", spec, str(tiny_model_dir), profile, 256, "static-cache", mine)
+    assert peft_config is mine
+    other = LoraConfig(r=profile.grpo.lora_r + 1, target_modules=["q_proj"])
+    with pytest.raises(ValueError, match=r"LoraConfig\(r=9\) but the profile's grpo.lora_r is 8: .*grpo.lora_r=9"):
+        load_policy("trl", spec, str(tiny_model_dir), profile, 256, "static-cache", other)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..llm.generation import choose_generation
 from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm, model_source
@@ -24,7 +25,7 @@ from ..rewards.checker import assert_reward_set_ok
 from ..task.columns import PROBLEM_COLUMNS
 from ..task.prompts import build_messages
 from .backend import choose_backend
-from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, lora_config
+from .config import Knob, build_grpo_config, grpo_knobs, lora_config
 from .runs import RUN_OWN, TrainResult, resume_checkpoint, run_settings, write_run_info
 
 
@@ -45,8 +46,25 @@ def prompt_lengths(rows: Sequence[dict], tokenizer) -> list[int]:
     ]
 
 
-def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, max_seq_length: int, gen_path: str):
-    """(model, tokenizer, peft_config) for the backend. Unsloth applies LoRA itself."""
+def load_policy(
+    backend: str,
+    spec: ModelSpec,
+    source: str,
+    profile: Profile,
+    max_seq_length: int,
+    gen_path: str,
+    lora: Any = None,
+):
+    """(model, tokenizer, peft_config) for the backend. ``lora``: a peft ``LoraConfig`` (notebook 05 writes it out;
+    default :func:`lora_config`). The trl backend hands it to ``GRPOTrainer`` (returned as ``peft_config``); Unsloth
+    applies its rank, alpha, dropout and targets itself (``peft_config`` is then None). Its rank must be the
+    profile's ``grpo.lora_r``: the run's settings record that rank and a resume checks it."""
+    lora = lora if lora is not None else lora_config(profile)
+    if lora.r != profile.grpo.lora_r:
+        raise ValueError(
+            f"LoraConfig(r={lora.r}) but the profile's grpo.lora_r is {profile.grpo.lora_r}: change the knob "
+            f"(COURSE_OVERRIDES=grpo.lora_r={lora.r}) so that the run records the rank it trains"
+        )
     if backend == "unsloth":
         if profile.grpo.precision == "fp32":
             raise ValueError("grpo.precision='fp32' needs the trl backend (Unsloth chooses its own dtypes)")
@@ -62,9 +80,10 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
         )
         model = FastLanguageModel.get_peft_model(
             model,
-            r=profile.grpo.lora_r,
-            target_modules=LORA_TARGETS,
-            lora_alpha=profile.grpo.lora_r,
+            r=lora.r,
+            target_modules=sorted(lora.target_modules),
+            lora_alpha=lora.lora_alpha,
+            lora_dropout=lora.lora_dropout,
             use_gradient_checkpointing="unsloth",
             random_state=profile.seed,
         )
@@ -74,7 +93,7 @@ def load_policy(backend: str, spec: ModelSpec, source: str, profile: Profile, ma
     # fp32: TRL's loss then computes like the fp32 rollout copy (a bf16 forward alone is ~0.01 nats/token off).
     dtype = torch.float32 if profile.grpo.precision == "fp32" else default_dtype("cuda" if has_cuda() else "cpu")
     model, tokenizer = load_causal_lm(source, dtype)
-    return model, tokenizer, lora_config(profile)
+    return model, tokenizer, lora
 
 
 def rollout_func_for(gen_path: str, max_prompt_tokens: int, compile: bool | str | None = None) -> Callable | None:
