@@ -42,8 +42,8 @@ def dp_reasoning(row: Mapping, trace: str = "short") -> str:
     clash with the two times compared ("A ends 10:30 after B starts 10:00"), then what is kept and
     the total. About twice as long, but the model writes out each comparison it must make.
     ``timeline``: as ``full``, with each event's times next to its value ("Gym 09:00-10:00 60"). The
-    committed full-trace warm start named a false clash in 69% of its traces: the times it compares are
-    far back in the prompt. Here they are the ones it has just copied, a line up.
+    committed full-trace warm start named only 32% of the real clashes, and 69% of those it named were false:
+    the times it compares are far back in the prompt. Here they are the ones it has just copied, a line up.
     """
     if trace in ("full", "timeline"):
         return _full_reasoning(row, with_times=trace == "timeline")
