@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..llm.generation import choose_generation
 from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm, model_source
@@ -27,6 +27,9 @@ from ..task.prompts import build_messages
 from .backend import choose_backend
 from .config import Knob, build_grpo_config, grpo_knobs, lora_config
 from .runs import RUN_OWN, TrainResult, resume_checkpoint, run_settings, write_run_info
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 
 def grpo_records(rows: Sequence[dict]) -> list[dict]:
@@ -53,7 +56,7 @@ def load_policy(
     profile: Profile,
     max_seq_length: int,
     gen_path: str,
-    lora: Any = None,
+    lora: LoraConfig | None = None,
 ):
     """(model, tokenizer, peft_config) for the backend. ``lora``: a peft ``LoraConfig`` (notebook 05 writes it out;
     default :func:`lora_config`). The trl backend hands it to ``GRPOTrainer`` (returned as ``peft_config``); Unsloth
