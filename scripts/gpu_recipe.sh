@@ -23,9 +23,10 @@
 #                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (after the bench shows it is faster)
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after wheels; carry .whl_tok (no model needed)
 #                       # EACH: seconds per model (its first GRPO step and its evaluation each compile: 100 s was too
-#                       # few on an H200). Peaks are the process's own, so an uncapped run can go BESIDE rows when the
-#                       # card has room for both (the 7B: its weights and its bf16 rollout copy, 30 GB, plus activations).
-#                       # Models side by side on one 80 GB card all ran out of memory: run them one at a time.
+#                       # few on an H200). Run it alone on the card: its peaks are the process's own, but what it holds
+#                       # outside torch (the CUDA context, which the card table adds) is read from the whole card, so
+#                       # jobs beside it would count as its own. Models side by side on one 80 GB card all ran out of
+#                       # memory: run them one at a time.
 #                       # CARD=T4|L4|"A100 40GB": each model capped to that card's memory (finishing proves it
 #                       # fits); a capped run needs the card to itself (measure_memory refuses a shared one)
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).

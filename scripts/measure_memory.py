@@ -138,6 +138,15 @@ def progress(phase: str, started: float, **fields) -> None:
     print("PROGRESS " + json.dumps({**record, **fields}), flush=True)
 
 
+def outside_torch_bytes() -> int:
+    """GPU memory in use that torch's allocator of this process does not hold: its CUDA context and workspaces,
+    read from the whole card, so other processes on it count too."""
+    import torch
+
+    free, total = torch.cuda.mem_get_info()
+    return total - free - torch.cuda.memory_reserved()
+
+
 def cap_memory(card_mib: int) -> float:
     """Lets torch's allocator use only what a card of ``card_mib`` MiB would leave it (its memory less what this
     process already holds outside torch, the CUDA context): a run that finishes under the cap fits that card, one
@@ -145,8 +154,7 @@ def cap_memory(card_mib: int) -> float:
     blocks while it has room: 75.7 GiB reserved for 44.0 allocated). Returns the cap in GiB."""
     import torch
 
-    free, total = torch.cuda.mem_get_info()
-    outside = total - free - torch.cuda.memory_reserved()  # the whole card's use: other processes count too
+    outside = outside_torch_bytes()
     if outside > CONTEXT_MAX_GIB * GIB:
         # Three capped runs side by side on one H100 (2026-12-07) got caps of 3.1, 6.6 and 10.2 GiB for a T4's 15 GB
         # and all "ran out of memory": the others' memory was taken for this process's context.
@@ -155,7 +163,7 @@ def cap_memory(card_mib: int) -> float:
             f"(other processes?); run the models one at a time"
         )
     cap = card_mib * 2**20 - outside
-    torch.cuda.set_per_process_memory_fraction(max(cap, 0) / total)
+    torch.cuda.set_per_process_memory_fraction(max(cap, 0) / torch.cuda.mem_get_info()[1])
     return round(cap / GIB, 2)
 
 
@@ -244,8 +252,7 @@ def measure_one(
     )
     result.update(eval_rows=len(test), eval_peak=peak(), eval_seconds=round(time.perf_counter() - t2, 1))
     if cuda:  # what the process holds beyond torch's allocator (CUDA context, cuBLAS workspaces): the card needs it too
-        free, total = torch.cuda.mem_get_info()
-        result["outside_torch_gib"] = round((total - free - torch.cuda.memory_reserved()) / GIB, 2)
+        result["outside_torch_gib"] = round(outside_torch_bytes() / GIB, 2)
     return result
 
 
