@@ -252,7 +252,11 @@ def measure_one(
     )
     result.update(eval_rows=len(test), eval_peak=peak(), eval_seconds=round(time.perf_counter() - t2, 1))
     if cuda:  # what the process holds beyond torch's allocator (CUDA context, cuBLAS workspaces): the card needs it too
-        result["outside_torch_gib"] = round(outside_torch_bytes() / GIB, 2)
+        outside = outside_torch_bytes()
+        if outside <= CONTEXT_MAX_GIB * GIB:
+            result["outside_torch_gib"] = round(outside / GIB, 2)
+        else:  # read from the whole card: other processes' memory would be counted as this run's context
+            result["card_shared"] = round(outside / GIB, 1)
     return result
 
 
@@ -260,7 +264,8 @@ def fits(record: dict, cards: dict[str, int] = CARDS_MIB) -> dict[str, bool | No
     """Which cards hold a measured run. Run within a card's memory (``--card``): finished, it fits that card and
     every larger one; out of memory, it fits neither that card nor a smaller one. Otherwise: the larger of its GRPO
     and evaluation peaks (reserved by torch, an upper bound) plus what the process held outside torch, against
-    each card's memory. None where nothing was measured.
+    each card's memory. None where nothing was measured, or where other processes shared the card
+    (``card_shared``: GiB held outside this process's allocator), since what this run itself needs is then unknown.
 
     >>> fits(  # 14.9 + 0.6 GiB = 15,872 MiB: more than a T4's 15,360
     ...     {"grpo_peak": {"reserved_gib": 14.9}, "eval_peak": {"reserved_gib": 9.0}, "outside_torch_gib": 0.6})
@@ -269,6 +274,8 @@ def fits(record: dict, cards: dict[str, int] = CARDS_MIB) -> dict[str, bool | No
     {'T4': None, 'L4': True, 'A100 40GB': True}
     >>> fits({"card": "L4", "failed": "out of memory"})
     {'T4': False, 'L4': False, 'A100 40GB': None}
+    >>> fits({"grpo_peak": {"reserved_gib": 5.0}, "eval_peak": {"reserved_gib": 4.0}, "card_shared": 30.2})
+    {'T4': None, 'L4': None, 'A100 40GB': None}
     """
     if record.get("card") in cards:
         limit = cards[record["card"]]
@@ -278,7 +285,7 @@ def fits(record: dict, cards: dict[str, int] = CARDS_MIB) -> dict[str, bool | No
             return {card: False if mib <= limit else None for card, mib in cards.items()}
         return dict.fromkeys(cards)
     peaks = [record.get(k, {}).get("reserved_gib") for k in ("grpo_peak", "eval_peak")]
-    if record.get("failed") or None in peaks:
+    if record.get("failed") or record.get("card_shared") or None in peaks:
         return dict.fromkeys(cards)
     need = max(peaks) + record.get("outside_torch_gib", 0.0)
     return {card: need * 1024 <= mib for card, mib in cards.items()}
@@ -321,6 +328,7 @@ def table(records: list[dict]) -> str:
             failed += f" (after {r['partial']['phase']}, {r['partial']['reserved_gib']:.1f} held)"
         peaks = [_peak(r[k]) if r.get(k) else failed for k in ("grpo_peak", "eval_peak")]
         model = r["model"] + (f" (within {r['card']} memory)" if r.get("card") else "")
+        model += f" (card shared: {r['card_shared']} GiB held by others)" if r.get("card_shared") else ""
         cells = [model, r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -163,3 +163,16 @@ def test_nothing_the_child_started_outlives_it():
     status = Path(f"/proc/{worker}/status")
     alive = status.exists() and "State:\tZ" not in status.read_text()  # a zombie only waits for its reaper
     assert not alive, f"process {worker} is still running"
+
+
+def test_a_run_on_a_shared_card_gets_no_card_verdict():
+    """What is held outside the allocator is read from the whole card: with other processes on it, this run's own
+    need is unknown, so no card is marked (neither fits nor no) and the table says why."""
+    shared = {"model": "qwen2.5-0.5b", "backend": "trl", "card_shared": 30.2}
+    shared |= {
+        "grpo_peak": {"allocated_gib": 4.0, "reserved_gib": 5.0},
+        "eval_peak": {"allocated_gib": 3.0, "reserved_gib": 4.0},
+    }
+    assert set(measure_memory.fits(shared).values()) == {None}
+    row = measure_memory.table([shared]).splitlines()[-1]
+    assert "card shared: 30.2 GiB held by others" in row and "fits" not in row
