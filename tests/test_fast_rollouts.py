@@ -16,18 +16,11 @@ from helpers import tiny_llama
 
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
+from utils.llm.attention import PADSAFE_ATTENTION, padsafe_sdpa_mask, register_padsafe_attention
 from utils.llm.models import embedded_checkpoint, load_tokenizer
 from utils.task.data import load_split
 from utils.task.prompts import build_messages
-from utils.train.fast_rollouts import (
-    PADSAFE_ATTENTION,
-    TESTED_TRL,
-    FastRollouts,
-    NonFiniteLogits,
-    padsafe_sdpa_mask,
-    register_padsafe_attention,
-    trim_after_eos,
-)
+from utils.train.fast_rollouts import TESTED_TRL, FastRollouts, NonFiniteLogits, trim_after_eos
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 

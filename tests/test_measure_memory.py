@@ -54,8 +54,13 @@ def test_fits_and_table_from_records(tmp_path):
     small = {"model": "qwen2.5-0.5b", "backend": "trl", "grpo_peak": {"reserved_gib": 6.1}}
     small |= {"eval_peak": {"reserved_gib": 7.4}, "outside_torch_gib": 0.5}
     oom = {"model": "qwen2.5-3b", "backend": "trl", "failed": "out of memory"}
-    assert measure_memory.fits(big) == {"T4": False, "L4": False, "A100 40GB": True}  # 38.8 GiB <= 40 GiB
-    assert measure_memory.fits(small) == {"T4": True, "L4": True, "A100 40GB": True}  # the larger peak counts
+    assert measure_memory.fits(big) == {"T4": False, "L4": False, "A100 40GB": True, "80GB": True}  # 38.8 GiB <= 40 GiB
+    assert measure_memory.fits(small) == {
+        "T4": True,
+        "L4": True,
+        "A100 40GB": True,
+        "80GB": True,
+    }  # the larger peak counts
     assert set(measure_memory.fits(oom).values()) == {None}  # nothing measured, nothing promised
     path = tmp_path / "m.json"
     path.write_text(json.dumps([big, small, oom]))
@@ -66,8 +71,8 @@ def test_fits_and_table_from_records(tmp_path):
     )
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and len(lines) == 5
-    assert lines[2] == "| qwen2.5-coder-7b | trl | 38.2 | 20.0 | no | no | fits |"
-    assert lines[4] == "| qwen2.5-3b | trl | out of memory | out of memory | - | - | - |"
+    assert lines[2] == "| qwen2.5-coder-7b | trl | 38.2 | 20.0 | no | no | fits | fits |"
+    assert lines[4] == "| qwen2.5-3b | trl | out of memory | out of memory | - | - | - | - |"
 
 
 def test_a_run_within_a_cards_memory_answers_for_that_card(tmp_path):
@@ -77,11 +82,11 @@ def test_a_run_within_a_cards_memory_answers_for_that_card(tmp_path):
     done = {"model": "qwen2.5-0.5b", "backend": "trl", "card": "T4", "grpo_peak": {"reserved_gib": 13.9}}
     done |= {"eval_peak": {"reserved_gib": 9.1}, "outside_torch_gib": 0.5}
     oom = {"model": "qwen2.5-3b", "backend": "trl", "card": "L4", "failed": "out of memory"}
-    assert measure_memory.fits(done) == {"T4": True, "L4": True, "A100 40GB": True}
-    assert measure_memory.fits(oom) == {"T4": False, "L4": False, "A100 40GB": None}
+    assert measure_memory.fits(done) == {"T4": True, "L4": True, "A100 40GB": True, "80GB": True}
+    assert measure_memory.fits(oom) == {"T4": False, "L4": False, "A100 40GB": None, "80GB": None}
     rows = measure_memory.table([done, oom]).splitlines()[2:]
-    assert rows[0] == "| qwen2.5-0.5b (within T4 memory) | trl | 13.9 | 9.1 | fits | fits | fits |"
-    assert rows[1] == "| qwen2.5-3b (within L4 memory) | trl | out of memory | out of memory | no | no | - |"
+    assert rows[0] == "| qwen2.5-0.5b (within T4 memory) | trl | 13.9 | 9.1 | fits | fits | fits | fits |"
+    assert rows[1] == "| qwen2.5-3b (within L4 memory) | trl | out of memory | out of memory | no | no | - | - |"
 
 
 def test_a_card_cap_refuses_a_shared_gpu(monkeypatch):
@@ -100,6 +105,9 @@ def test_a_card_cap_refuses_a_shared_gpu(monkeypatch):
     with pytest.raises(RuntimeError, match="needs the GPU to itself: 12.0 GiB .* one at a time"):
         measure_memory.cap_memory(15360)
     assert len(fractions) == 1  # nothing capped
+    small = 40 * 2**30  # an 80 GB cap on a 40 GiB card: all of it
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (small - gib // 2, small))
+    assert measure_memory.cap_memory(81559) == 40.0 and fractions[-1] == 1.0
 
 
 def test_a_card_needs_a_gpu():
@@ -125,8 +133,8 @@ def test_a_run_cut_off_keeps_how_far_it_got():
     assert record["failed"] == "timed out after 3 s"
     assert record["partial"] == {"phase": "loaded", "seconds": 2.0, "reserved_gib": 16.2}
     row = measure_memory.table([{"model": "qwen2.5-coder-7b", "backend": "trl", **record}]).splitlines()[2]
-    cut = "timed out after 3 s (after loaded, 16.2 held)"
-    assert row == f"| qwen2.5-coder-7b | trl | {cut} | {cut} | - | - | - |"
+    cut = "timed out after 3 s (in GRPO step 1, 16.2 held)"
+    assert row == f"| qwen2.5-coder-7b | trl | {cut} | {cut} | - | - | - | - |"
 
 
 def test_out_of_memory_and_results_are_read_from_the_child():
@@ -176,3 +184,21 @@ def test_a_run_on_a_shared_card_gets_no_card_verdict():
     assert set(measure_memory.fits(shared).values()) == {None}
     row = measure_memory.table([shared]).splitlines()[-1]
     assert "card shared: 30.2 GiB held by others" in row and "fits" not in row
+
+
+def test_a_run_out_of_memory_in_its_evaluation_shows_its_grpo_peak():
+    """The 3B within an L4's memory (2026-12-07): both GRPO steps finished, the evaluation's batch did not."""
+    data = json.loads(Path("results/memory_h100_3b_2026-12-07.json").read_text())
+    l4 = next(r for r in measure_memory.records_of(data) if r["card"] == "L4")
+    row = measure_memory.table([l4]).splitlines()[2]
+    assert row == (
+        "| qwen2.5-3b (within L4 memory) | trl | 20.5 / 21.7 | out of memory (in the evaluation, 21.7 held) "
+        "| no | no | - | - |"
+    )
+
+
+def test_the_scripts_docstring_examples_hold():
+    import doctest
+
+    result = doctest.testmod(measure_memory)
+    assert result.attempted >= 8 and result.failed == 0

@@ -78,7 +78,7 @@ MODELS: dict[str, ModelSpec] = {
         "Qwen/Qwen2.5-3B-Instruct",
         "unsloth/Qwen2.5-3B-Instruct-bnb-4bit",
         "3B",
-        "Colab L4 / A100 (not measured)",
+        "Colab A100 40 GB (on an L4 its GRPO steps fit, its evaluation of 100 answers at once ran out of memory)",
         False,
         "hub download",
         grpo_micro_batch=8,
@@ -340,12 +340,19 @@ def default_dtype(device: str):
 
 
 def load_causal_lm(source: str, dtype):
-    """Model and tokenizer from a folder or hub id, generation set to stop and pad at the tokenizer's tokens."""
+    """Model and tokenizer from a folder or hub id, generation set to stop and pad at the tokenizer's tokens.
+    The model attends with :data:`~utils.llm.attention.PADSAFE_ATTENTION` (SDPA that never leaves a left-pad
+    query without a key): GPU kernels return NaN for such rows, in the evaluation's batches and in the gradients
+    of TRL's training batches."""
     from transformers import AutoModelForCausalLM
+
+    from .attention import register_padsafe_attention
 
     source = resolve_source(source)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=dtype, attn_implementation=register_padsafe_attention()
+        )
     except OSError as exc:
         raise hub_error(source, exc) from exc
     tokenizer = load_tokenizer(source)

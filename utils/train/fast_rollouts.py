@@ -60,7 +60,8 @@ active there; the course uses 0); every row is left-padded to the bucket, so wit
 all but the longest (the course uses 1.0); the fp32 copy computes in fp32 while TRL's loss runs the
 policy in bf16 (the policy's own bf16 forward is about 0.01 nats per token from its fp32 forward, measured
 on an H100): the logged ``rollouts/logp_diff_abs`` shows what remains. The copy attends with
-:data:`PADSAFE_ATTENTION`, so a left-padded batch can never produce NaN through an empty attention row.
+:data:`~utils.llm.attention.PADSAFE_ATTENTION`, as the policy does, so a left-padded batch can never produce
+NaN through an empty attention row.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, PreTrainedModel
 
+from ..llm.attention import register_padsafe_attention
 from .graph_decode import GraphDecoder, supports
 from .monitor import log_metrics
 
@@ -536,40 +538,7 @@ def log_sampling_mismatch(trainer) -> None:
     trainer._course_mismatch_logged = True
 
 
-# ---------------------------------------------------------------------- NaN-proof attention
-PADSAFE_ATTENTION = "sdpa_padsafe"
-"""SDPA with a mask that never leaves a query row without a key (the copy's attention)."""
-
-
-def padsafe_sdpa_mask(*args, **kwargs):
-    """transformers' ``sdpa_mask``, then every query row with no key to attend to may attend to every key.
-
-    Why: a left-padded prompt's pad positions are queries that may attend to no key (causal: only earlier
-    positions, all pads, all masked). SDPA's softmax over a row of -inf is NaN; transformers 4.x repaired
-    such rows (``allow_torch_fix``), 5.x no longer does (transformers issue 47651). The NaN lands in the
-    KV cache at the pad positions, and a real row that masks them still multiplies 0 by NaN. Letting an
-    empty row attend everywhere makes its (discarded) output finite; rows that had a key are unchanged.
-    A decoding step's single query always has itself, so only the prefill is affected.
-    """
-    from transformers.masking_utils import sdpa_mask
-
-    mask = sdpa_mask(*args, **kwargs)
-    if mask is None or mask.dtype != torch.bool:  # None: no padding, SDPA's is_causal; float masks not used here
-        return mask
-    return mask | ~mask.any(dim=-1, keepdim=True)
-
-
-def register_padsafe_attention() -> str:
-    """Register :data:`PADSAFE_ATTENTION` with transformers (idempotent); returns its name."""
-    from transformers import AttentionInterface
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
-
-    AttentionInterface.register(PADSAFE_ATTENTION, sdpa_attention_forward)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(PADSAFE_ATTENTION, padsafe_sdpa_mask)
-    return PADSAFE_ATTENTION
-
-
+# ---------------------------------------------------------------------- non-finite logits (the last resort)
 class NonFiniteLogits(RuntimeError):
     """The inference copy produced NaN or infinite logits for some rows."""
 
@@ -803,7 +772,7 @@ def _base_model(policy: nn.Module) -> nn.Module:
 def _blank_copy(base: nn.Module, device: torch.device, dtype: torch.dtype) -> PreTrainedModel:
     """A model of the same class and config, no LoRA, no gradients; its values come from the merge.
 
-    It attends with :data:`PADSAFE_ATTENTION` (SDPA whose masks never leave a query row empty)."""
+    It attends with :data:`~utils.llm.attention.PADSAFE_ATTENTION` (SDPA whose masks never leave a query row empty)."""
     config = copy.deepcopy(base.config)
     with torch.device(device):
         infer = type(base)._from_config(config, dtype=dtype, attn_implementation=register_padsafe_attention())
