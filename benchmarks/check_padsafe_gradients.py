@@ -79,7 +79,7 @@ def run(attn: str, args, device: str, dtype: torch.dtype) -> dict:
         "batches": args.batches,
         "nonfinite_batches": len(bad),
         "first_nonfinite": bad[:5],
-        "query_rows_without_a_key": empty_rows,
+        "left_pad_queries": empty_rows,
         "median_s": round(sorted(seconds)[len(seconds) // 2], 4),
     }
 
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict:
     for r in out["runs"]:
         print(
             f"{r['attention']:>13}: {r['nonfinite_batches']} of {r['batches']} batches with NaN/inf "
-            f"(query rows without a key: {r['query_rows_without_a_key']}), {r['median_s']} s a batch",
+            f"(left-pad query positions: {r['left_pad_queries']}), {r['median_s']} s a batch",
             flush=True,
         )
     if args.json:

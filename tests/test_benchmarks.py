@@ -41,3 +41,15 @@ def test_bench_graph_engine_refuses_a_skipped_greedy_reference_before_it_loads_a
     cmd = [sys.executable, "benchmarks/bench_graph_engine.py", "--skip", "generate,fast-generate", "--json", str(out)]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "the greedy reference 'generate' is skipped" in proc.stderr and not out.exists()
+
+
+def test_check_padsafe_gradients_runs_both_attentions_and_writes_its_file(tmp_path):
+    """The GPU check's CPU form: both attentions, the left pads counted, a results file with versions."""
+    out = tmp_path / "padsafe.json"
+    cmd = [sys.executable, "benchmarks/check_padsafe_gradients.py", "--tiny", "--batches", "2", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert [r["attention"] for r in data["runs"]] == ["sdpa", "sdpa_padsafe"]
+    assert all(r["batches"] == 2 and r["left_pad_queries"] > 0 for r in data["runs"])
+    assert {"torch", "transformers"} <= set(data["versions"])
