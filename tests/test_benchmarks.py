@@ -53,3 +53,17 @@ def test_check_padsafe_gradients_runs_both_attentions_and_writes_its_file(tmp_pa
     assert [r["attention"] for r in data["runs"]] == ["sdpa", "sdpa_padsafe"]
     assert all(r["batches"] == 2 and r["left_pad_queries"] > 0 for r in data["runs"])
     assert {"torch", "transformers"} <= set(data["versions"])
+
+
+def test_count_decode_ops_counts_a_real_step_per_layer(tmp_path):
+    """The kernel count of one graph-engine decoding step (the embedded model's 30 layers), and the time per kernel
+    a measured step gives. Fewer kernels is what a faster step needs, so a change that adds some shows here."""
+    out = tmp_path / "ops.json"
+    cmd = [sys.executable, "benchmarks/count_decode_ops.py", "--prompts", "2", "--answers", "2", "--attended", "16"]
+    proc = subprocess.run([*cmd, "--step-ms", "5.0", "--json", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["layers"] == 30 and data["by_operator"]["mm"] == 4 * 30 + 1  # qkv, o, gate-up, down; the head
+    assert not {"view", "transpose", "linear", "matmul"} & set(data["by_operator"])  # views; composites decomposed
+    assert data["kernels_per_step"] == sum(data["by_operator"].values())
+    assert data["us_per_kernel"] == round(5000 / data["kernels_per_step"], 2)
