@@ -3,9 +3,10 @@
 A left-padded batch (the evaluation's prompts, TRL's training batch of several prompts) has query rows at the pad
 positions that may attend to no key: causal attention lets them see only earlier positions, all pads, all masked.
 transformers 4.x repaired such rows; 5.x no longer does (transformers issue 47651), and PyTorch's GPU attention
-kernels can then return NaN for them (pytorch issue 103963). The NaN lands in the KV
-cache, or in the gradients, and reaches real rows through 0 x NaN. On an H100 (2026-12-07) TRL's GRPO step had a
-finite loss and a NaN gradient norm at its first step: the optimizer would write NaN into every LoRA weight.
+kernels can then return NaN for them (pytorch issue 103963). The NaN lands in the KV cache, or in the gradients,
+and reaches real rows through 0 x NaN. On an H100 (2026-12-07) TRL's GRPO step had a finite loss and a NaN
+gradient norm at its first step; the optimizer wrote NaN into every LoRA weight and the next step's sampling failed
+(``results/bench_fast_rollouts_h100_2026-12-07.json``).
 
 :data:`PADSAFE_ATTENTION` is transformers' SDPA with one change to its mask: a row with no key may attend to every
 key. That row's output is discarded anyway (its position is padding, outside the loss and the answer); every row

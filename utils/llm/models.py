@@ -342,7 +342,7 @@ def default_dtype(device: str):
 def load_causal_lm(source: str, dtype):
     """Model and tokenizer from a folder or hub id, generation set to stop and pad at the tokenizer's tokens.
     The model attends with :data:`~utils.llm.attention.PADSAFE_ATTENTION` (SDPA that never leaves a left-pad
-    query without a key): GPU kernels return NaN for such rows, in the evaluation's batches and in the gradients
+    query without a key): GPU kernels can return NaN for such rows, in the evaluation's batches and in the gradients
     of TRL's training batches."""
     from transformers import AutoModelForCausalLM
 
