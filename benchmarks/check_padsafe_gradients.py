@@ -2,10 +2,12 @@
 """Do left-padded training batches give NaN gradients with transformers' SDPA, and with the course's attention?
 
 A GRPO step's batch holds several prompts of different lengths, left-padded (TRL does this), so the pad positions
-are query rows with no key to attend to. This runs forward + backward over such batches (the shape of the gpu
-profile's step: 8 prompts x 8 answers) with a model of SmolLM2-135M's shape (random weights: the attention
-kernels' handling of empty rows does not depend on the values) under ``sdpa`` and under the course's
-``sdpa_padsafe`` (:mod:`utils.llm.attention`), and counts batches whose loss or gradients are not finite.
+are query rows with no key to attend to. This runs forward + backward over such batches, under ``sdpa`` and under
+the course's ``sdpa_padsafe`` (:mod:`utils.llm.attention`), and counts batches whose loss or gradients are not
+finite. The batches have the gpu profile's shape: 8 prompts of different lengths, 4 answers each by default (the
+step's 8 would double the activations of this full fine-tune, about 60 GB). The model has SmolLM2-135M's shape with
+random weights, so nothing needs carrying to the GPU; the real model's NaN steps are in the committed runs
+(README, NaN-proof by construction).
 
     python benchmarks/check_padsafe_gradients.py --batches 20 --json results/padsafe_gradients_h100.json
     python benchmarks/check_padsafe_gradients.py --tiny   # CPU: a tiny model, a check that the code runs
@@ -88,7 +90,12 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--prompts", type=int, default=8)
-    p.add_argument("--answers", type=int, default=8)
+    p.add_argument(
+        "--answers",
+        type=int,
+        default=4,
+        help="per prompt (GRPO's 8 doubles the activations: about 60 GB, full fine-tune)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tiny", action="store_true", help="a tiny model on CPU: checks that the code runs")
     p.add_argument("--json", type=Path)
