@@ -30,17 +30,20 @@ from utils.llm.attention import register_padsafe_attention  # noqa: E402
 
 
 def model_of_shape(tiny: bool, attn: str, device: str, dtype: torch.dtype):
+    from bench_generation import smollm2_shape  # the embedded model's shape, as the other benchmarks build it
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if tiny:
-        cfg = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
-        cfg |= dict(num_key_value_heads=2, vocab_size=512)
-    else:  # SmolLM2-135M-Instruct's config
-        cfg = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9)
-        cfg |= dict(num_key_value_heads=3, vocab_size=49152, rope_theta=100000.0, tie_word_embeddings=True)
+        cfg = LlamaConfig(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            vocab_size=512,
+        )  # fmt: skip
+    else:
+        cfg = smollm2_shape()
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(**cfg, attn_implementation=attn)).to(device, dtype)
-    return model.train()
+    model = LlamaForCausalLM(cfg)
+    model.set_attn_implementation(attn)
+    return model.to(device, dtype).train()
 
 
 def batch(gen: torch.Generator, prompts: int, answers: int, vocab: int, tiny: bool, device: str):

@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     from utils.llm.models import embedded_checkpoint, load_causal_lm
     from utils.task.data import load_split
     from utils.task.prompts import build_messages
-    from utils.train.fast_rollouts import FastRollouts, sampling_config
-    from utils.train.graph_decode import fuse_linears
+    from utils.train.graph_decode import GraphDecoder
 
     torch.manual_seed(0)
     model, tok = load_causal_lm(str(embedded_checkpoint(verbose=False)), torch.float32)
@@ -80,26 +79,16 @@ def main(argv: list[str] | None = None) -> dict:
     chat = [tok.apply_chat_template(build_messages(r), add_generation_prompt=True, tokenize=False) for r in rows]
     prompts = [tok(c, add_special_tokens=False)["input_ids"] for c in chat]
     batch = [ids for ids in prompts for _ in range(args.answers)]  # a GRPO step: each prompt's answers together
-    new = args.attended + 16  # room for the step after generation
-    fast = FastRollouts(prompt_bucket=-(-max(map(len, prompts)) // 64) * 64, engine="graph")
-    fast.refresh(model, "cpu", torch.float32)
+    new = args.attended + 16  # room for the step counted, after the generation that builds the state
+    width = -(-max(map(len, prompts)) // 64) * 64  # FastRollouts' prompt bucket
     eos = [tok.eos_token_id]
-    fast.generate(batch, sampling_config(16, True, eos, tok.pad_token_id), eos)  # builds the engine (and its weights)
-    engine = fast._graph
-    engine.release()
-    if not args.cpu_layout and not engine._fused_mlp:  # a GPU's layout: gate and up in one product (GraphDecoder)
-        engine._fused_mlp = [
-            fuse_linears(layer.mlp.gate_proj, layer.mlp.up_proj) for layer in engine.model.model.layers
-        ]
-    # The step's state again, outside inference mode: there composite operators (linear, matmul, to) reach the log
-    # as what they run (mm, bmm, the copies a reshape makes), and a dtype conversion to the same dtype as nothing.
-    unique = list(dict.fromkeys(map(tuple, batch)))
-    rows = [unique.index(tuple(ids)) for ids in batch]
-    width = fast.prompt_bucket
+    engine = GraphDecoder(model.eval(), fuse_mlp=not args.cpu_layout)  # on a CPU its default is the CPU's layout
+    # Outside inference mode (``generate`` enters it; its inner ``_generate`` does not): there composite operators
+    # (linear, matmul, to) reach the log as what they run (mm, bmm, the copies a reshape makes), and a dtype
+    # conversion to the same dtype as nothing.
     with torch.no_grad():
-        state = engine._state(len(batch), len(unique), width, new, len(eos))
-        state.reset(tok.pad_token_id, eos, 1.0, 0)
-        engine._prefill(state, unique, rows, width)
+        engine._generate(batch, new, eos, tok.pad_token_id, 1.0, width, 0)  # the step's state, as generate builds it
+        state = next(iter(engine._states.values()))
         state.step.fill_(args.attended - 1)  # the step feeding token attended - 1 attends over `attended` columns
         with OpLog() as log:
             engine._step(state, args.attended)
