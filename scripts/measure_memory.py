@@ -430,6 +430,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all("failed" not in r for r in records) else 1
 
 
+def _live_members(group: int) -> list[int]:
+    """The processes of process group ``group`` that have not died yet (zombies have: they hold no memory).
+    Reads ``/proc``; where there is none (not Linux) it reports none."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": the name may hold spaces
+        except (OSError, IndexError):
+            continue  # it ended while we looked
+        if fields[0] not in ("Z", "X") and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _wait_until_group_ended(group: int, timeout: float = 10.0) -> None:
+    """SIGKILL returns before its target has died; wait (at most ``timeout`` s) until none of ``group`` runs."""
+    deadline = time.monotonic() + timeout
+    while _live_members(group) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def run_one(cmd: list[str], timeout: float | None) -> dict:
     """Runs one ``--one`` process, echoing its ``PROGRESS`` lines; returns its record, or what is known of a run
     that failed: ``failed`` ("out of memory", "error", "timed out after N s"), the last progress as ``partial``
@@ -458,6 +479,7 @@ def run_one(cmd: list[str], timeout: float | None) -> dict:
             except ProcessLookupError:
                 pass
             proc.wait()
+            _wait_until_group_ended(proc.pid)  # a killed process frees its GPU memory only once it has died
         reader.join(timeout=10)
         err.seek(0)
         errors = err.read()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -170,7 +172,20 @@ def test_nothing_the_child_started_outlives_it():
     worker = record["phases"][0]["worker"]
     status = Path(f"/proc/{worker}/status")
     alive = status.exists() and "State:\tZ" not in status.read_text()  # a zombie only waits for its reaper
-    assert not alive, f"process {worker} is still running"
+    assert not alive, f"process {worker} is still running"  # run_one waited for it to die, not only sent the kill
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_group_watch_sees_live_members_and_not_zombies():
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        assert measure_memory._live_members(sleeper.pid) == [sleeper.pid]
+        os.kill(sleeper.pid, signal.SIGKILL)
+        measure_memory._wait_until_group_ended(sleeper.pid)
+        assert measure_memory._live_members(sleeper.pid) == []  # dead, though not reaped yet: a zombie
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_a_run_on_a_shared_card_gets_no_card_verdict():
