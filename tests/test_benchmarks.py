@@ -35,6 +35,25 @@ def test_bench_fast_rollouts_refuses_an_unknown_path_before_it_loads_anything(tm
     assert proc.returncode == 2 and "unknown --paths ['fast-compile']" in proc.stderr and not out.exists()
 
 
+def test_bench_fast_rollouts_checks_in_place_updates_through_the_graph_engine(tmp_path):
+    """The in-place check generates through the engine that trains (the graph engine returns no logits: on a GPU
+    the check asked for them and either fell back to transformers' generate, so the recorded graphs went
+    unchecked, or, with the step compiled, failed). In fp32 on a CPU the copy equals the changed policy."""
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, "benchmarks/bench_fast_rollouts.py", "--tiny", "--paths", "fast", "--steps", "2"]
+    proc = subprocess.run(
+        [*cmd, "--json", str(out), "--work", str(tmp_path / "work")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    check = json.loads(out.read_text())["paths"]["fast"]["in_place_check"]
+    assert check["engine"] == "graph" and check["updates_seen"], check
+    assert check["logp_gap_fresh_decode"] < 1e-4 < check["logp_gap_stale_decode"], check
+
+
 def test_bench_graph_engine_refuses_a_skipped_greedy_reference_before_it_loads_anything(tmp_path):
     """Skipping the default reference ("generate") used to end in a KeyError after minutes of compiling."""
     out = tmp_path / "bench.json"

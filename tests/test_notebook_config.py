@@ -51,9 +51,11 @@ def _defaults() -> dict:
 def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
     """For every profile, backend, generation path, CPU/GPU (bf16 or not) and model: each knob has the
     knob table's value in the notebook's GRPOConfig(...), and what the cell sets beyond the knobs is
-    TRL's default (changes nothing) or what build_grpo_config adds."""
+    TRL's default (changes nothing) or what build_grpo_config adds. The GPU is a T4's 14.6 GiB, so the 135M
+    model's loss passes shrink (8 answers) in both, and the cell's own ``micro = ...`` line is what is run."""
     _, tree = _cell_with("config = GRPOConfig(")
     call = _call(tree, "GRPOConfig")
+    (micro_line,) = [n for n in tree.body if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "micro"]
     keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
     assert [k for k in call.keywords if k.arg is None], "the cell no longer passes **EXTRA_CONFIG"
     defaults = _defaults()
@@ -69,7 +71,18 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
     ):
         monkeypatch.setattr(config, "bf16_supported", lambda bf16=bf16: bf16)
         profile = get_profile(profile_name, {"grpo.precision": precision})
-        knobs = {k.name: k.value for k in config.grpo_knobs(profile, backend, 400, gen_path, on_gpu, spec)}
+        gpu_gib = 14.6 if on_gpu else None
+        knobs = {k.name: k.value for k in config.grpo_knobs(profile, backend, 400, gen_path, on_gpu, spec, gpu_gib)}
+        micro = eval(  # noqa: S307
+            compile(ast.Expression(micro_line.value), "cell", "eval"),
+            {
+                "P": profile,
+                "spec": spec,
+                "on_gpu": on_gpu,
+                "gpu_memory_gib": lambda: 14.6,
+                "loss_micro_batch": config.loss_micro_batch,
+            },
+        )
         names = {
             "P": profile,
             "spec": spec,
@@ -80,7 +93,7 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
             "headless": headless,
             "RUN_DIR": Path("run"),
             "reward_weights": [1.0, 2.0],
-            "micro": config.loss_micro_batch(profile, spec),
+            "micro": micro,
         }
         cell = {k: eval(compile(ast.Expression(v), "cell", "eval"), names) for k, v in keywords.items()}  # noqa: S307
         where = f"{profile_name}/{precision}/{backend}/{gen_path}/gpu={on_gpu}/bf16={bf16}/{spec.key}"

@@ -600,3 +600,49 @@ def test_a_step_is_generated_whole_and_sent_through_the_loss_in_passes(key, over
     assert built.per_device_train_batch_size == micro
     assert built.gradient_accumulation_steps == built.steps_per_generation == 64 // micro
     assert built.generation_batch_size == 64 and built.num_generations == 8
+
+
+@pytest.mark.parametrize(
+    "key, overrides, gpu_gib, micro",
+    [
+        ("smollm2-135m", {}, 79.2, 64),  # an 80 GB H100: all at once, as the recipe rows ran
+        ("smollm2-135m", {}, 39.4, 32),  # an A100 40 GB
+        ("smollm2-135m", {}, 14.6, 8),  # a T4: 64 at once needed 64.6 GiB (H200, 2026-12-07)
+        ("smollm2-135m", {"grpo.max_completion_length": 1536}, 79.2, 32),  # longer answers, more memory each
+        ("smollm2-135m", {"grpo.micro_batch": 32}, 14.6, 32),  # the learner's own choice wins
+        ("qwen2.5-0.5b", {}, 14.6, 8),  # the Qwen models keep their measured 8
+    ],
+)
+def test_the_loss_passes_shrink_to_the_gpus_memory(key, overrides, gpu_gib, micro):
+    """On a GPU the embedded model sends as many answers through the loss at once as the card holds (its
+    measured GiB per answer), the same update in fewer or more passes; the knob says why."""
+    from utils.llm import MODELS
+    from utils.train import config
+
+    profile = get_profile("gpu", overrides)
+    knobs = {k.name: k for k in config.grpo_knobs(profile, "trl", 400, "plain", True, MODELS[key], gpu_gib)}
+    assert knobs["per_device_train_batch_size"].value == micro
+    assert knobs["gradient_accumulation_steps"].value == 64 // micro
+    if micro < 64 and key == "smollm2-135m" and not overrides.get("grpo.micro_batch"):
+        assert f"this GPU lets the process use {gpu_gib:.1f}" in knobs["per_device_train_batch_size"].why
+    on_cpu = {k.name: k.value for k in config.grpo_knobs(profile, "trl", 400, "plain", False, MODELS[key], gpu_gib)}
+    assert on_cpu["per_device_train_batch_size"] == (
+        8 if key != "smollm2-135m" else overrides.get("grpo.micro_batch", 64)
+    )
+
+
+def test_gpu_memory_is_the_cards_times_the_processs_cap(monkeypatch):
+    """A run capped to a smaller card (measure_memory --card, ablation --memory-fraction) plans for the cap."""
+    import types
+
+    import torch
+
+    from utils import profiles
+
+    monkeypatch.setattr(profiles, "has_cuda", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: types.SimpleNamespace(total_memory=80 * 2**30))
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda d: 0.25)
+    assert profiles.gpu_memory_gib() == 20.0
+    monkeypatch.setattr(profiles, "has_cuda", lambda: False)
+    assert profiles.gpu_memory_gib() is None

@@ -72,7 +72,7 @@ class GRPO:
     n_probe: int  # problems whose sampled groups are inspected before training
     precision: str = "auto"  # "auto": bf16 (fp16) on a GPU, fp32 on a CPU; "fp32": the policy in fp32 everywhere
     # answers per forward/backward pass of the loss, accumulated into one step (a divisor of per_device_batch);
-    # 0: the model's own choice (utils.train.config.loss_micro_batch): all at once, fewer for the Qwen models
+    # 0: the model's own choice (utils.train.config.loss_micro_batch): what the GPU holds, 8 for the Qwen models
     micro_batch: int = 0
 
 
@@ -285,6 +285,19 @@ def has_cuda() -> bool:
     except ImportError:
         return False
     return bool(torch.cuda.is_available())
+
+
+def gpu_memory_gib() -> float | None:
+    """GPU memory this process may use, in GiB: the card's total times torch's per-process fraction (a run
+    capped to a smaller card, ``scripts/measure_memory.py --card`` or ``scripts/ablation.py --memory-fraction``,
+    gets the cap). ``None`` without CUDA."""
+    if not has_cuda():
+        return None
+    import torch
+
+    device = torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(device).total_memory
+    return total * torch.cuda.get_per_process_memory_fraction(device) / 2**30
 
 
 def default_profile_name() -> str:

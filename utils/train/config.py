@@ -42,17 +42,26 @@ def check_supported(cls, kwargs: dict) -> dict:
     return kwargs
 
 
-def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None) -> int:
+LOSS_SHARE = 0.85  # of the GPU's memory for the loss's answers; the rest: weights, the rollout copy's cache, slack
+PROMPT_TOKENS = 448  # the task's prompt bucket, where ModelSpec.grpo_gib_per_answer was measured
+
+
+def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: float | None = None) -> int:
     """Answers per forward/backward pass of the GRPO loss: ``grpo.micro_batch`` when the profile sets it, else
     the model's own (``ModelSpec.grpo_micro_batch``: 8 for the Qwen models, whose 151,936-token vocabulary makes
-    the loss's logits large), else the whole step at once. Always a divisor of the step's answers, so that the
-    passes add up to exactly one step (TRL generates them together and sums the passes' gradients).
+    the loss's logits large), else the whole step at once, or, on a GPU of ``gpu_gib`` GiB, as many answers as
+    ``LOSS_SHARE`` of it holds (``ModelSpec.grpo_gib_per_answer``: the 135M model's 64 answers need 64.6 GiB, so
+    an 80 GB card takes them at once and a T4 8 at a time). Always a divisor of the step's answers, so that the
+    passes add up to exactly one step (TRL generates them together and sums the passes' gradients: the same
+    update, ``tests/test_grpo_math.py``).
 
     >>> from utils.profiles import get_profile
     >>> from utils.llm.models import MODELS
     >>> gpu = get_profile("gpu")
     >>> loss_micro_batch(gpu, MODELS["smollm2-135m"]), loss_micro_batch(gpu, MODELS["qwen2.5-0.5b"])
     (64, 8)
+    >>> [loss_micro_batch(gpu, MODELS["smollm2-135m"], gib) for gib in (139.8, 79.2, 39.4, 22.0, 14.6)]
+    [64, 64, 32, 16, 8]
     >>> loss_micro_batch(get_profile("gpu", {"grpo.micro_batch": 16}), MODELS["qwen2.5-0.5b"])
     16
     >>> loss_micro_batch(get_profile("smoke"), MODELS["qwen2.5-0.5b"])  # 2 answers a step: both at once
@@ -60,11 +69,47 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None) -> int:
     """
     batch = profile.grpo.per_device_batch
     wanted = profile.grpo.micro_batch or (spec.grpo_micro_batch if spec is not None else None) or batch
+    per_answer = loss_gib_per_answer(profile, spec)
+    if not profile.grpo.micro_batch and per_answer and gpu_gib:
+        wanted = min(wanted, max(1, int(LOSS_SHARE * gpu_gib / per_answer)))
     return max(d for d in range(1, min(wanted, batch) + 1) if batch % d == 0)
 
 
+def loss_gib_per_answer(profile: Profile, spec: ModelSpec | None) -> float | None:
+    """GPU memory of one answer in the loss for this profile's answer length (activations and logits grow with
+    the tokens), from the model's measured figure; ``None`` where none is measured."""
+    if spec is None or not spec.grpo_gib_per_answer:
+        return None
+    measured_tokens = PROMPT_TOKENS + 512
+    return spec.grpo_gib_per_answer * (PROMPT_TOKENS + profile.grpo.max_completion_length) / measured_tokens
+
+
+def _micro_batch_why(profile: Profile, spec: ModelSpec | None, micro: int, gpu_gib: float | None) -> str:
+    batch = profile.grpo.per_device_batch
+    if micro == batch:
+        return "answers per forward/backward pass of the loss"
+    if profile.grpo.micro_batch:
+        return "answers per forward/backward pass of the loss (the profile's grpo.micro_batch)"
+    per_answer = loss_gib_per_answer(profile, spec)
+    if per_answer and gpu_gib and (spec is None or not spec.grpo_micro_batch):
+        return (
+            f"answers per forward/backward pass of the loss ({batch} at once would need about "
+            f"{batch * per_answer:.0f} GiB; this GPU lets the process use {gpu_gib:.1f})"
+        )
+    return (
+        f"answers per forward/backward pass of the loss ({batch} would not fit: the loss's logits grow with the "
+        "vocabulary)"
+    )
+
+
 def grpo_knobs(
-    profile: Profile, backend: str, max_prompt_tokens: int, gen_path: str, on_gpu: bool, spec: ModelSpec | None = None
+    profile: Profile,
+    backend: str,
+    max_prompt_tokens: int,
+    gen_path: str,
+    on_gpu: bool,
+    spec: ModelSpec | None = None,
+    gpu_gib: float | None = None,
 ) -> list[Knob]:
     """The GRPO settings with the reason for each. Public recipe values on GPU (README, Sources)."""
     half = on_gpu and profile.grpo.precision != "fp32"  # grpo.precision="fp32": the loss as exact as the rollouts
@@ -76,7 +121,7 @@ def grpo_knobs(
     )
     if spec is not None and spec.grpo_learning_rate is not None:
         lr = Knob("learning_rate", spec.grpo_learning_rate, f"the value used for {spec.hub_id} (public recipe)")
-    batch, micro = profile.grpo.per_device_batch, loss_micro_batch(profile, spec)
+    batch, micro = profile.grpo.per_device_batch, loss_micro_batch(profile, spec, gpu_gib if on_gpu else None)
     knobs = [
         lr,
         Knob("adam_beta1", 0.9, "recipe"),
@@ -90,12 +135,7 @@ def grpo_knobs(
             "8-bit paged Adam saves GPU memory (needs bitsandbytes); plain AdamW elsewhere",
         ),
         Knob("max_steps", profile.grpo.steps, "the run length of this profile"),
-        Knob(
-            "per_device_train_batch_size",
-            micro,
-            "answers per forward/backward pass of the loss"
-            + ("" if micro == batch else f" ({batch} would not fit: the loss's logits grow with the vocabulary)"),
-        ),
+        Knob("per_device_train_batch_size", micro, _micro_batch_why(profile, spec, micro, gpu_gib if on_gpu else None)),
         Knob(
             "gradient_accumulation_steps",
             batch // micro,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..llm.generation import choose_generation
 from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm, model_source
 from ..paths import claim_folder, output_dir
-from ..profiles import Profile, has_cuda
+from ..profiles import Profile, gpu_memory_gib, has_cuda
 from ..rewards.checker import assert_reward_set_ok
 from ..task.columns import PROBLEM_COLUMNS
 from ..task.prompts import build_messages
@@ -236,7 +236,7 @@ def build_trainer(
     )
     model, tokenizer, peft_cfg = load_policy(backend, spec, source, profile, 2048, generation)
     max_prompt = max(prompt_lengths(rows[: min(len(rows), 200)], tokenizer))
-    knobs = grpo_knobs(profile, backend, max_prompt, generation, has_cuda(), spec)
+    knobs = grpo_knobs(profile, backend, max_prompt, generation, has_cuda(), spec, gpu_memory_gib())
     if max_steps is not None:
         knobs = [Knob(k.name, max_steps, k.why) if k.name == "max_steps" else k for k in knobs]
     config = build_grpo_config(knobs, out_dir / "checkpoints", reward_weights, **(extra_config or {}))
