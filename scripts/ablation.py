@@ -331,8 +331,9 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--compile-step",
         action="store_true",
-        help="compile the rollout copy's whole decoding step ($COURSE_ROLLOUT_COMPILE=step: the same tokens, faster "
-        "once compiled; recorded in the results file)",
+        help="compile the rollout copy's whole decoding step ($COURSE_ROLLOUT_COMPILE=step: the same tokens; measured "
+        "x6.6 slower than the graph engine on an H200, 2026-12-07: an experiment, not a speed-up; recorded in the "
+        "results file)",
     )
     args = ap.parse_args(argv)
     args.sets = [s for s in args.sets.split(",") if s]

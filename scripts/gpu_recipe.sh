@@ -23,7 +23,7 @@
 #                       # FRACTION: cap each row at this share of the GPU (two lanes on an 80 GB H100: FRACTION=0.48;
 #                       # uncapped, one row's allocator held 70.6 GiB and the row beside it ran out of memory)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
-#                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (after the bench shows it is faster)
+#                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (measured x6.6 slower: leave off)
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after `one` (the embedded model's tokenizer),
 #                       # or right after wheels when a call carried .whl_tok (the course tokenizer's files + config.json)
 #                       # EACH: seconds per model (its first GRPO step and its evaluation each compile: 100 s was too
