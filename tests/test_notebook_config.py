@@ -81,6 +81,9 @@ def test_the_notebooks_grpo_config_is_the_knob_table(monkeypatch):
                 "on_gpu": on_gpu,
                 "gpu_memory_gib": lambda: 14.6,
                 "loss_micro_batch": config.loss_micro_batch,
+                "training_gib": config.training_gib,
+                "backend": backend,
+                "gen_path": gen_path,
             },
         )
         names = {

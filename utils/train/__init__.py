@@ -14,7 +14,16 @@ Heavy libraries load inside the functions: importing this package does not impor
 """
 
 from .backend import choose_backend, preload_backend
-from .config import LORA_TARGETS, Knob, build_grpo_config, grpo_knobs, knobs_table, lora_config, loss_micro_batch
+from .config import (
+    LORA_TARGETS,
+    Knob,
+    build_grpo_config,
+    grpo_knobs,
+    knobs_table,
+    lora_config,
+    loss_micro_batch,
+    training_gib,
+)
 from .group_probe import group_rewards, group_signal, sample_groups, signal_sentence, zero_variance_share
 from .runs import (
     RUN_INFO,

@@ -43,15 +43,17 @@ def check_supported(cls, kwargs: dict) -> dict:
 
 
 LOSS_SHARE = 0.85  # of the GPU's memory for the loss's answers; the rest: weights, the rollout copy's cache, slack
+VLLM_GPU_MEMORY_UTILIZATION = 0.3  # vLLM colocated on the training GPU takes this share of it (GRPOConfig's knob)
 PROMPT_TOKENS = 448  # the task's prompt bucket, where ModelSpec.grpo_gib_per_answer was measured
 
 
 def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: float | None = None) -> int:
     """Answers per forward/backward pass of the GRPO loss: ``grpo.micro_batch`` when the profile sets it, else
     the model's own (``ModelSpec.grpo_micro_batch``: 8 for the Qwen models, whose 151,936-token vocabulary makes
-    the loss's logits large), else the whole step at once, or, on a GPU of ``gpu_gib`` GiB, as many answers as
-    ``LOSS_SHARE`` of it holds (``ModelSpec.grpo_gib_per_answer``: the 135M model's 64 answers need 64.6 GiB, so
-    an 80 GB card takes them at once and a T4 8 at a time). Always a divisor of the step's answers, so that the
+    the loss's logits large), else the whole step at once, or, where training may use ``gpu_gib`` GiB of a GPU
+    (:func:`training_gib`), as many answers as ``LOSS_SHARE`` of that holds (``ModelSpec.grpo_gib_per_answer``: the
+    135M model's 64 answers need 64.6 GiB, so an 80 GB card takes them at once and a T4 8 at a time). Always a
+    divisor of the step's answers, so that the
     passes add up to exactly one step (TRL generates them together and sums the passes' gradients: the same
     update, ``tests/test_grpo_math.py``).
 
@@ -62,6 +64,8 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     (64, 8)
     >>> [loss_micro_batch(gpu, MODELS["smollm2-135m"], gib) for gib in (139.8, 79.2, 39.4, 22.0, 14.6)]
     [64, 64, 32, 16, 8]
+    >>> loss_micro_batch(gpu, MODELS["smollm2-135m"], training_gib(39.4, "trl", "vllm"))  # vLLM keeps 30%
+    16
     >>> loss_micro_batch(get_profile("gpu", {"grpo.micro_batch": 16}), MODELS["qwen2.5-0.5b"])
     16
     >>> loss_micro_batch(get_profile("smoke"), MODELS["qwen2.5-0.5b"])  # 2 answers a step: both at once
@@ -73,6 +77,21 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     if not profile.grpo.micro_batch and per_answer and gpu_gib:
         wanted = min(wanted, max(1, int(LOSS_SHARE * gpu_gib / per_answer)))
     return max(d for d in range(1, min(wanted, batch) + 1) if batch % d == 0)
+
+
+def training_gib(gpu_gib: float | None, backend: str, gen_path: str) -> float | None:
+    """The GPU memory the TRL backend's loss may plan for: the GPU's (``gpu_gib``), less vLLM's share when vLLM
+    generates on the same GPU. ``None`` without a GPU, and for Unsloth, whose loss is chunked and checkpointed its
+    own way (the measured GiB per answer are the TRL backend's).
+
+    >>> training_gib(39.4, "trl", "static-cache"), round(training_gib(39.4, "trl", "vllm"), 2)
+    (39.4, 27.58)
+    >>> training_gib(39.4, "unsloth", "static-cache") is None
+    True
+    """
+    if gpu_gib is None or backend != "trl":
+        return None
+    return gpu_gib * (1 - VLLM_GPU_MEMORY_UTILIZATION) if gen_path == "vllm" else gpu_gib
 
 
 def loss_gib_per_answer(profile: Profile, spec: ModelSpec | None) -> float | None:
@@ -94,7 +113,7 @@ def _micro_batch_why(profile: Profile, spec: ModelSpec | None, micro: int, gpu_g
     if per_answer and gpu_gib and (spec is None or not spec.grpo_micro_batch):
         return (
             f"answers per forward/backward pass of the loss ({batch} at once would need about "
-            f"{batch * per_answer:.0f} GiB; this GPU lets the process use {gpu_gib:.1f})"
+            f"{batch * per_answer:.0f} GiB; training may use {gpu_gib:.1f} GiB of this GPU)"
         )
     return (
         f"answers per forward/backward pass of the loss ({batch} would not fit: the loss's logits grow with the "
@@ -121,7 +140,8 @@ def grpo_knobs(
     )
     if spec is not None and spec.grpo_learning_rate is not None:
         lr = Knob("learning_rate", spec.grpo_learning_rate, f"the value used for {spec.hub_id} (public recipe)")
-    batch, micro = profile.grpo.per_device_batch, loss_micro_batch(profile, spec, gpu_gib if on_gpu else None)
+    gpu_gib = training_gib(gpu_gib if on_gpu else None, backend, gen_path)
+    batch, micro = profile.grpo.per_device_batch, loss_micro_batch(profile, spec, gpu_gib)
     knobs = [
         lr,
         Knob("adam_beta1", 0.9, "recipe"),
@@ -135,7 +155,7 @@ def grpo_knobs(
             "8-bit paged Adam saves GPU memory (needs bitsandbytes); plain AdamW elsewhere",
         ),
         Knob("max_steps", profile.grpo.steps, "the run length of this profile"),
-        Knob("per_device_train_batch_size", micro, _micro_batch_why(profile, spec, micro, gpu_gib if on_gpu else None)),
+        Knob("per_device_train_batch_size", micro, _micro_batch_why(profile, spec, micro, gpu_gib)),
         Knob(
             "gradient_accumulation_steps",
             batch // micro,
@@ -181,7 +201,7 @@ def grpo_knobs(
         knobs += [
             Knob("use_vllm", True, "vLLM generates many times faster than model.generate"),
             Knob("vllm_mode", "colocate", "vLLM shares the training GPU (no separate server)"),
-            Knob("vllm_gpu_memory_utilization", 0.3, "leave memory for training"),
+            Knob("vllm_gpu_memory_utilization", VLLM_GPU_MEMORY_UTILIZATION, "leave memory for training"),
         ]
     return knobs
 
