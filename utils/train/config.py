@@ -44,7 +44,8 @@ def check_supported(cls, kwargs: dict) -> dict:
 
 LOSS_SHARE = 0.85  # of the GPU's memory for the loss's answers; the rest: weights, the rollout copy's cache, slack
 VLLM_GPU_MEMORY_UTILIZATION = 0.3  # vLLM colocated on the training GPU takes this share of it (GRPOConfig's knob)
-PROMPT_TOKENS = 448  # the task's prompt bucket, where ModelSpec.grpo_gib_per_answer was measured
+# where ModelSpec.grpo_gib_per_answer was measured: the task's prompt bucket and the gpu profile's answer budget
+PROMPT_TOKENS, MEASURED_NEW_TOKENS = 448, 512
 
 
 def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: float | None = None) -> int:
@@ -53,9 +54,8 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     the loss's logits large), else the whole step at once, or, where training may use ``gpu_gib`` GiB of a GPU
     (:func:`training_gib`), as many answers as ``LOSS_SHARE`` of that holds (``ModelSpec.grpo_gib_per_answer``: the
     135M model's 64 answers need 64.6 GiB, so an 80 GB card takes them at once and a T4 8 at a time). Always a
-    divisor of the step's answers, so that the
-    passes add up to exactly one step (TRL generates them together and sums the passes' gradients: the same
-    update, ``tests/test_grpo_math.py``).
+    divisor of the step's answers, so that the passes add up to exactly one step (TRL generates them together and
+    sums the passes' gradients: the same update, ``tests/test_grpo_math.py``).
 
     >>> from utils.profiles import get_profile
     >>> from utils.llm.models import MODELS
@@ -99,8 +99,8 @@ def loss_gib_per_answer(profile: Profile, spec: ModelSpec | None) -> float | Non
     the tokens), from the model's measured figure; ``None`` where none is measured."""
     if spec is None or not spec.grpo_gib_per_answer:
         return None
-    measured_tokens = PROMPT_TOKENS + 512
-    return spec.grpo_gib_per_answer * (PROMPT_TOKENS + profile.grpo.max_completion_length) / measured_tokens
+    tokens = PROMPT_TOKENS + profile.grpo.max_completion_length
+    return spec.grpo_gib_per_answer * tokens / (PROMPT_TOKENS + MEASURED_NEW_TOKENS)
 
 
 def _micro_batch_why(profile: Profile, spec: ModelSpec | None, micro: int, gpu_gib: float | None) -> str:
