@@ -110,7 +110,7 @@ def _micro_batch_why(profile: Profile, spec: ModelSpec | None, micro: int, gpu_g
     if profile.grpo.micro_batch:
         return "answers per forward/backward pass of the loss (the profile's grpo.micro_batch)"
     per_answer = loss_gib_per_answer(profile, spec)
-    if per_answer and gpu_gib and (spec is None or not spec.grpo_micro_batch):
+    if per_answer and gpu_gib and not spec.grpo_micro_batch:  # per_answer: spec is not None
         return (
             f"answers per forward/backward pass of the loss ({batch} at once would need about "
             f"{batch * per_answer:.0f} GiB; training may use {gpu_gib:.1f} GiB of this GPU)"
