@@ -234,6 +234,8 @@ def measure_one(
         "shape": SHAPES.get(key, "the embedded checkpoint's config"),
         "backend": setup.backend,
         "generation": setup.generation,
+        # answers per pass of the loss (utils.train.config.loss_micro_batch: shrinks to the card on the TRL backend)
+        "loss_micro_batch": setup.trainer.args.per_device_train_batch_size,
         "after_loading": loaded,
         "grpo_steps": per_step,
         "grpo_peak": peak(),
@@ -349,6 +351,7 @@ def table(records: list[dict]) -> str:
         grpo = r.get("grpo_peak") or partial.get("grpo_peak")
         peaks = [_peak(grpo) if grpo else failed, _peak(r["eval_peak"]) if r.get("eval_peak") else failed]
         model = r["model"] + (f" (within {r['card']} memory)" if r.get("card") else "")
+        model += f" ({r['loss_micro_batch']} answers a loss pass)" if r.get("loss_micro_batch") else ""
         model += f" (card shared: {r['card_shared']} GiB held by others)" if r.get("card_shared") else ""
         cells = [model, r.get("backend", "-"), *peaks, *(marks[v] for v in fits(r).values())]
         lines.append("| " + " | ".join(cells) + " |")

@@ -48,6 +48,7 @@ def test_runs_end_to_end_on_cpu(tmp_path):
     (record,) = json.loads(out.read_text())
     assert record["model"] == "tiny" and [s["step"] for s in record["grpo_steps"]] == [1]
     assert record["eval_rows"] == 2 and "failed" not in record
+    assert record["loss_micro_batch"] == 2  # the smoke profile's 2 answers a step, in one pass (no GPU to shrink to)
 
 
 def test_fits_and_table_from_records(tmp_path):
@@ -75,6 +76,14 @@ def test_fits_and_table_from_records(tmp_path):
     assert proc.returncode == 0 and len(lines) == 5
     assert lines[2] == "| qwen2.5-coder-7b | trl | 38.2 | 20.0 | no | no | fits | fits |"
     assert lines[4] == "| qwen2.5-3b | trl | out of memory | out of memory | - | - | - | - |"
+    capped = small | {"card": "T4", "loss_micro_batch": 8}
+    path.write_text(json.dumps([capped]))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "measure_memory.py"), "--table", str(path)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "| qwen2.5-0.5b (within T4 memory) (8 answers a loss pass) | trl |" in out
 
 
 def test_a_run_within_a_cards_memory_answers_for_that_card(tmp_path):

@@ -121,6 +121,25 @@ def test_recipe_verdict_needs_both_figures_on_average_and_every_seeds_gain(tmp_p
     assert "over 1 seed: valid 70, mean score 60.00 (one seed: no spread)" in recipe_verdict(tmp_path, ["r3407"])[1]
 
 
+def test_recipe_verdict_refuses_rows_that_are_not_seeds_of_one_recipe(tmp_path):
+    """Two rows with other steps (or the same seed twice) are not seeds: averaging them would beat the 7B here."""
+    import json
+
+    from utils.evaluate.report import recipe_verdict
+
+    for seed, steps in ((3407, 150), (1, 300), (2, 150)):
+        _row_file(tmp_path, f"r{seed}", seed, 50, 70, 60.0)
+        path = tmp_path / f"r{seed}.json"
+        row = {"overrides": {"grpo.steps": steps, "seed": seed}, "rewards": ["format_reward"], "weights": [1]}
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"row": row}))
+    verdict = recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
+    assert verdict == "not decided: r3407 and r1 are not one recipe (they differ in grpo.steps)"
+    assert "Beats it on both" in recipe_verdict(tmp_path, ["r3407", "r2"])[1]  # only the seed differs
+    assert recipe_verdict(tmp_path, ["r3407", "r2", "r3407"])[1] == (
+        "not decided: r3407 and r3407 have the same seed (3407): not two seeds"
+    )
+
+
 def test_ablation_table_labels_rows_by_file_so_a_rerun_keeps_its_own_row(tmp_path):
     """``weak_grpo_monitored.json`` is row ``weak_grpo`` run again with the monitor: labelled by the row's name, the
     table showed two rows called ``weak_grpo`` with different warm starts."""

