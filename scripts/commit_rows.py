@@ -8,8 +8,9 @@
 ``ablation/ROW.json`` plus ``ablation/ROW/`` with the completions and ``grpo/samples.jsonl``. This script
 copies the results file, the four completion files and the samples (gzip-compressed, as
 ``grpo_samples.jsonl.gz``: a tenth of the size, and every device call carries the tree). A row counts
-as finished when its results file has evaluations after GRPO. A row already in ``--dest`` is left alone unless
-``--force`` is given, and the archive is only read, never unpacked onto disk.
+as finished when its results file has evaluations after GRPO; a warm-start-only row (``"grpo": false``) when it
+ran to the end, and then only its warm start's two completion files are copied. A row already in ``--dest`` is
+left alone unless ``--force`` is given, and the archive is only read, never unpacked onto disk.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ ROW_FILES = {
     "completions_grpo_test_other_style.jsonl": "completions_grpo_test_other_style.jsonl",
     "grpo_samples.jsonl.gz": "grpo/samples.jsonl",  # compressed on the way (utils.task.data.load_jsonl reads it)
 }
+#: What a warm-start-only row (``"grpo": false`` in experiments/ablation.json) holds besides ROW.json.
+WARM_START_FILES = {k: v for k, v in ROW_FILES.items() if k.startswith("completions_sft_")}
+
+
+def _warm_start_only(result: dict) -> bool:
+    """A row run without GRPO, to the end (``seconds`` is written last), with its warm start evaluated."""
+    row = result.get("row") or {}
+    return (
+        row.get("grpo", True) is False
+        and "seconds" in result
+        and bool((result.get("warm_start") or {}).get("evaluations"))
+    )
 
 
 def _members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
@@ -38,7 +51,8 @@ def _members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
 
 
 def finished_rows(archive: tarfile.TarFile) -> dict[str, dict]:
-    """The rows whose results file holds evaluations after GRPO, by name, with their results."""
+    """The rows whose results file holds evaluations after GRPO (or, for a warm-start-only row, of its warm start),
+    by name, with their results."""
     rows = {}
     for name, member in _members(archive).items():
         parts = name.split("/")
@@ -47,7 +61,7 @@ def finished_rows(archive: tarfile.TarFile) -> dict[str, dict]:
                 result = json.loads(archive.extractfile(member).read())
             except ValueError:
                 continue  # a results file cut short while it was written
-            if isinstance(result, dict) and result.get("evaluations"):
+            if isinstance(result, dict) and (result.get("evaluations") or _warm_start_only(result)):
                 rows[parts[1].removesuffix(".json")] = result
     return rows
 
@@ -65,18 +79,23 @@ def commit_rows(tgz: Path, dest: Path, names: list[str] | None = None, force: bo
             if (dest / f"{name}.json").exists() and not force:
                 lines.append(f"{name}: already in {dest} (pass --force to replace it): skipped")
                 continue
-            missing = [src for src in ROW_FILES.values() if f"ablation/{name}/{src}" not in members]
+            only_warm = _warm_start_only(done[name])
+            files = WARM_START_FILES if only_warm else ROW_FILES
+            missing = [src for src in files.values() if f"ablation/{name}/{src}" not in members]
             if missing:
                 lines.append(f"{name}: the archive lacks {missing}: skipped")
                 continue
             (dest / name).mkdir(parents=True, exist_ok=True)
-            for target, src in ROW_FILES.items():
+            for target, src in files.items():
                 data = archive.extractfile(members[f"ablation/{name}/{src}"]).read()
                 (dest / name / target).write_bytes(gzip.compress(data, 9, mtime=0) if target.endswith(".gz") else data)
             (dest / f"{name}.json").write_bytes(archive.extractfile(members[f"ablation/{name}.json"]).read())
-            test = done[name]["evaluations"].get("test", {})
-            score = test.get("mean_score", 0)
-            lines.append(f"{name}: copied (test: {test.get('valid')} valid, mean score {score:.2f})")
+            evals = done[name]["warm_start"]["evaluations"] if only_warm else done[name]["evaluations"]
+            test = evals.get("test", {})
+            what = "warm start only; test" if only_warm else "test"
+            lines.append(
+                f"{name}: copied ({what}: {test.get('valid')} valid, mean score {test.get('mean_score', 0):.2f})"
+            )
     return lines
 
 

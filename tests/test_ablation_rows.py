@@ -100,3 +100,30 @@ def test_gradient_checkpointing_is_a_run_setting_added_to_the_rows_own():
         "seed": 2,
         "gradient_checkpointing": True,
     }
+
+
+def test_a_warm_start_only_row_stops_after_its_evaluation(tmp_path, monkeypatch):
+    """``"grpo": false``: the warm start and its evaluation, no GRPO; the results file ends as commit_rows expects."""
+    import utils.train
+
+    evals = {"evaluations": {"test": {"valid": 44, "mean_score": 38.5}}, "settings": {}, "checkpoint": "ckpt"}
+    monkeypatch.setattr(ablation, "warm_start", lambda row, profile, cache, out, sets: ("ckpt", evals))
+    monkeypatch.setattr(utils.train, "train_grpo", lambda *a, **k: pytest.fail("GRPO ran in a warm-start-only row"))
+    row = ablation.load_rows()["warm_scan"]
+    result = ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"])
+    assert "grpo" not in result and "evaluations" not in result and result["warm_start"] == evals
+    saved = json.loads((tmp_path / "warm_scan.json").read_text())
+    assert script_module("commit_rows")._warm_start_only(saved) and saved["profile"]["warm_start"]["trace"] == "scan"
+
+
+def test_warm_start_rows_share_their_warm_start_with_the_grpo_rows_they_feed():
+    from utils.profiles import get_profile
+
+    rows = ablation.load_rows()
+
+    def key(name: str) -> str:
+        return ablation.warm_start_key("m", get_profile("gpu", rows[name].get("overrides", {})))[1]
+
+    pairs = [("warm_timeline", "strong_grpo_maximal_timeline"), ("warm_scan", "strong_grpo_maximal_scan")]
+    assert all(key(a) == key(b) for a, b in [*pairs, ("warm_big", "big_grpo_maximal")])
+    assert key("warm_scan") != key("warm_timeline") != key("strong_grpo_maximal")

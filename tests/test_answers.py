@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from utils.evaluate.answers import answer_profile, read_answer
+from utils.profiles import TRACES
 from utils.task.data import load_split
 from utils.task.prompts import format_answer
 from utils.task.scheduling import optimal_schedule
@@ -16,7 +17,7 @@ def rows():
     return load_split("test", 30)
 
 
-@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
+@pytest.mark.parametrize("trace", TRACES)
 def test_the_warm_start_targets_agree_with_their_traces(rows, trace):
     profile = answer_profile(rows, [dp_answer(r, trace) for r in rows])
     assert profile["with_trace"] == 1 and profile["contradicts_trace"] == 0 and profile["states_a_wrong_total"] == 0
@@ -54,7 +55,7 @@ def test_answers_without_a_trace_are_counted_apart(rows):
         answer_profile(rows[:2], ["x"])
 
 
-@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
+@pytest.mark.parametrize("trace", TRACES)
 def test_the_warm_start_traces_name_every_real_clash_and_no_other(rows, trace):
     profile = answer_profile(rows, [dp_answer(r, trace) for r in rows])
     assert profile["clashes_named"] > 10
@@ -81,7 +82,7 @@ def test_a_trace_that_invents_or_misses_clashes_is_read_as_such():
     assert profile["real_clashes_named"] == 0
 
 
-@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
+@pytest.mark.parametrize("trace", TRACES)
 def test_the_trace_reward_pays_the_warm_start_targets_in_full(rows, trace):
     from utils.rewards import trace_clash_reward
 
@@ -121,3 +122,30 @@ def test_megabyte_traces_are_read_fast(trace):
     t0 = time.perf_counter()
     clause(trace, "Drop:"), named_clashes(trace), read_answer(row, f"<think>{trace}</think><schedule></schedule>")
     assert time.perf_counter() - t0 < 2.0  # linear: tens of milliseconds; generous for a loaded CI box
+
+
+@pytest.mark.parametrize("trace", TRACES)
+def test_the_warm_start_targets_state_every_duration_right(rows, trace):
+    from utils.evaluate.answers import stated_durations
+
+    stated = stated_durations(rows, [dp_answer(r, trace) for r in rows])
+    if trace == "short":  # names and clashes only: no values to state
+        assert stated["durations_stated"] == 0
+    else:
+        assert stated["durations_stated"] == sum(len(r["events"]) for r in rows) and stated["durations_right"] == 1
+
+
+def test_the_committed_warm_start_writes_15_minutes_for_most_events(rows):
+    """Read what the model wrote: its traces copy the form of a duration, not the subtraction (15 is the most
+    common real duration, about 15% of events; the model writes it for about two thirds of them)."""
+    from pathlib import Path
+
+    from utils.evaluate import load_completions
+    from utils.evaluate.answers import stated_durations
+
+    path = (
+        Path(__file__).resolve().parent.parent / "results/ablation/strong_grpo_maximal_300/completions_sft_test.jsonl"
+    )
+    stated = stated_durations(load_split("test"), load_completions(path))
+    assert stated["durations_stated"] > 500 and stated["durations_right"] < 0.2
+    assert stated["most_common"] == 15 and stated["most_common_share"] > 0.6

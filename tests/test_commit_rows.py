@@ -44,6 +44,17 @@ def test_finished_rows_are_copied_as_committed(tmp_path):
     assert "not finished" in commit.commit_rows(tgz, dest, ["b"])[0]
 
 
+def test_a_warm_start_only_row_is_copied_with_its_warm_start_files(tmp_path):
+    evals = {"test": {"valid": 44, "mean_score": 38.5}}
+    done = {"row": {"grpo": False}, "warm_start": {"evaluations": evals}, "seconds": 150.0}
+    cut = {"row": {"grpo": False}, "warm_start": {"evaluations": evals}}  # stopped before it wrote its end
+    tgz = archive(tmp_path, {"ws": done, "ws_cut": cut})
+    dest = tmp_path / "results"
+    assert commit.commit_rows(tgz, dest) == ["ws: copied (warm start only; test: 44 valid, mean score 38.50)"]
+    assert sorted(p.name for p in (dest / "ws").iterdir()) == sorted(commit.WARM_START_FILES)
+    assert len(commit.WARM_START_FILES) == 2 and not (dest / "ws_cut.json").exists()
+
+
 def test_a_committed_row_is_replaced_only_when_forced(tmp_path):
     tgz = archive(tmp_path, {"a": FINISHED})
     dest = tmp_path / "results"

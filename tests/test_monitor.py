@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from utils.evaluate import evaluate
+from utils.profiles import TRACES
 from utils.rewards import score_reward, strict_score_reward
 from utils.rewards.gallery import make_gallery
 from utils.task.data import load_split
@@ -135,7 +136,7 @@ def test_the_live_plot_draws_free_events_when_logged():
     assert "left out for free" not in labels(plot_history(old))  # committed logs from before the column
 
 
-@pytest.mark.parametrize("trace", ["short", "full", "timeline"])
+@pytest.mark.parametrize("trace", TRACES)
 def test_monitor_reads_what_the_traces_say_about_clashes(rows, trace):
     """The warm start's targets name every real clash and no other; a trace that invents one is caught."""
     from utils.train.warmstart import dp_answer

@@ -157,3 +157,19 @@ def test_ablation_table_labels_rows_by_file_so_a_rerun_keeps_its_own_row(tmp_pat
     assert list(table.index) == ["weak_grpo", "weak_grpo_monitored"]
     assert table.loc["weak_grpo_monitored", "warm start test"] == "25 / 25.0"
     assert table.loc["weak_grpo_monitored", "status"] == "partial: step 148"
+
+
+def test_warm_start_table_reads_the_committed_warm_starts_and_pairs_them():
+    """Three warm starts of the same settings (4,000 problems, full trace, seed 3407) trained in three sessions."""
+    from pathlib import Path
+
+    from utils.evaluate.report import warm_start_table
+
+    folder = Path(__file__).resolve().parent.parent / "results" / "ablation"
+    rows = ["strong_grpo_maximal", "strong_grpo_optimal", "strong_grpo_maximal_300", "not_a_row"]
+    table = warm_start_table(folder, rows, against="strong_grpo_maximal")
+    assert list(table.index) == rows[:3] and set(table["trace"]) == {"full"}
+    assert list(table["valid"]) == [48, 45, 42]
+    assert table.loc["strong_grpo_maximal_300", "vs strong_grpo_maximal"] == "+0 / -6, p = 0.031"
+    assert table.loc["strong_grpo_maximal", "vs strong_grpo_maximal"] == ""  # not compared with itself
+    assert table.loc["strong_grpo_maximal", "real clashes named"] == "32%"

@@ -24,6 +24,7 @@ trace can say one thing while the schedule does another. This module reads the a
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,7 @@ from typing import Any
 from ..rewards.parsing import parse_completion
 from ..rewards.schedule_check import check_schedule
 from ..rewards.trace import clause, compare_clashes, named_clashes
-from ..task.events import event_key
+from ..task.events import event_key, to_intervals
 from ..task.scheduling import optimal_schedule
 from .evaluation import evaluate_completion
 
@@ -192,6 +193,49 @@ def completion_gap(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[
         "free_events": free,
         "mean_score": 100 * score / n,
         "mean_score_completed": 100 * completed / n,
+    }
+
+
+_STATED = re.compile(r"(?:\d{1,2}:\d{2}-\d{1,2}:\d{2} )?(\d+)")  # anchored at a name's end: no backtracking
+
+
+def stated_durations(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[str, float]:
+    """Does the ``<think>`` trace compute the events' values, or only imitate them? The warm start's ``full``,
+    ``timeline`` and ``scan`` traces state each event's duration in minutes (then ``x2=`` its value for a
+    priority): this reads the number written after each event's first mention (after its times, where the trace
+    copies them) and compares it with the real duration. ``durations_right``: the share stated correctly;
+    ``most_common`` and ``most_common_share``: the number written most often and its share of the stated ones.
+    A model that writes one number for most events has learned the form of the trace, not the subtraction.
+
+    >>> from utils.task.data import load_split
+    >>> from utils.train.warmstart import dp_answer
+    >>> rows = load_split("test", 20)
+    >>> stated_durations(rows, [dp_answer(r, "full") for r in rows])["durations_right"]
+    1.0
+    >>> fifteen = "<think>Values (minutes, x2 for priority): Gym 15, Call 15.</think><schedule></schedule>"
+    >>> row = {"events": [["Gym", "09:00", "10:30"], ["Call", "10:00", "10:15"]], "priority_events": []}
+    >>> stated_durations([row], [fifteen])
+    {'answers': 1, 'durations_stated': 2, 'durations_right': 0.5, 'most_common': 15, 'most_common_share': 1.0}
+    """
+    if len(rows) != len(completions):
+        raise ValueError(f"stated_durations: {len(rows)} rows but {len(completions)} completions")
+    stated: list[int] = []
+    right = 0
+    for row, completion in zip(rows, completions):
+        trace = parse_completion(completion).reasoning or ""
+        for iv in to_intervals(row["events"]):
+            at = trace.find(iv.name + " ")
+            m = _STATED.match(trace, at + len(iv.name) + 1) if at >= 0 else None
+            if m:
+                stated.append(int(m.group(1)))
+                right += stated[-1] == iv.end - iv.start
+    common, times = Counter(stated).most_common(1)[0] if stated else (None, 0)
+    return {
+        "answers": len(rows),
+        "durations_stated": len(stated),
+        "durations_right": right / len(stated) if stated else float("nan"),
+        "most_common": common,
+        "most_common_share": times / len(stated) if stated else float("nan"),
     }
 
 

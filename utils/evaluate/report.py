@@ -196,6 +196,56 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
     return pd.DataFrame(records).set_index("row").fillna("")
 
 
+def warm_start_table(folder, rows: Sequence[str], against: str | None = None) -> pd.DataFrame:  # noqa: F821
+    """The warm starts of committed rows side by side (``results/ablation``; a warm-start-only row, ``"grpo":
+    false``, or any row's warm start): its trace and problems, valid answers and mean score on the test set, and
+    what its ``<think>`` traces say of the clashes (the share of the real ones named, the share of the named ones
+    that are false) and of the durations (the share stated right), from the committed warm-start completions.
+    ``against``: a row to compare each with, paired on the same test problems (+improved / -worsened valid
+    answers, exact McNemar p). Missing rows are left out.
+    """
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ..task.data import load_split
+    from .answers import answer_profile, stated_durations
+    from .evaluation import evaluate, load_completions
+    from .statistics import compare
+
+    def answers(name: str) -> list | None:
+        path = Path(folder) / name / "completions_sft_test.jsonl"
+        return load_completions(path) if path.exists() else None
+
+    base = answers(against) if against else None
+    records = []
+    for name in rows:
+        texts = answers(name)
+        if texts is None:
+            continue
+        problems = load_split("test", len(texts))
+        summary, trace = evaluate(problems, texts), answer_profile(problems, texts)
+        durations = stated_durations(problems, texts)
+        ws = json.loads((Path(folder) / f"{name}.json").read_text()).get("profile", {}).get("warm_start", {})
+        rec = {
+            "row": name,
+            "trace": ws.get("trace", ""),
+            "problems": ws.get("n_problems", ""),
+            "valid": summary.valid,
+            "mean score": round(summary.mean_score, 2),
+            "real clashes named": f"{trace['real_clashes_named']:.0%}",
+            "named clashes false": f"{trace['false_clashes_named']:.0%}",
+            "durations right": f"{durations['durations_right']:.0%}" if durations["durations_stated"] else "",
+        }
+        if base is not None and name != against:
+            c = compare(evaluate(problems, base[: len(texts)]), summary, against, name)
+            t = c.transitions
+            rec[f"vs {against}"] = f"+{t['invalid->valid']} / -{t['valid->invalid']}, p = {c.p_value:.2g}"
+        records.append(rec)
+    return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()
+
+
 def recipe_verdict(folder, rows: Sequence[str], min_gain: int = 10, alpha: float = 0.01) -> tuple[pd.DataFrame, str]:  # noqa: F821
     """A recipe run once per seed (one committed row each) against the published GRPO 7B model's two figures.
 

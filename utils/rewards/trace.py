@@ -1,9 +1,12 @@
 """What a ``<think>`` trace says, read in linear time: its clauses and the clashes it names.
 
-The warm start teaches a trace in one of two forms (``utils.train.warmstart.dp_reasoning``)::
+The warm start teaches a trace in one of these forms (``utils.train.warmstart.dp_reasoning``)::
 
     Priority (x2): Gym. Conflicts: Gym vs Call. Drop: Call. Total weighted minutes: 150.       (short)
     Values (...): ... \\n Clashes: Gym ends 10:30 after Call starts 10:00. \\n Keep: Gym, Nap. Total: 150.  (full)
+
+(``timeline`` is ``full`` with times next to the values; ``scan`` compares each event with the latest end before
+it, a line per event, then lists the pairs the short way: ``Clashes: Gym vs Call.``)
 
 A *clause* is the text after a label up to the first full stop followed by whitespace or the end. It is found
 with ``str.find`` moving forward, never a backtracking regular expression: ``Drop:\\s*(.*?)\\.(?:\\s|$)``
