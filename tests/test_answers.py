@@ -149,3 +149,18 @@ def test_the_committed_warm_start_writes_15_minutes_for_most_events(rows):
     stated = stated_durations(load_split("test"), load_completions(path))
     assert stated["durations_stated"] > 500 and stated["durations_right"] < 0.2
     assert stated["most_common"] == 15 and stated["most_common_share"] > 0.6
+
+
+def test_the_committed_models_keep_clashes_their_traces_missed(rows):
+    """Read what the model wrote: in the strong rows' invalid answers, the clashing pairs a schedule keeps are
+    mostly ones its own trace never named (detection), seldom ones it named and kept anyway (decision)."""
+    from pathlib import Path
+
+    from utils.evaluate import load_completions
+    from utils.evaluate.answers import kept_clashes
+
+    folder = Path(__file__).resolve().parent.parent / "results/ablation/strong_grpo_maximal_300"
+    for stage in ("sft", "grpo"):
+        kept = kept_clashes(load_completions(folder / f"completions_{stage}_test.jsonl"))
+        assert kept["answers"] >= 25 and kept["not_named"] > 5 * kept["named"]
+    assert kept_clashes([dp_answer(r, "full") for r in rows])["answers"] == 0  # the targets keep no clash

@@ -32,7 +32,7 @@ from typing import Any
 from ..rewards.parsing import parse_completion
 from ..rewards.schedule_check import check_schedule
 from ..rewards.trace import clause, compare_clashes, named_clashes
-from ..task.events import event_key, to_intervals
+from ..task.events import event_key, overlapping_pairs, to_intervals
 from ..task.scheduling import optimal_schedule
 from .evaluation import evaluate_completion
 
@@ -237,6 +237,33 @@ def stated_durations(rows: Sequence[Mapping], completions: Sequence[Any]) -> dic
         "most_common": common,
         "most_common_share": times / len(stated) if stated else float("nan"),
     }
+
+
+def kept_clashes(completions: Sequence[Any]) -> dict[str, int]:
+    """Why a schedule keeps two events that clash: its trace missed the clash, or named it and kept both anyway.
+    For the answers whose schedule lists a clashing pair: ``answers``, and the clashing pairs they list, split
+    into ``named`` (the answer's own ``<think>`` trace names that pair as a clash: a decision failure) and
+    ``not_named`` (a detection failure). Mostly ``not_named`` means a better trace (finding clashes) is the
+    lever, not a better choice between clashing events. (The answer alone says it: no problem is needed.)
+
+    >>> both = "<schedule><event><name>Gym</name><start>09:00</start><end>10:30</end></event>" \\
+    ...        "<event><name>Call</name><start>10:00</start><end>11:00</end></event></schedule>"
+    >>> kept_clashes(["<think>No clashes.</think>" + both, "<think>Conflicts: Gym vs Call.</think>" + both])
+    {'answers': 2, 'named': 1, 'not_named': 1}
+    """
+    answers = named = not_named = 0
+    for completion in completions:
+        parsed = parse_completion(completion)
+        pairs = overlapping_pairs([e.span for e in parsed.events])
+        if not pairs:
+            continue
+        answers += 1
+        said = {frozenset(p) for p in named_clashes(parsed.reasoning or "")}
+        for i, j in pairs:
+            hit = frozenset((parsed.events[i].name, parsed.events[j].name)) in said
+            named += hit
+            not_named += not hit
+    return {"answers": answers, "named": named, "not_named": not_named}
 
 
 def sample_problem(sample: Mapping, index: Mapping[tuple, set[int]], problems: Sequence[Mapping]) -> Mapping | None:
