@@ -49,8 +49,8 @@ def dp_reasoning(row: Mapping, trace: str = "short") -> str:
     ``scan``: the events in time order, each with its times, its value and one comparison: its start against the
     latest end before it (usually the end just written a line up). A start before it is a clash, with the earlier
     events that end after that start; then the clashes as pairs, what is kept and the total. Finding the clashes
-    becomes one comparison of two nearby times a line instead of a search over pairs. Longer still: 405 tokens on
-    average (p99 562, max 590; 16% of 2,000 training problems over 512), so a GRPO row on it needs a larger
+    becomes one comparison of two nearby times a line instead of a search over pairs. Longer still: 408 tokens on
+    average (p99 567, max 594; 17% of 2,000 training problems over 512), so a GRPO row on it needs a larger
     ``grpo.max_completion_length``.
     """
     if trace in ("full", "timeline"):
