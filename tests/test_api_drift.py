@@ -151,7 +151,13 @@ def run_sft_until_trainer(monkeypatch, tmp_path, rows):
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: object())
     monkeypatch.setattr(
-        warmstart, "load_tokenizer", lambda source: SimpleNamespace(eos_token="<|im_end|>", pad_token="<|im_end|>")
+        warmstart,
+        "load_tokenizer",
+        lambda source: SimpleNamespace(
+            eos_token="<|im_end|>",
+            pad_token="<|im_end|>",
+            apply_chat_template=lambda messages, **kw: {"input_ids": [0] * 10},  # sft_max_length reads lengths
+        ),
     )
     monkeypatch.setattr(trl, "SFTTrainer", fake_trainer)
     with pytest.raises(Stop):

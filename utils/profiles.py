@@ -134,7 +134,8 @@ class Range:
 
 BRUTE_FORCE_LIMIT = 20  # utils.task.brute_force_schedule's own default limit (2^20 subsets; each event doubles it)
 PRECISIONS = ("auto", "fp32")  # GRPO.precision: fp32 makes TRL's loss compute like the fp32 rollout copy
-TRACES = ("short", "full", "timeline", "scan")  # the warm start's reasoning traces (utils.train.warmstart.dp_reasoning)
+# the warm start's reasoning traces (utils.train.warmstart.dp_reasoning)
+TRACES = ("short", "full", "timeline", "scan", "scan_worked")
 
 #: The valid range of every knob (``tests/test_settings_checks.py`` checks that none is missing).
 RANGES: dict[str, Range] = {

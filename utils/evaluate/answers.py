@@ -196,7 +196,9 @@ def completion_gap(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[
     }
 
 
-_STATED = re.compile(r"(?:\d{1,2}:\d{2}-\d{1,2}:\d{2} )?(\d+)")  # anchored at a name's end: no backtracking
+# after a name: its times (where the trace copies them), a worked sum ("25+20=", scan_worked), then the minutes;
+# matched anchored at the name's end, so each try is linear in what it reads
+_STATED = re.compile(r"(?:\d{1,2}:\d{2}-\d{1,2}:\d{2} )?(?:[\d+-]+=)?(\d+)")
 
 
 def stated_durations(rows: Sequence[Mapping], completions: Sequence[Any]) -> dict[str, float]:

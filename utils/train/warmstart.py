@@ -52,11 +52,15 @@ def dp_reasoning(row: Mapping, trace: str = "short") -> str:
     becomes one comparison of two nearby times a line instead of a search over pairs. Longer still: 408 tokens on
     average (p99 567, max 594; 17% of 2,000 training problems over 512), so a GRPO row on it needs a larger
     ``grpo.max_completion_length``.
+    ``scan_worked``: as ``scan``, each duration worked out in steps a small model can take ("13:35-14:20
+    25+20=45": the minutes to the next full hour, 60 for each whole hour, the minutes past the last one): the
+    committed warm starts' traces stated 14-15% of durations right and wrote "15" for about two thirds of them
+    (``utils.evaluate.answers.stated_durations``).
     """
     if trace in ("full", "timeline"):
         return _full_reasoning(row, with_times=trace == "timeline")
-    if trace == "scan":
-        return _scan_reasoning(row)
+    if trace in ("scan", "scan_worked"):
+        return _scan_reasoning(row, worked=trace == "scan_worked")
     if trace != "short":
         raise ValueError(f"trace must be one of {TRACES}, got {trace!r}")
     prios = list(row["priority_events"])
@@ -94,7 +98,23 @@ def _full_reasoning(row: Mapping, with_times: bool = False) -> str:
     )
 
 
-def _scan_reasoning(row: Mapping) -> str:
+def worked_minutes(start: int, end: int) -> str:
+    """A duration in minutes as sums of small steps: the minutes to the next full hour, 60 for each whole hour
+    between, the minutes past the last full hour (within one hour: a single subtraction).
+
+    >>> worked_minutes(13 * 60 + 35, 14 * 60 + 20), worked_minutes(16 * 60 + 35, 18 * 60 + 20)
+    ('25+20=45', '25+60+20=105')
+    >>> worked_minutes(9 * 60, 10 * 60), worked_minutes(10 * 60 + 15, 10 * 60 + 45), worked_minutes(9 * 60, 11 * 60)
+    ('60', '45-15=30', '60+60=120')
+    """
+    (h1, m1), (h2, m2) = divmod(start, 60), divmod(end, 60)
+    if h1 == h2:
+        return f"{m2}-{m1}={end - start}"
+    parts = [60 - m1] + [60] * (h2 - h1 - 1) + ([m2] if m2 else [])
+    return f"{'+'.join(map(str, parts))}={end - start}" if len(parts) > 1 else str(end - start)
+
+
+def _scan_reasoning(row: Mapping, worked: bool = False) -> str:
     """``scan``: one line per event in time order, its start against the latest end before it.
 
     >>> print(_scan_reasoning({"events": [["Gym", "09:00", "10:30"], ["Call", "10:00", "11:00"],
@@ -114,7 +134,8 @@ def _scan_reasoning(row: Mapping) -> str:
     lines, latest = ["In time order:"], None  # latest: (minutes, "HH:MM") of the latest end so far
     for k, iv in enumerate(ivs):
         name, start, end = iv.as_event()
-        line = f"{name} {start}-{end} " + (f"{iv.end - iv.start}x2={iv.value}" if iv.name in prios else str(iv.value))
+        minutes = worked_minutes(iv.start, iv.end) if worked else str(iv.end - iv.start)
+        line = f"{name} {start}-{end} {minutes}" + (f"x2={iv.value}" if iv.name in prios else "")
         if latest is not None:
             earlier = [ivs[i].name for i, j in pairs if j == k]  # non-empty exactly when it starts before `latest`
             line += (
@@ -143,6 +164,27 @@ def sft_records(rows: Sequence[Mapping], trace: str = "short") -> list[dict]:
         {"prompt": build_messages(r), "completion": [{"role": "assistant", "content": dp_answer(r, trace)}]}
         for r in rows
     ]
+
+
+def sft_max_length(tokenizer, records: Sequence[Mapping], floor: int = 1024) -> int:
+    """SFT's ``max_length``: ``floor`` tokens, or the longest prompt + target answer of ``records`` where that is
+    longer, so that no target is cut (a cut one teaches an answer without its schedule). The longest traces need
+    it: ``scan_worked`` answers reach 1,052 tokens with their prompt (14 of 4,000 training problems over 1,024).
+
+    >>> from utils.llm.models import embedded_checkpoint, load_tokenizer
+    >>> tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
+    >>> hi, yo = [{"role": "user", "content": "Hi"}], [{"role": "assistant", "content": "Yo"}]
+    >>> records = [{"prompt": hi, "completion": yo}]
+    >>> sft_max_length(tok, records), sft_max_length(tok, records, floor=4) > 4
+    (1024, True)
+    """
+
+    def tokens(record: Mapping) -> int:
+        messages = list(record["prompt"]) + list(record["completion"])
+        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
+
+    longest = max(map(tokens, records), default=0)
+    return longest + 8 if longest > floor else floor  # 8: room for what TRL's tokenizing adds (EOS)
 
 
 def sft_settings(base: str, rows: Sequence[Mapping], profile: Profile) -> dict[str, Any]:
@@ -215,6 +257,8 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     )
     tokenizer = load_tokenizer(base)  # resolves `base` (and silences the weight-loading bar) first
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    records = sft_records(rows, profile.warm_start.trace)
+    max_length = sft_max_length(tokenizer, records)
     kwargs = dict(
         output_dir=str(out_dir / "checkpoints"),
         num_train_epochs=profile.warm_start.epochs,
@@ -228,7 +272,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
         disable_tqdm=headless(),
         dataloader_pin_memory=on_gpu,
         bf16=on_gpu and bf16_supported(),
-        max_length=1024,
+        max_length=max_length,  # every target whole
         seed=profile.seed,  # with another seed, another warm start: seeds are compared from their own
         completion_only_loss=True,
         eos_token=tokenizer.eos_token,
@@ -236,7 +280,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**check_supported(SFTConfig, kwargs)),
-        train_dataset=Dataset.from_list(sft_records(rows, profile.warm_start.trace)),
+        train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         callbacks=[ProgressPrinter("warm start")],  # a line per step, like GRPO's: never minutes of silence
     )
