@@ -143,7 +143,7 @@ def _scan_reasoning(row: Mapping, worked: bool = False) -> str:
             )
         if latest is None or iv.end > latest[0]:
             latest = (iv.end, end)
-        elif k:  # it ends before an earlier event does: the latest end stays, said so
+        else:  # it ends before an earlier event does: the latest end stays, said so
             line += f", still {latest[1]}"
         lines.append(line + ".")
     clashes = [f"{ivs[i].name} vs {ivs[j].name}" for i, j in pairs]
@@ -184,7 +184,7 @@ def sft_max_length(tokenizer, records: Sequence[Mapping], floor: int = 1024) -> 
         return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
 
     longest = max(map(tokens, records), default=0)
-    return longest + 8 if longest > floor else floor  # 8: room for what TRL's tokenizing adds (EOS)
+    return max(floor, longest + 8)  # 8: room for what TRL's tokenizing may add (an EOS)
 
 
 def sft_settings(base: str, rows: Sequence[Mapping], profile: Profile) -> dict[str, Any]:
