@@ -151,13 +151,7 @@ def run_sft_until_trainer(monkeypatch, tmp_path, rows):
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: object())
     monkeypatch.setattr(
-        warmstart,
-        "load_tokenizer",
-        lambda source: SimpleNamespace(
-            eos_token="<|im_end|>",
-            pad_token="<|im_end|>",
-            apply_chat_template=lambda messages, **kw: {"input_ids": [0] * 10},  # sft_max_length reads lengths
-        ),
+        warmstart, "load_tokenizer", lambda source: SimpleNamespace(eos_token="<|im_end|>", pad_token="<|im_end|>")
     )
     monkeypatch.setattr(trl, "SFTTrainer", fake_trainer)
     with pytest.raises(Stop):
@@ -171,6 +165,7 @@ def test_run_sft_builds_its_config_and_trainer(monkeypatch, tmp_path, train_rows
 
     seen, init = run_sft_until_trainer(monkeypatch, tmp_path, train_rows)
     assert isinstance(seen["args"], trl.SFTConfig)
+    assert seen["args"].max_length is None  # no target cut: the longest traces pass TRL's default 1,024 tokens
     assert set(seen) <= init and set(seen) == keywords(FN["run_sft"], "SFTTrainer")
 
 

@@ -187,12 +187,7 @@ def _fake_sft(monkeypatch):
             Path(path).mkdir(parents=True, exist_ok=True)
             (Path(path) / "config.json").write_text("{}")
 
-    tokenizer = SimpleNamespace(
-        eos_token="<|im_end|>",
-        pad_token="<|im_end|>",
-        save_pretrained=lambda path: None,
-        apply_chat_template=lambda messages, **kw: {"input_ids": [0] * 10},  # sft_max_length measures the records
-    )
+    tokenizer = SimpleNamespace(eos_token="<|im_end|>", pad_token="<|im_end|>", save_pretrained=lambda path: None)
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: object())
     monkeypatch.setattr(warmstart, "load_tokenizer", lambda source: tokenizer)
     monkeypatch.setattr(trl, "SFTTrainer", FakeTrainer)

@@ -166,27 +166,6 @@ def sft_records(rows: Sequence[Mapping], trace: str = "short") -> list[dict]:
     ]
 
 
-def sft_max_length(tokenizer, records: Sequence[Mapping], floor: int = 1024) -> int:
-    """SFT's ``max_length``: ``floor`` tokens, or the longest prompt + target answer of ``records`` where that is
-    longer, so that no target is cut (a cut one teaches an answer without its schedule). The longest traces need
-    it: ``scan_worked`` answers reach 1,052 tokens with their prompt (14 of 4,000 training problems over 1,024).
-
-    >>> from utils.llm.models import embedded_checkpoint, load_tokenizer
-    >>> tok = load_tokenizer(str(embedded_checkpoint(verbose=False)))
-    >>> hi, yo = [{"role": "user", "content": "Hi"}], [{"role": "assistant", "content": "Yo"}]
-    >>> records = [{"prompt": hi, "completion": yo}]
-    >>> sft_max_length(tok, records), sft_max_length(tok, records, floor=4) > 4
-    (1024, True)
-    """
-
-    def tokens(record: Mapping) -> int:
-        messages = list(record["prompt"]) + list(record["completion"])
-        return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"])
-
-    longest = max(map(tokens, records), default=0)
-    return max(floor, longest + 8)  # 8: room for what TRL's tokenizing may add (an EOS)
-
-
 def sft_settings(base: str, rows: Sequence[Mapping], profile: Profile) -> dict[str, Any]:
     """What a warm start's model depends on, as plain JSON values: the base model, the problems
     (their number and a fingerprint), the seed and every ``warm_start`` knob (the trace, the learning rate...).
@@ -257,8 +236,6 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     )
     tokenizer = load_tokenizer(base)  # resolves `base` (and silences the weight-loading bar) first
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    records = sft_records(rows, profile.warm_start.trace)
-    max_length = sft_max_length(tokenizer, records)
     kwargs = dict(
         output_dir=str(out_dir / "checkpoints"),
         num_train_epochs=profile.warm_start.epochs,
@@ -272,7 +249,9 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
         disable_tqdm=headless(),
         dataloader_pin_memory=on_gpu,
         bf16=on_gpu and bf16_supported(),
-        max_length=max_length,  # every target whole
+        # no truncation: a cut target teaches an answer without its schedule (scan_worked's longest prompt +
+        # answer is 1,052 tokens, 14 of 4,000 training problems over TRL's default 1,024)
+        max_length=None,
         seed=profile.seed,  # with another seed, another warm start: seeds are compared from their own
         completion_only_loss=True,
         eos_token=tokenizer.eos_token,
@@ -280,7 +259,7 @@ def run_sft(base: str, rows: Sequence[dict], profile: Profile, out_dir: Path, fo
     trainer = SFTTrainer(
         model=model,
         args=SFTConfig(**check_supported(SFTConfig, kwargs)),
-        train_dataset=Dataset.from_list(records),
+        train_dataset=Dataset.from_list(sft_records(rows, profile.warm_start.trace)),
         processing_class=tokenizer,
         callbacks=[ProgressPrinter("warm start")],  # a line per step, like GRPO's: never minutes of silence
     )
