@@ -164,3 +164,23 @@ def test_the_committed_models_keep_clashes_their_traces_missed(rows):
         kept = kept_clashes(load_completions(folder / f"completions_{stage}_test.jsonl"))
         assert kept["answers"] >= 25 and kept["not_named"] > 5 * kept["named"]
     assert kept_clashes([dp_answer(r, "full") for r in rows])["answers"] == 0  # the targets keep no clash
+
+
+@pytest.mark.parametrize("style", ["mixed", "wide"])
+@pytest.mark.parametrize("trace", TRACES)
+def test_traces_of_made_up_names_read_back_exactly(trace, style):
+    """Names with commas ("Help Ben move, 3rd floor") or a full stop and a space ("Film no. 7") of their own: the
+    warm start's targets still agree with their traces, name every clash, and the trace reward pays them in full."""
+    from utils.rewards import trace_clash_reward
+    from utils.task.datagen import training_problems
+
+    rows = training_problems(600, style)[500:]  # the generated ones: every other one made up
+    names = [e[0] for r in rows for e in r["events"]]
+    if style == "wide":
+        assert sum("," in n for n in names) > 20 and sum(". " in n for n in names) > 5
+    answers = [dp_answer(r, trace) for r in rows]
+    profile = answer_profile(rows, answers)
+    assert profile["contradicts_trace"] == 0 and profile["states_a_wrong_total"] == 0
+    assert profile["false_clashes_named"] == 0 and profile["real_clashes_named"] == 1
+    columns = {k: [r[k] for r in rows] for k in ("events", "priority_events", "optimal_score")}
+    assert trace_clash_reward(answers, **columns) == [10.0] * len(rows)

@@ -65,8 +65,23 @@ class AnswerReading:
         return bool(self.scheduled_but_dropped or self.kept_but_missing)
 
 
-def _names(listed: str) -> list[str]:
-    return [n.strip() for n in listed.split(",") if n.strip()]
+def _names(listed: str, known: Sequence[str] = ()) -> list[str]:
+    """The names in a trace's comma-separated list, a ``known`` name with commas of its own kept whole.
+
+    >>> _names("Help Ben move, 3rd floor, Gym", ["Gym", "Help Ben move, 3rd floor"])
+    ['Help Ben move, 3rd floor', 'Gym']
+    """
+    pieces = [n.strip() for n in listed.split(",")]
+    known = set(known)
+    widest = 1 + max((n.count(",") for n in known), default=0)  # the longest join worth trying: linear time
+    names, i = [], 0
+    while i < len(pieces):
+        j = next(
+            (j for j in range(min(len(pieces), i + widest), i + 1, -1) if ", ".join(pieces[i:j]) in known), i + 1
+        )
+        names.append(", ".join(pieces[i:j]))
+        i = j
+    return [n for n in names if n]
 
 
 def read_answer(row: Mapping, completion: Any) -> AnswerReading:
@@ -80,9 +95,10 @@ def read_answer(row: Mapping, completion: Any) -> AnswerReading:
     clashes = named_clashes(trace)
     false_named, found, real = compare_clashes(row["events"], clashes)
     has_trace = drop is not None or keep is not None or bool(total) or "Keep everything" in trace
-    dropped = set(_names(drop)) if drop is not None else set()
+    known = [e[0] for e in row["events"]]
+    dropped = set(_names(drop, known)) if drop is not None else set()
     if keep is not None:
-        kept = set(_names(keep))
+        kept = set(_names(keep, known))
     elif "Keep everything" in trace or drop is not None:  # the short trace keeps every event it does not drop
         kept = {e[0] for e in row["events"]} - dropped
     else:

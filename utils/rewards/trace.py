@@ -8,9 +8,11 @@ The warm start teaches a trace in one of these forms (``utils.train.warmstart.dp
 (``timeline`` is ``full`` with times next to the values; ``scan`` compares each event with the latest end before
 it, a line per event, then lists the pairs the short way: ``Clashes: Gym vs Call.``)
 
-A *clause* is the text after a label up to the first full stop followed by whitespace or the end. It is found
-with ``str.find`` moving forward, never a backtracking regular expression: ``Drop:\\s*(.*?)\\.(?:\\s|$)``
-took 4 s on 64 KB of repeated ``Drop: x`` (quadratic), and a reward reads every sampled answer.
+A *clause* is the text after a label up to the first full stop that ends a line (or the text), or that the next
+label of the trace follows (``. Total:``, ``. Drop:``): event names may hold a full stop and a space of their own
+("Film no. 7"). It is found with ``str.find`` moving forward, never a backtracking regular expression:
+``Drop:\\s*(.*?)\\.(?:\\s|$)`` took 4 s on 64 KB of repeated ``Drop: x`` (quadratic), and a reward reads every
+sampled answer.
 """
 
 from __future__ import annotations
@@ -20,14 +22,21 @@ from collections.abc import Sequence
 from ..task.events import overlapping_pairs, to_intervals
 
 
+#: What may follow a clause's closing ". " on the same line: the next part of a warm-start trace.
+NEXT_LABELS = ("Drop:", "Keep", "Total", "Clashes:", "Conflicts:", "No clashes", "No conflicts", "Priority", "Values")
+
+
 def clause(trace: str, *labels: str) -> str | None:
-    """The text after the first of ``labels`` in ``trace``, up to the first ``.`` followed by whitespace or
-    the end (leading whitespace stripped); None when no label occurs or nothing ends the clause.
+    """The text after the first of ``labels`` in ``trace``, up to the first ``.`` that ends a line or the text, or
+    that the trace's next label follows (:data:`NEXT_LABELS`); leading whitespace stripped. None when no label
+    occurs or nothing ends the clause.
 
     >>> clause("Conflicts: Gym vs Call. Drop: Call. Total weighted minutes: 150.", "Drop:")
     'Call'
     >>> clause("Clashes: Gym ends 10:30 after Call starts 10:00.\\nKeep: Gym.", "Conflicts:", "Clashes:")
     'Gym ends 10:30 after Call starts 10:00'
+    >>> clause("Keep: Film no. 7, Gym. Total: 150.", "Keep:")  # a name's own ". " does not end it
+    'Film no. 7, Gym'
     >>> clause("Drop: Call", "Drop:") is None  # nothing ends it
     True
     """
@@ -40,7 +49,10 @@ def clause(trace: str, *labels: str) -> str | None:
         start += 1
     k = start
     while (k := trace.find(".", k)) >= 0:
-        if k + 1 == len(trace) or trace[k + 1].isspace():
+        rest = trace[k + 1 : k + 16]  # enough for the longest label: constant work per full stop
+        if not rest or rest[0] in "\r\n" or (rest[0].isspace() and rest.lstrip(" \t").startswith(NEXT_LABELS)):
+            return trace[start:k]
+        if rest.strip(" \t") == "" and k + 1 + len(rest) == len(trace):  # only spaces to the end
             return trace[start:k]
         k += 1
     return None

@@ -41,6 +41,7 @@ TEST_SIZE = 100
 OTHER_STYLE_SEED = 20261126
 CATALOGUES = {"default": EVENT_NAMES_FILE, "other_style": OTHER_STYLE_NAMES_FILE}  # event-name files
 RANDOM_NAMES = "random"  # a catalogue made up from the default one's words: see random_catalogue()
+RANDOM_WIDE_NAMES = "random-wide"  # the same, with the wider punctuation of random_catalogue(wide=True)
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,12 @@ class GeneratorConfig:
         object.__setattr__(self, "durations", tuple(self.durations))  # a list works too; frozen: stored as a tuple
 
     def catalogue(self) -> dict[str, list[str]]:
-        if self.names == RANDOM_NAMES:
-            return {k: list(v) for k, v in random_catalogue().items()}
+        if self.names in (RANDOM_NAMES, RANDOM_WIDE_NAMES):
+            return {k: list(v) for k, v in random_catalogue(wide=self.names == RANDOM_WIDE_NAMES).items()}
         if self.names not in CATALOGUES:
             raise ValueError(
-                f"unknown name catalogue {self.names!r}; choose from {sorted([*CATALOGUES, RANDOM_NAMES])}"
+                f"unknown name catalogue {self.names!r}; choose from "
+                f"{sorted([*CATALOGUES, RANDOM_NAMES, RANDOM_WIDE_NAMES])}"
             )
         return load_themes(CATALOGUES[self.names])
 
@@ -148,7 +150,9 @@ def _knob_type_problem(name: str, value: object) -> str | None:
         return None if value is None or isinstance(value, str) else "must be a theme's name or None"
     if name == "names":
         return (
-            None if isinstance(value, str) else f"must be the name of a catalogue, one of {[*CATALOGUES, RANDOM_NAMES]}"
+            None
+            if isinstance(value, str)
+            else f"must be the name of a catalogue, one of {[*CATALOGUES, RANDOM_NAMES, RANDOM_WIDE_NAMES]}"
         )
     return None
 
@@ -186,13 +190,31 @@ def load_themes(path: Path | str = EVENT_NAMES_FILE) -> dict[str, list[str]]:
 
 
 _DECORATIONS = ("#{n}", "v{n}", "({n})", "x{n}", "part {n}", "- {n}", "no. {n}", "@ {n}th", "{n} min")
+# wide=True adds what names in the wild also hold: a comma or a colon inside the name, a quoted word, "w/", "&",
+# a slash, a dotted version. The held-out other-style names have each kind (21 of 128 a comma, 14 a colon), and a
+# model trained without them cuts "Help Ben move, 3rd floor" at the comma; the names themselves stay made up.
+_WIDE_DECORATIONS = (
+    ", {w}", ", part {n}", ", {n}{th} floor", ": {w}", "w/ {W}", "& {w}", "{w}/{w2}", "v{n}.{m}", "'{w}'", "{w}!"
+)
 
 
-@lru_cache(maxsize=2)
-def random_catalogue(seed: int = 0, themes: int = 8, per_theme: int = 64) -> dict[str, tuple[str, ...]]:
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+@lru_cache(maxsize=4)
+def random_catalogue(
+    seed: int = 0, themes: int = 8, per_theme: int = 64, wide: bool = False
+) -> dict[str, tuple[str, ...]]:
     """Made-up names for training diversity: words of the default catalogue recombined, in random
-    case, some with digits or punctuation ("Budget sync #12", "review lunch (3)", "Client's demo").
-    Same seed, same names. Never the held-out other-style names."""
+    case, some with digits or punctuation ("Budget sync #12", "review lunch (3)", "Client's demo");
+    ``wide=True`` also commas, colons, quotes, slashes and ampersands inside names ("Budget sync, part 2",
+    "Review: 'vendor' lunch", "Demo w/ Dana"). Same seed, same names. Never the held-out other-style names.
+
+    >>> names = [n for ns in random_catalogue(wide=True).values() for n in ns]
+    >>> any("," in n for n in names) and any(":" in n for n in names)
+    True
+    """
     rng = random.Random(seed)
     words = sorted({w.strip("-").lower() for names in load_themes().values() for n in names for w in n.split()} - {""})
     held_out = {n for names in load_themes(OTHER_STYLE_NAMES_FILE).values() for n in names}
@@ -205,6 +227,15 @@ def random_catalogue(seed: int = 0, themes: int = 8, per_theme: int = 64) -> dic
                 parts[0] += "'s"
             if rng.random() < 0.4:
                 parts.append(rng.choice(_DECORATIONS).format(n=rng.randint(1, 99)))
+            if wide and rng.random() < 0.5:
+                n, w, w2 = rng.randint(1, 99), rng.choice(words), rng.choice(words)
+                decoration = rng.choice(_WIDE_DECORATIONS).format(
+                    n=n, m=rng.randint(0, 9), th=_ordinal(n), w=w, w2=w2, W=w[:1].upper() + w[1:]
+                )
+                if decoration.startswith((",", ":")):
+                    parts[-1] += decoration  # "sync, part 2", "Review: lunch": no space before the mark
+                else:
+                    parts.append(decoration)
             name = " ".join(parts)
             case = rng.random()
             if case < 0.3:  # Title Case, without str.title()'s "Client'S"
@@ -326,7 +357,9 @@ MIXED_STYLE = GeneratorConfig(
     names=RANDOM_NAMES, day_start="00:00", day_end="24:00", time_step=1, durations=OTHER_STYLE.durations
 )
 """Training diversity without the held-out names: made-up names, starts at any minute, the whole day."""
-TRAINING_STYLES = ("default", "mixed")
+WIDE_STYLE = dataclasses.replace(MIXED_STYLE, names=RANDOM_WIDE_NAMES)
+"""As :data:`MIXED_STYLE`, the made-up names with wider punctuation (commas, colons, quotes: random_catalogue)."""
+TRAINING_STYLES = ("default", "mixed", "wide")
 EXTRA_TRAINING_SEED = 777
 
 
@@ -337,7 +370,7 @@ def training_problems(
 
     Problems are free: the generator makes thousands a second, so a warm start or a GRPO run can use
     more than the 500 committed ones. ``style="mixed"`` makes every other extra problem in
-    :data:`MIXED_STYLE`. ``max_events`` keeps problems small. Extra problems never repeat a test
+    :data:`MIXED_STYLE`, ``style="wide"`` in :data:`WIDE_STYLE`. ``max_events`` keeps problems small. Extra problems never repeat a test
     problem (either test set)."""
     if style not in TRAINING_STYLES:
         raise ValueError(f"style must be one of {TRAINING_STYLES}, got {style!r}")
@@ -348,7 +381,7 @@ def training_problems(
         return rows
     held_out = {problem_key(r) for split in ("test", "test_other_style") for r in load_split(split)}
     rng = random.Random(seed)
-    configs = [GeneratorConfig()] + ([MIXED_STYLE] if style == "mixed" else [])
+    configs = [GeneratorConfig()] + {"default": [], "mixed": [MIXED_STYLE], "wide": [WIDE_STYLE]}[style]
     if max_events is not None:
         size = {"min_events": min(GeneratorConfig.min_events, max_events), "max_events": max_events}
         configs = [dataclasses.replace(c, **size) for c in configs]
