@@ -21,7 +21,6 @@ from collections.abc import Sequence
 
 from ..task.events import overlapping_pairs, to_intervals
 
-
 #: What may follow a clause's closing ". " on the same line: the next part of a warm-start trace.
 NEXT_LABELS = ("Drop:", "Keep", "Total", "Clashes:", "Conflicts:", "No clashes", "No conflicts", "Priority", "Values")
 

@@ -370,8 +370,8 @@ def training_problems(
 
     Problems are free: the generator makes thousands a second, so a warm start or a GRPO run can use
     more than the 500 committed ones. ``style="mixed"`` makes every other extra problem in
-    :data:`MIXED_STYLE`, ``style="wide"`` in :data:`WIDE_STYLE`. ``max_events`` keeps problems small. Extra problems never repeat a test
-    problem (either test set)."""
+    :data:`MIXED_STYLE`, ``style="wide"`` in :data:`WIDE_STYLE`. ``max_events`` keeps problems small.
+    Extra problems never repeat a test problem (either test set)."""
     if style not in TRAINING_STYLES:
         raise ValueError(f"style must be one of {TRAINING_STYLES}, got {style!r}")
     from .data import load_split
