@@ -76,9 +76,7 @@ def _names(listed: str, known: Sequence[str] = ()) -> list[str]:
     widest = 1 + max((n.count(",") for n in known), default=0)  # the longest join worth trying: linear time
     names, i = [], 0
     while i < len(pieces):
-        j = next(
-            (j for j in range(min(len(pieces), i + widest), i + 1, -1) if ", ".join(pieces[i:j]) in known), i + 1
-        )
+        j = next((j for j in range(min(len(pieces), i + widest), i + 1, -1) if ", ".join(pieces[i:j]) in known), i + 1)
         names.append(", ".join(pieces[i:j]))
         i = j
     return [n for n in names if n]

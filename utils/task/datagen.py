@@ -194,7 +194,16 @@ _DECORATIONS = ("#{n}", "v{n}", "({n})", "x{n}", "part {n}", "- {n}", "no. {n}",
 # a slash, a dotted version. The held-out other-style names have each kind (21 of 128 a comma, 14 a colon), and a
 # model trained without them cuts "Help Ben move, 3rd floor" at the comma; the names themselves stay made up.
 _WIDE_DECORATIONS = (
-    ", {w}", ", part {n}", ", {n}{th} floor", ": {w}", "w/ {W}", "& {w}", "{w}/{w2}", "v{n}.{m}", "'{w}'", "{w}!"
+    ", {w}",
+    ", part {n}",
+    ", {n}{th} floor",
+    ": {w}",
+    "w/ {W}",
+    "& {w}",
+    "{w}/{w2}",
+    "v{n}.{m}",
+    "'{w}'",
+    "{w}!",
 )
 
 
