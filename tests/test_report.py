@@ -113,12 +113,15 @@ def test_recipe_verdict_needs_both_figures_on_average_and_every_seeds_gain(tmp_p
     table, verdict = recipe_verdict(tmp_path, ["r3407", "r1", "r2"])
     assert list(table["seed"]) == [3407, 1, 2] and table["gain ok"].all()
     assert "valid 65.3 (sd 5.0), mean score 58.67 (sd 1.53)" in verdict and "Beats it on both" in verdict
+    assert "Not decided" not in verdict
     _row_file(tmp_path, "r2", 2, 55, 60, 57.0)  # a gain of 5: not enough, though the means still beat the 7B
     assert "not every seed gains >= 10" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
     _row_file(tmp_path, "r2", 2, 48, 60, 50.0)  # the mean score falls below 58.54
     assert "Does not beat it on both" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
     assert recipe_verdict(tmp_path, ["r3407", "r9"])[1] == "not decided: no finished results for r9"
-    assert "over 1 seed: valid 70, mean score 60.00 (one seed: no spread)" in recipe_verdict(tmp_path, ["r3407"])[1]
+    one = recipe_verdict(tmp_path, ["r3407"])[1]
+    assert "over 1 seed: valid 70, mean score 60.00 (one seed: no spread)" in one
+    assert one.endswith("Not decided: 1 of the 3 seeds the bar asks for.")  # figures alone are not the bar
 
 
 def test_recipe_verdict_refuses_rows_that_are_not_seeds_of_one_recipe(tmp_path):

@@ -605,8 +605,14 @@ def test_a_step_is_generated_whole_and_sent_through_the_loss_in_passes(key, over
 @pytest.mark.parametrize(
     "key, overrides, gpu_gib, micro",
     [
-        ("smollm2-135m", {}, 79.2, 64),  # an 80 GB H100: all at once, as the recipe rows ran
-        ("smollm2-135m", {}, 39.4, 32),  # an A100 40 GB
+        (
+            "smollm2-135m",
+            {"grpo.max_completion_length": 512},
+            79.2,
+            64,
+        ),  # 80 GB, 512 tokens: as the full-trace rows ran
+        ("smollm2-135m", {"grpo.max_completion_length": 512}, 39.4, 32),  # an A100 40 GB
+        ("smollm2-135m", {}, 79.2, 32),  # the gpu profile's 640 tokens (the scan trace's answers): more memory each
         ("smollm2-135m", {}, 14.6, 8),  # a T4: 64 at once needed 64.6 GiB (H200, 2026-12-07)
         ("smollm2-135m", {"grpo.max_completion_length": 1536}, 79.2, 32),  # longer answers, more memory each
         ("smollm2-135m", {"grpo.micro_batch": 32}, 14.6, 32),  # the learner's own choice wins
@@ -655,7 +661,7 @@ def test_vllm_on_the_same_gpu_leaves_the_loss_less():
     from utils.llm import MODELS
     from utils.train import config
 
-    profile, spec = get_profile("gpu"), MODELS["smollm2-135m"]
+    profile, spec = get_profile("gpu", {"grpo.max_completion_length": 512}), MODELS["smollm2-135m"]
     knobs = {k.name: k.value for k in config.grpo_knobs(profile, "trl", 400, "vllm", True, spec, 39.4)}
     assert knobs["vllm_gpu_memory_utilization"] == config.VLLM_GPU_MEMORY_UTILIZATION
     assert knobs["per_device_train_batch_size"] == 16

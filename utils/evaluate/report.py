@@ -246,13 +246,16 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
     return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()
 
 
-def recipe_verdict(folder, rows: Sequence[str], min_gain: int = 10, alpha: float = 0.01) -> tuple[pd.DataFrame, str]:  # noqa: F821
+def recipe_verdict(
+    folder, rows: Sequence[str], min_gain: int = 10, alpha: float = 0.01, seeds: int = 3
+) -> tuple[pd.DataFrame, str]:  # noqa: F821
     """A recipe run once per seed (one committed row each) against the published GRPO 7B model's two figures.
 
     Returns a table (a row per seed: valid and mean score on the test set, GRPO's gain in valid answers over its
     own warm start with the exact McNemar p, the other-style set) and one line of verdict: it beats the 7B when
     the seeds' mean valid count and mean score both reach the 7B's (63, 58.54) and every seed's gain is at least
-    ``min_gain`` valid answers at p < ``alpha``. Rows missing from ``folder`` are named, never guessed; rows that
+    ``min_gain`` valid answers at p < ``alpha``, over at least ``seeds`` seeds (fewer: the line says the bar is
+    not reached yet, whatever the figures). Rows missing from ``folder`` are named, never guessed; rows that
     differ in anything but the seed (their overrides, rewards or weights), or share a seed, are not seeds of one
     recipe, and the verdict says so instead of averaging them.
     """
@@ -304,6 +307,8 @@ def recipe_verdict(folder, rows: Sequence[str], min_gain: int = 10, alpha: float
         f"{'Beats it on both' if beats else 'Does not beat it on both'}; "
         f"{'every' if gains else 'not every'} seed gains >= {min_gain} valid at p < {alpha}."
     )
+    if len(records) < seeds:
+        verdict += f" Not decided: {len(records)} of the {seeds} seeds the bar asks for."
     return table, verdict
 
 

@@ -53,7 +53,8 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     the model's own (``ModelSpec.grpo_micro_batch``: 8 for the Qwen models, whose 151,936-token vocabulary makes
     the loss's logits large), else the whole step at once, or, where training may use ``gpu_gib`` GiB of a GPU
     (:func:`training_gib`), as many answers as ``LOSS_SHARE`` of that holds (``ModelSpec.grpo_gib_per_answer``: the
-    135M model's 64 answers need 64.6 GiB, so an 80 GB card takes them at once and a T4 8 at a time). Always a
+    135M model's 64 answers of 512 new tokens need 64.6 GiB, so an 80 GB card takes them at once and a T4 8 at a
+    time; at the gpu profile's 640 tokens an 80 GB card takes 32, a T4 8). Always a
     divisor of the step's answers, so that the passes add up to exactly one step (TRL generates them together and
     sums the passes' gradients: the same update, ``tests/test_grpo_math.py``).
 
@@ -63,7 +64,7 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     >>> loss_micro_batch(gpu, MODELS["smollm2-135m"]), loss_micro_batch(gpu, MODELS["qwen2.5-0.5b"])
     (64, 8)
     >>> [loss_micro_batch(gpu, MODELS["smollm2-135m"], gib) for gib in (139.8, 79.2, 39.4, 22.0, 14.6)]
-    [64, 64, 32, 16, 8]
+    [64, 32, 16, 16, 8]
     >>> loss_micro_batch(gpu, MODELS["smollm2-135m"], training_gib(39.4, "trl", "vllm"))  # vLLM keeps 30%
     16
     >>> loss_micro_batch(get_profile("gpu", {"grpo.micro_batch": 16}), MODELS["qwen2.5-0.5b"])
