@@ -22,6 +22,10 @@
 #                       # BESIDE: a command run alongside the rows, after FIRST (a 135M model leaves the GPU mostly idle), log beside.log
 #                       # FRACTION: cap each row at this share of the GPU (two lanes on an 80 GB H100: FRACTION=0.48;
 #                       # uncapped, one row's allocator held 70.6 GiB and the row beside it ran out of memory)
+#                       # Two GRPO rows and a warm start beside them (2026-12-07 plan, an 80 GB card):
+#                       #   FRACTION=0.38 BESIDE="python3 scripts/ablation.py --rows warm_scan_wide --out /root/exp/ablation \
+#                       #     --cache /root/exp/cache --memory-fraction 0.22" bash scripts/gpu_recipe.sh one ROW_A+ROW_B
+#                       # (a scan GRPO row at 48% peaked at 24.2 GiB held; its loss passes shrink to the cap)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
 #                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (measured x6.6 slower: leave off)
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after `one` (the embedded model's tokenizer),
