@@ -49,9 +49,10 @@ def clause(trace: str, *labels: str) -> str | None:
     k = start
     while (k := trace.find(".", k)) >= 0:
         rest = trace[k + 1 : k + 16]  # enough for the longest label: constant work per full stop
-        if not rest or rest[0] in "\r\n" or (rest[0].isspace() and rest.lstrip(" \t").startswith(NEXT_LABELS)):
+        after = rest.lstrip(" \t")  # spaces, then: a line break, the end, or (after a space) the next label
+        if after[:1] in ("\r", "\n") or (not after and k + 1 + len(rest) == len(trace)):
             return trace[start:k]
-        if rest.strip(" \t") == "" and k + 1 + len(rest) == len(trace):  # only spaces to the end
+        if after != rest and after.startswith(NEXT_LABELS):
             return trace[start:k]
         k += 1
     return None
