@@ -359,3 +359,24 @@ def test_random_problem_and_timing():
     timings = time_solvers({"dp": (opt, [4, 8])}, min_seconds=0.0)
     assert list(timings.columns) == ["method", "n_events", "seconds"]
     assert list(timings.n_events) == [4, 8] and (timings.seconds > 0).all()
+
+
+def test_made_up_training_names_never_use_the_held_out_ones():
+    """The mixed and wide styles train on made-up names; the wide ones hold the other-style set's kinds of marks
+    (commas, colons, quotes) but never one of its names, and the default catalogue is not touched by either."""
+    from utils.paths import OTHER_STYLE_NAMES_FILE
+    from utils.task.datagen import GeneratorConfig, load_themes, random_catalogue, training_problems
+
+    held_out = {n for names in load_themes(OTHER_STYLE_NAMES_FILE).values() for n in names}
+    default = {n for names in GeneratorConfig().catalogue().values() for n in names}
+    for wide in (False, True):
+        themes = random_catalogue(wide=wide)
+        assert all(len(set(names)) == len(names) for names in themes.values())  # a problem never repeats a name
+        made_up = [n for names in themes.values() for n in names]
+        assert not held_out & set(made_up)
+        marks = {m: sum(m in n for n in made_up) for m in (",", ":", "'", "/", "&")}
+        assert all(marks.values()) if wide else marks[","] == marks[":"] == 0
+    rows = training_problems(540, "wide")
+    assert rows[:500] == training_problems(500)  # the committed problems first, unchanged
+    styles = [all(e[0] in default for e in r["events"]) for r in rows[500:]]
+    assert styles == [True, False] * 20  # then every other one made up
