@@ -72,12 +72,30 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     >>> loss_micro_batch(get_profile("smoke"), MODELS["qwen2.5-0.5b"])  # 2 answers a step: both at once
     2
     """
+    return _loss_passes(profile, spec, gpu_gib)[0]
+
+
+def _loss_passes(profile: Profile, spec: ModelSpec | None, gpu_gib: float | None) -> tuple[int, str]:
+    """:func:`loss_micro_batch`'s answer and why, in words ("" when the whole step goes through at once): the
+    decision in one place, for the number and for the knob's explanation."""
     batch = profile.grpo.per_device_batch
-    wanted = profile.grpo.micro_batch or (spec.grpo_micro_batch if spec is not None else None) or batch
+    if profile.grpo.micro_batch:
+        wanted, why = profile.grpo.micro_batch, "the profile's grpo.micro_batch"
+    elif spec is not None and spec.grpo_micro_batch:
+        wanted, why = spec.grpo_micro_batch, f"{batch} would not fit: the loss's logits grow with the vocabulary"
+    else:
+        wanted, why = batch, ""
     per_answer = loss_gib_per_answer(profile, spec)
     if not profile.grpo.micro_batch and per_answer and gpu_gib:
-        wanted = min(wanted, max(1, int(LOSS_SHARE * gpu_gib / per_answer)))
-    return max(d for d in range(1, min(wanted, batch) + 1) if batch % d == 0)
+        fits = max(1, int(LOSS_SHARE * gpu_gib / per_answer))
+        if fits < wanted:
+            wanted = fits
+            why = (
+                f"{batch} at once would need about {batch * per_answer:.0f} GiB; training may use {gpu_gib:.1f} GiB "
+                "of this GPU"
+            )
+    micro = max(d for d in range(1, min(wanted, batch) + 1) if batch % d == 0)
+    return micro, why if micro < batch else ""
 
 
 def training_gib(gpu_gib: float | None, backend: str, gen_path: str) -> float | None:
@@ -104,24 +122,6 @@ def loss_gib_per_answer(profile: Profile, spec: ModelSpec | None) -> float | Non
     return spec.grpo_gib_per_answer * tokens / (PROMPT_TOKENS + MEASURED_NEW_TOKENS)
 
 
-def _micro_batch_why(profile: Profile, spec: ModelSpec | None, micro: int, gpu_gib: float | None) -> str:
-    batch = profile.grpo.per_device_batch
-    if micro == batch:
-        return "answers per forward/backward pass of the loss"
-    if profile.grpo.micro_batch:
-        return "answers per forward/backward pass of the loss (the profile's grpo.micro_batch)"
-    per_answer = loss_gib_per_answer(profile, spec)
-    if per_answer and gpu_gib and not spec.grpo_micro_batch:  # per_answer: spec is not None
-        return (
-            f"answers per forward/backward pass of the loss ({batch} at once would need about "
-            f"{batch * per_answer:.0f} GiB; training may use {gpu_gib:.1f} GiB of this GPU)"
-        )
-    return (
-        f"answers per forward/backward pass of the loss ({batch} would not fit: the loss's logits grow with the "
-        "vocabulary)"
-    )
-
-
 def grpo_knobs(
     profile: Profile,
     backend: str,
@@ -142,7 +142,7 @@ def grpo_knobs(
     if spec is not None and spec.grpo_learning_rate is not None:
         lr = Knob("learning_rate", spec.grpo_learning_rate, f"the value used for {spec.hub_id} (public recipe)")
     gpu_gib = training_gib(gpu_gib if on_gpu else None, backend, gen_path)
-    batch, micro = profile.grpo.per_device_batch, loss_micro_batch(profile, spec, gpu_gib)
+    batch, (micro, why_micro) = profile.grpo.per_device_batch, _loss_passes(profile, spec, gpu_gib)
     knobs = [
         lr,
         Knob("adam_beta1", 0.9, "recipe"),
@@ -156,7 +156,11 @@ def grpo_knobs(
             "8-bit paged Adam saves GPU memory (needs bitsandbytes); plain AdamW elsewhere",
         ),
         Knob("max_steps", profile.grpo.steps, "the run length of this profile"),
-        Knob("per_device_train_batch_size", micro, _micro_batch_why(profile, spec, micro, gpu_gib)),
+        Knob(
+            "per_device_train_batch_size",
+            micro,
+            "answers per forward/backward pass of the loss" + (f" ({why_micro})" if why_micro else ""),
+        ),
         Knob(
             "gradient_accumulation_steps",
             batch // micro,
