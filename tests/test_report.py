@@ -176,3 +176,30 @@ def test_warm_start_table_reads_the_committed_warm_starts_and_pairs_them():
     assert table.loc["strong_grpo_maximal_300", "vs strong_grpo_maximal"] == "+0 / -6, p = 0.031"
     assert table.loc["strong_grpo_maximal", "vs strong_grpo_maximal"] == ""  # not compared with itself
     assert table.loc["strong_grpo_maximal", "real clashes named"] == "32%"
+
+
+def test_recipe_verdict_reads_a_knob_left_to_the_profile_from_the_recorded_profile(tmp_path):
+    """Rows pin the answer length they ran with since the gpu profile's changed: a new seed that pins 512 and a
+    committed row that ran at the profile's 512 without pinning it are one recipe; at 640 they are not. Other GRPO
+    problems make another recipe too."""
+    import json
+
+    from utils.evaluate.report import recipe_verdict
+
+    def write(name, seed, overrides, length, problems=None):
+        _row_file(tmp_path, name, seed, 50, 70, 60.0)
+        path = tmp_path / f"{name}.json"
+        row = {"overrides": {**overrides, "seed": seed}, "rewards": ["format_reward"], "weights": [1]}
+        row |= {"grpo_problems": problems} if problems else {}
+        profile = {"seed": seed, "grpo": {"max_completion_length": length}}
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"row": row, "profile": profile}))
+
+    write("old", 3407, {"grpo.steps": 150}, 512)  # committed before the pin
+    write("pinned", 1, {"grpo.steps": 150, "grpo.max_completion_length": 512}, 512)
+    assert "Beats it on both" in recipe_verdict(tmp_path, ["old", "pinned"])[1]
+    write("longer", 2, {"grpo.steps": 150, "grpo.max_completion_length": 640}, 640)
+    assert recipe_verdict(tmp_path, ["old", "longer"])[1] == (
+        "not decided: old and longer are not one recipe (they differ in grpo.max_completion_length)"
+    )
+    write("mixed", 2, {"grpo.steps": 150}, 512, problems={"n": 2400, "style": "wide"})
+    assert recipe_verdict(tmp_path, ["old", "mixed"])[1].endswith("(they differ in grpo_problems)")

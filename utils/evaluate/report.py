@@ -313,21 +313,36 @@ def recipe_verdict(
 
 
 def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
-    """Why committed rows are not seeds of one recipe ("" when they are): the first row whose recipe (its
-    ``experiments/ablation.json`` overrides other than the seed, its rewards and weights) differs from the first
-    row's, or two rows with the same seed."""
+    """Why committed rows are not seeds of one recipe ("" when they are): the first row whose recipe (the knobs its
+    ``experiments/ablation.json`` row overrides, other than the seed; its rewards, weights and GRPO problems)
+    differs from the first row's, or two rows with the same seed. A knob one row overrides is read from the other
+    row's recorded profile when that row left it to the profile: a row that pins a default it ran with (as every
+    row pins its answer length since the gpu profile's changed) is the same recipe as one that did not."""
     import json
     from pathlib import Path
 
-    def recipe(name: str) -> dict:
-        row = json.loads((Path(folder) / f"{name}.json").read_text()).get("row") or {}
-        overrides = {k: v for k, v in (row.get("overrides") or {}).items() if k != "seed"}
-        return {**overrides, "rewards": row.get("rewards"), "weights": row.get("weights")}
+    results = {name: json.loads((Path(folder) / f"{name}.json").read_text()) for name in rows}
 
-    first = recipe(rows[0])
+    def setting(name: str, knob: str):
+        result = results[name]
+        overrides = (result.get("row") or {}).get("overrides") or {}
+        if knob in overrides:
+            return overrides[knob]
+        value = result.get("profile") or {}
+        for part in knob.split("."):  # "grpo.steps" -> profile["grpo"]["steps"]
+            value = value.get(part) if isinstance(value, dict) else None
+        return value
+
+    def knobs(name: str) -> set[str]:
+        return set((results[name].get("row") or {}).get("overrides") or {}) - {"seed"}
+
+    def unlike(a: str, b: str) -> list[str]:
+        ra, rb = results[a].get("row") or {}, results[b].get("row") or {}
+        differ = [k for k in knobs(a) | knobs(b) if setting(a, k) != setting(b, k)]
+        return sorted(differ + [k for k in ("rewards", "weights", "grpo_problems") if ra.get(k) != rb.get(k)])
+
     for name in rows[1:]:
-        other = recipe(name)
-        if keys := sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k)):
+        if keys := unlike(rows[0], name):
             return f"{rows[0]} and {name} are not one recipe (they differ in {', '.join(keys)})"
     for i, seed in enumerate(seeds):
         if seed in seeds[:i]:
