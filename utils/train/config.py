@@ -44,7 +44,8 @@ def check_supported(cls, kwargs: dict) -> dict:
 
 LOSS_SHARE = 0.85  # of the GPU's memory for the loss's answers; the rest: weights, the rollout copy's cache, slack
 VLLM_GPU_MEMORY_UTILIZATION = 0.3  # vLLM colocated on the training GPU takes this share of it (GRPOConfig's knob)
-# where ModelSpec.grpo_gib_per_answer was measured: the task's prompt bucket and the gpu profile's answer budget
+# where ModelSpec.grpo_gib_per_answer was measured: the task's prompt bucket and the answer budget of then (the gpu
+# profile's until its scan recipe, 640 since; loss_gib_per_answer scales to any budget)
 PROMPT_TOKENS, MEASURED_NEW_TOKENS = 448, 512
 
 
