@@ -113,7 +113,8 @@ def test_recipe_verdict_needs_both_figures_on_average_and_every_seeds_gain(tmp_p
     table, verdict = recipe_verdict(tmp_path, ["r3407", "r1", "r2"])
     assert list(table["seed"]) == [3407, 1, 2] and table["gain ok"].all()
     assert "valid 65.3 (sd 5.0), mean score 58.67 (sd 1.53)" in verdict and "Beats it on both" in verdict
-    assert "Not decided" not in verdict
+    assert "Not decided" not in verdict and "Other-style set: 50.0 valid on average, at or above the bar" in verdict
+    assert "below the bar of 60" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"], other_style=60)[1]
     _row_file(tmp_path, "r2", 2, 55, 60, 57.0)  # a gain of 5: not enough, though the means still beat the 7B
     assert "not every seed gains >= 10" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
     _row_file(tmp_path, "r2", 2, 48, 60, 50.0)  # the mean score falls below 58.54
@@ -176,6 +177,20 @@ def test_warm_start_table_reads_the_committed_warm_starts_and_pairs_them():
     assert table.loc["strong_grpo_maximal_300", "vs strong_grpo_maximal"] == "+0 / -6, p = 0.031"
     assert table.loc["strong_grpo_maximal", "vs strong_grpo_maximal"] == ""  # not compared with itself
     assert table.loc["strong_grpo_maximal", "real clashes named"] == "32%"
+    assert list(table["other style valid"]) == [6, 8, 5] and set(table["style"]) == {"default"}
+
+
+def test_warm_start_table_pairs_the_other_style_set_too():
+    """The wide style's warm start against the default style's: the held-out names are where they differ."""
+    from pathlib import Path
+
+    from utils.evaluate.report import warm_start_table
+
+    folder = Path(__file__).resolve().parent.parent / "results" / "ablation"
+    table = warm_start_table(folder, ["warm_scan", "warm_scan_wide"], against="warm_scan")
+    assert list(table["style"]) == ["default", "wide"] and list(table["other style valid"]) == [10, 54]
+    assert table.loc["warm_scan_wide", "other style vs warm_scan"] == "+48 / -4, p = 1.3e-10"
+    assert table.loc["warm_scan_wide", "vs warm_scan"] == "+18 / -8, p = 0.076"
 
 
 def test_recipe_verdict_reads_a_knob_left_to_the_profile_from_the_recorded_profile(tmp_path):

@@ -200,8 +200,9 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
     """The warm starts of committed rows side by side (``results/ablation``; a warm-start-only row, ``"grpo":
     false``, or any row's warm start): its trace and problems, valid answers and mean score on the test set, and
     what its ``<think>`` traces say of the clashes (the share of the real ones named, the share of the named ones
-    that are false) and of the durations (the share stated right), from the committed warm-start completions.
-    ``against``: a row to compare each with, paired on the same test problems (+improved / -worsened valid
+    that are false) and of the durations (the share stated right), from the committed warm-start completions;
+    and its valid answers on the held-out other-style set (``test_other_style``: names it never saw).
+    ``against``: a row to compare each with, paired on the same problems of each set (+improved / -worsened valid
     answers, exact McNemar p). Missing rows are left out.
     """
     import json
@@ -214,11 +215,17 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
     from .evaluation import evaluate, load_completions
     from .statistics import compare
 
-    def answers(name: str) -> list | None:
-        path = Path(folder) / name / "completions_sft_test.jsonl"
+    def answers(name: str, split: str = "test") -> list | None:
+        path = Path(folder) / name / f"completions_sft_{split}.jsonl"
         return load_completions(path) if path.exists() else None
 
+    def versus(base: list, texts: list, split: str) -> str:
+        problems = load_split(split, len(texts))
+        c = compare(evaluate(problems, base[: len(texts)]), evaluate(problems, texts), against, name)
+        return f"+{c.transitions['invalid->valid']} / -{c.transitions['valid->invalid']}, p = {c.p_value:.2g}"
+
     base = answers(against) if against else None
+    base_other = answers(against, "test_other_style") if against else None
     records = []
     for name in rows:
         texts = answers(name)
@@ -231,6 +238,7 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
         rec = {
             "row": name,
             "trace": ws.get("trace", ""),
+            "style": ws.get("style", "default"),  # the training problems' names (utils.task.datagen)
             "problems": ws.get("n_problems", ""),
             "valid": summary.valid,
             "mean score": round(summary.mean_score, 2),
@@ -238,16 +246,18 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
             "named clashes false": f"{trace['false_clashes_named']:.0%}",
             "durations right": f"{durations['durations_right']:.0%}" if durations["durations_stated"] else "",
         }
+        other = answers(name, "test_other_style")
+        rec["other style valid"] = evaluate(load_split("test_other_style", len(other)), other).valid if other else ""
         if base is not None and name != against:
-            c = compare(evaluate(problems, base[: len(texts)]), summary, against, name)
-            t = c.transitions
-            rec[f"vs {against}"] = f"+{t['invalid->valid']} / -{t['valid->invalid']}, p = {c.p_value:.2g}"
+            rec[f"vs {against}"] = versus(base, texts, "test")
+            if other and base_other:
+                rec[f"other style vs {against}"] = versus(base_other, other, "test_other_style")
         records.append(rec)
     return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()
 
 
 def recipe_verdict(
-    folder, rows: Sequence[str], min_gain: int = 10, alpha: float = 0.01, seeds: int = 3
+    folder, rows: Sequence[str], min_gain: int = 10, alpha: float = 0.01, seeds: int = 3, other_style: int = 50
 ) -> tuple[pd.DataFrame, str]:  # noqa: F821
     """A recipe run once per seed (one committed row each) against the published GRPO 7B model's two figures.
 
@@ -255,9 +265,10 @@ def recipe_verdict(
     own warm start with the exact McNemar p, the other-style set) and one line of verdict: it beats the 7B when
     the seeds' mean valid count and mean score both reach the 7B's (63, 58.54) and every seed's gain is at least
     ``min_gain`` valid answers at p < ``alpha``, over at least ``seeds`` seeds (fewer: the line says the bar is
-    not reached yet, whatever the figures). Rows missing from ``folder`` are named, never guessed; rows that
-    differ in anything but the seed (their overrides, rewards or weights), or share a seed, are not seeds of one
-    recipe, and the verdict says so instead of averaging them.
+    not reached yet, whatever the figures). The line also says whether the seeds' mean valid count on the
+    held-out other-style set reaches ``other_style`` (the issue's generalisation bar). Rows missing from
+    ``folder`` are named, never guessed; rows that differ in anything but the seed (their overrides, rewards or
+    weights), or share a seed, are not seeds of one recipe, and the verdict says so instead of averaging them.
     """
     import json
     from pathlib import Path
@@ -307,6 +318,12 @@ def recipe_verdict(
         f"{'Beats it on both' if beats else 'Does not beat it on both'}; "
         f"{'every' if gains else 'not every'} seed gains >= {min_gain} valid at p < {alpha}."
     )
+    other = [r["other-style valid"] for r in records if r["other-style valid"] is not None]
+    if other:
+        verdict += (
+            f" Other-style set: {mean(other):.1f} valid on average, "
+            f"{'at or above' if mean(other) >= other_style else 'below'} the bar of {other_style}."
+        )
     if len(records) < seeds:
         verdict += f" Not decided: {len(records)} of the {seeds} seeds the bar asks for."
     return table, verdict
