@@ -26,6 +26,10 @@
 #                       #   FRACTION=0.38 BESIDE="python3 scripts/ablation.py --rows warm_scan_wide --out /root/exp/ablation \
 #                       #     --cache /root/exp/cache --memory-fraction 0.22" bash scripts/gpu_recipe.sh one ROW_A+ROW_B
 #                       # (a scan GRPO row at 48% peaked at 24.2 GiB held; its loss passes shrink to the cap)
+#                       # One row alone (2026-12-07: two GRPO rows and a warm start did not fit a lease whose machine
+#                       # was taken back twice; one scan GRPO step took 4.5-5.1 s alone at 640 tokens, 3.7 s of it
+#                       # decoding): FRACTION=0.48 bash scripts/gpu_recipe.sh one wide_grpo_maximal_scan
+#   bash scripts/gpu_recipe.sh stop ROW     # stop one row's job (e.g. a BESIDE job slowing the seeds)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
 #                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (measured x6.6 slower: leave off)
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after `one` (the embedded model's tokenizer),
@@ -128,6 +132,13 @@ wait
 EOS
     setsid nohup bash $R/one.sh > /dev/null 2>&1 < /dev/null &
     sleep 5; echo launched; cat $R/one.sh ;;
+  stop)
+    # stop one row's job (its lane goes on with its next row): only a process that *is* the row's python, never a
+    # shell whose command line merely names it (`pkill -f ROW` in a device call kills that call's own shell)
+    ROW=${2:?the row to stop}
+    PIDS=$(pgrep -f "^([^ ]*/)?python[0-9.]* scripts/ablation.py --rows $ROW( |$)")
+    [ -n "$PIDS" ] || { echo "no job of row $ROW is running"; exit 1; }
+    for pid in $PIDS; do pkill -TERM -P $pid 2>/dev/null; kill -TERM $pid; done; sleep 3; echo "stopped $ROW ($PIDS)" ;;
   memory)
     # GPU memory of GRPO and evaluation for the model table (scripts/measure_memory.py), in the foreground.
     # Needs the wheels and a tokenizer: .whl_tok when carried (tokenizer files + config.json), else the embedded model's.
@@ -139,5 +150,5 @@ EOS
     python3 scripts/measure_memory.py --models $MODELS --backend $B --steps 2 $TOK --timeout ${EACH:-300} ${CARD:+--card "$CARD"} \
       --json $R/memory_$B.json 2>&1 | grep --line-buffered -v Warning | tee -a $R/memory.log
     cp $R/memory_$B.json $OUT/ 2>/dev/null ;;
-  *) echo "usage: $0 carry|wheels|part-a|model|launch|collect|one|memory"; exit 2 ;;
+  *) echo "usage: $0 carry|wheels|part-a|model|launch|collect|one|stop|memory"; exit 2 ;;
 esac
