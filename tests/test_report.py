@@ -120,6 +120,7 @@ def test_recipe_verdict_needs_both_figures_on_average_and_every_seeds_gain(tmp_p
     _row_file(tmp_path, "r2", 2, 48, 60, 50.0)  # the mean score falls below 58.54
     assert "Does not beat it on both" in recipe_verdict(tmp_path, ["r3407", "r1", "r2"])[1]
     assert recipe_verdict(tmp_path, ["r3407", "r9"])[1] == "not decided: no finished results for r9"
+    assert recipe_verdict(tmp_path, [])[1] == "not decided: no rows given"  # e.g. none committed yet
     one = recipe_verdict(tmp_path, ["r3407"])[1]
     assert "over 1 seed: valid 70, mean score 60.00 (one seed: no spread)" in one
     assert one.endswith("Not decided: 1 of the 3 seeds the bar asks for.")  # figures alone are not the bar

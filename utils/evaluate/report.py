@@ -302,6 +302,8 @@ def recipe_verdict(
     table = pd.DataFrame(records).set_index("row") if records else pd.DataFrame()
     if missing:
         return table, f"not decided: no finished results for {', '.join(missing)}"
+    if not records:
+        return table, "not decided: no rows given"
     if drift := _recipe_drift(folder, [r["row"] for r in records], [r["seed"] for r in records]):
         return table, f"not decided: {drift}"
     valid, score = [r["valid"] for r in records], [r["mean score"] for r in records]
