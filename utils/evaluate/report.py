@@ -219,7 +219,7 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
         path = Path(folder) / name / f"completions_sft_{split}.jsonl"
         return load_completions(path) if path.exists() else None
 
-    def versus(base: list, texts: list, split: str) -> str:
+    def versus(base: list, texts: list, split: str, name: str) -> str:
         problems = load_split(split, len(texts))
         c = compare(evaluate(problems, base[: len(texts)]), evaluate(problems, texts), against, name)
         return f"+{c.transitions['invalid->valid']} / -{c.transitions['valid->invalid']}, p = {c.p_value:.2g}"
@@ -249,9 +249,9 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
         other = answers(name, "test_other_style")
         rec["other style valid"] = evaluate(load_split("test_other_style", len(other)), other).valid if other else ""
         if base is not None and name != against:
-            rec[f"vs {against}"] = versus(base, texts, "test")
+            rec[f"vs {against}"] = versus(base, texts, "test", name)
             if other and base_other:
-                rec[f"other style vs {against}"] = versus(base_other, other, "test_other_style")
+                rec[f"other style vs {against}"] = versus(base_other, other, "test_other_style", name)
         records.append(rec)
     return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()
 
