@@ -219,13 +219,15 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
         path = Path(folder) / name / f"completions_sft_{split}.jsonl"
         return load_completions(path) if path.exists() else None
 
-    def versus(base: list, texts: list, split: str, name: str) -> str:
-        problems = load_split(split, len(texts))
-        c = compare(evaluate(problems, base[: len(texts)]), evaluate(problems, texts), against, name)
+    base = {split: answers(against, split) for split in ("test", "test_other_style")} if against else {}
+    base_scored: dict[tuple[str, int], object] = {}  # (set, n): the reference row on its first n problems, once
+
+    def versus(split: str, after, name: str) -> str:
+        if (split, after.n) not in base_scored:
+            base_scored[split, after.n] = evaluate(load_split(split, after.n), base[split][: after.n])
+        c = compare(base_scored[split, after.n], after, against, name)
         return f"+{c.transitions['invalid->valid']} / -{c.transitions['valid->invalid']}, p = {c.p_value:.2g}"
 
-    base = answers(against) if against else None
-    base_other = answers(against, "test_other_style") if against else None
     records = []
     for name in rows:
         texts = answers(name)
@@ -246,12 +248,13 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
             "named clashes false": f"{trace['false_clashes_named']:.0%}",
             "durations right": f"{durations['durations_right']:.0%}" if durations["durations_stated"] else "",
         }
-        other = answers(name, "test_other_style")
-        rec["other style valid"] = evaluate(load_split("test_other_style", len(other)), other).valid if other else ""
-        if base is not None and name != against:
-            rec[f"vs {against}"] = versus(base, texts, "test", name)
-            if other and base_other:
-                rec[f"other style vs {against}"] = versus(base_other, other, "test_other_style", name)
+        other_texts = answers(name, "test_other_style")
+        other = evaluate(load_split("test_other_style", len(other_texts)), other_texts) if other_texts else None
+        rec["other style valid"] = other.valid if other else ""
+        if base.get("test") is not None and name != against:
+            rec[f"vs {against}"] = versus("test", summary, name)
+            if other and base["test_other_style"]:
+                rec[f"other style vs {against}"] = versus("test_other_style", other, name)
         records.append(rec)
     return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()
 
