@@ -42,6 +42,7 @@ OTHER_STYLE_SEED = 20261126
 CATALOGUES = {"default": EVENT_NAMES_FILE, "other_style": OTHER_STYLE_NAMES_FILE}  # event-name files
 RANDOM_NAMES = "random"  # a catalogue made up from the default one's words: see random_catalogue()
 RANDOM_WIDE_NAMES = "random-wide"  # the same, with the wider punctuation of random_catalogue(wide=True)
+NAME_CATALOGUES = (*CATALOGUES, RANDOM_NAMES, RANDOM_WIDE_NAMES)  # what GeneratorConfig.names may be
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,7 @@ class GeneratorConfig:
         if self.names in (RANDOM_NAMES, RANDOM_WIDE_NAMES):
             return {k: list(v) for k, v in random_catalogue(wide=self.names == RANDOM_WIDE_NAMES).items()}
         if self.names not in CATALOGUES:
-            raise ValueError(
-                f"unknown name catalogue {self.names!r}; choose from "
-                f"{sorted([*CATALOGUES, RANDOM_NAMES, RANDOM_WIDE_NAMES])}"
-            )
+            raise ValueError(f"unknown name catalogue {self.names!r}; choose from {sorted(NAME_CATALOGUES)}")
         return load_themes(CATALOGUES[self.names])
 
     def validate(self, themes: dict[str, list[str]]) -> None:
@@ -149,11 +147,7 @@ def _knob_type_problem(name: str, value: object) -> str | None:
     if name == "theme":
         return None if value is None or isinstance(value, str) else "must be a theme's name or None"
     if name == "names":
-        return (
-            None
-            if isinstance(value, str)
-            else f"must be the name of a catalogue, one of {[*CATALOGUES, RANDOM_NAMES, RANDOM_WIDE_NAMES]}"
-        )
+        return None if isinstance(value, str) else f"must be the name of a catalogue, one of {list(NAME_CATALOGUES)}"
     return None
 
 
@@ -368,7 +362,9 @@ MIXED_STYLE = GeneratorConfig(
 """Training diversity without the held-out names: made-up names, starts at any minute, the whole day."""
 WIDE_STYLE = dataclasses.replace(MIXED_STYLE, names=RANDOM_WIDE_NAMES)
 """As :data:`MIXED_STYLE`, the made-up names with wider punctuation (commas, colons, quotes: random_catalogue)."""
-TRAINING_STYLES = ("default", "mixed", "wide")
+#: Training styles (warm start, GRPO problems): the generator config of every other extra problem (None: all default).
+_EXTRA_STYLE = {"default": None, "mixed": MIXED_STYLE, "wide": WIDE_STYLE}
+TRAINING_STYLES = tuple(_EXTRA_STYLE)
 EXTRA_TRAINING_SEED = 777
 
 
@@ -390,7 +386,7 @@ def training_problems(
         return rows
     held_out = {problem_key(r) for split in ("test", "test_other_style") for r in load_split(split)}
     rng = random.Random(seed)
-    configs = [GeneratorConfig()] + {"default": [], "mixed": [MIXED_STYLE], "wide": [WIDE_STYLE]}[style]
+    configs = [GeneratorConfig()] + ([_EXTRA_STYLE[style]] if _EXTRA_STYLE[style] else [])
     if max_events is not None:
         size = {"min_events": min(GeneratorConfig.min_events, max_events), "max_events": max_events}
         configs = [dataclasses.replace(c, **size) for c in configs]
