@@ -50,7 +50,7 @@ from utils.task.data import load_split  # noqa: E402
 from utils.task.prompts import build_messages  # noqa: E402
 from utils.train.callbacks import SkipNonFiniteSteps  # noqa: E402
 from utils.train.config import build_grpo_config, grpo_knobs, lora_config  # noqa: E402
-from utils.train.fast_rollouts import FastRollouts, _left_padded  # noqa: E402
+from utils.train.fast_rollouts import FastRollouts, left_padded  # noqa: E402
 from utils.train.trainer import grpo_records  # noqa: E402
 from utils.train.warmstart import run_sft  # noqa: E402
 
@@ -343,7 +343,7 @@ def in_place_check(trainer, fast, prompt_ids: list[list[int]], k: int = 4) -> di
         copy_logp = torch.tensor(fast.last_logprobs)  # (B, k): the copy's log-prob of each token it chose
         width = timing.prompt_width
         # each answer has k tokens, so prompt + answer left-padded to width + k puts the answers in the last k columns
-        sequences, mask = _left_padded([[*ids, *new] for ids, new in zip(prompt_ids, completions)], width + k, 0)
+        sequences, mask = left_padded([[*ids, *new] for ids, new in zip(prompt_ids, completions)], width + k, 0)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         chosen = sequences[:, width:].unsqueeze(-1)
 

@@ -78,8 +78,8 @@ def main(argv=None) -> int:
     from utils.task.prompts import build_messages
     from utils.train.fast_rollouts import (
         FastRollouts,
-        _left_padded,
         _sync,
+        left_padded,
         profile_generation,
         sampling_config,
         trim_after_eos,
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
         return sampling_config(args.new, sample, eos, tok.pad_token_id, min_new=args.new if sample else 0)
 
     def plain(prompts, cfg):
-        input_ids, mask = _left_padded(prompts, max(map(len, prompts)), tok.pad_token_id)
+        input_ids, mask = left_padded(prompts, max(map(len, prompts)), tok.pad_token_id)
         cfg.disable_compile = True
         with torch.no_grad():
             out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), generation_config=cfg)

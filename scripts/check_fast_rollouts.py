@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     from transformers import GenerationConfig
 
     from utils.env import hardware, package_versions
-    from utils.train.fast_rollouts import FastRollouts, _left_padded, profile_generation, sampling_config
+    from utils.train.fast_rollouts import FastRollouts, left_padded, profile_generation, sampling_config
 
     torch.manual_seed(0)
     policy, tok, test_ids, train_ids, device = load(args)
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     bucket = -(-max(map(len, test_ids + train_ids)) // 64) * 64
     # The policy's own greedy answers (plain generate on the PEFT model, as TRL's plain path).
     width = max(map(len, test_ids[: args.prompts]))
-    pad, mask = _left_padded(test_ids[: args.prompts], width, tok.pad_token_id)
+    pad, mask = left_padded(test_ids[: args.prompts], width, tok.pad_token_id)
     t0 = time.perf_counter()
     with torch.no_grad():
         seqs = policy.generate(

@@ -20,7 +20,7 @@ from utils.llm.attention import PADSAFE_ATTENTION, padsafe_sdpa_mask, register_p
 from utils.llm.models import embedded_checkpoint, load_tokenizer
 from utils.task.data import load_split
 from utils.task.prompts import build_messages
-from utils.train.fast_rollouts import TESTED_TRL, FastRollouts, NonFiniteLogits, trim_after_eos
+from utils.train.fast_rollouts import TESTED_TRL, FastRollouts, NonFiniteLogits, left_padded, trim_after_eos
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -287,6 +287,13 @@ def test_trim_matches_trl_rule():
     eos = [2, 7]
     rows = torch.tensor([[5, 2, 2, 2], [5, 6, 7, 2], [5, 6, 8, 9], [2, 2, 2, 2]])
     assert trim_after_eos(rows, eos) == [[5, 2], [5, 6, 7], [5, 6, 8, 9], [2]]
+
+
+def test_left_padded_puts_every_last_prompt_token_in_the_same_column():
+    ids, mask = left_padded([[4, 5, 6], [7], []], 4, pad_id=0)
+    assert ids.tolist() == [[0, 4, 5, 6], [0, 0, 0, 7], [0, 0, 0, 0]]
+    assert mask.tolist() == [[0, 1, 1, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
+    assert left_padded([[3]], 2, pad_id=None)[0].tolist() == [[0, 3]]  # no pad token: 0, masked out anyway
 
 
 # ----------------------------------------------------------------------------- (d) a real GRPOTrainer run

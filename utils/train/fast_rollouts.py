@@ -236,7 +236,7 @@ class FastRollouts:
         self.release_caches()
         device = next(policy.parameters()).device
         width = max(len(p) for p in prompt_ids)
-        input_ids, attention_mask = _left_padded(prompt_ids, width, config.pad_token_id)
+        input_ids, attention_mask = left_padded(prompt_ids, width, config.pad_token_id)
         plain = copy.deepcopy(config)
         plain.cache_implementation, plain.disable_compile = None, True
         _sync(device)
@@ -322,7 +322,7 @@ class FastRollouts:
             width, path = longest, "fallback"
             config.cache_implementation = None
             config.disable_compile = True
-        input_ids, attention_mask = _left_padded(prompt_ids, width, config.pad_token_id)
+        input_ids, attention_mask = left_padded(prompt_ids, width, config.pad_token_id)
         # Our config replaces the copy's own one, so no default of the checkpoint leaks into sampling.
         self.infer.generation_config = config
         _sync(device)
@@ -641,7 +641,7 @@ def sampling_config(
     )
 
 
-def _left_padded(
+def left_padded(
     prompt_ids: Sequence[Sequence[int]], width: int, pad_id: int | None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prompts left-padded to ``width``: the last prompt token of every row sits in the same column."""
