@@ -1,5 +1,8 @@
 """Small builders shared by the tests."""
 
+#: The answer format's tags, open and close (the fuzz tests build answers from them).
+ANSWER_TAGS = [f"<{end}{tag}>" for tag in ("think", "schedule", "event", "name", "start", "end") for end in ("", "/")]
+
 
 def tiny_llama(tok, seed: int = 0, **config):
     """A 2-layer random Llama over the course tokenizer: the real code paths at a tiny cost."""

@@ -9,6 +9,7 @@ import math
 import time
 
 import pytest
+from helpers import ANSWER_TAGS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,18 +22,7 @@ from utils.task.prompts import format_answer
 ROWS = load_split("train", limit=20)
 REWARDS = list(LIBRARY_REWARDS.values())
 TAGS = [
-    "<think>",
-    "</think>",
-    "<schedule>",
-    "</schedule>",
-    "<event>",
-    "</event>",
-    "<name>",
-    "</name>",
-    "<start>",
-    "</start>",
-    "<end>",
-    "</end>",
+    *ANSWER_TAGS,
     "25:99",
     "7:5",
     "00:00",

@@ -8,6 +8,7 @@ three reference rewards with a direct transliteration of the published functions
 import re
 
 import pytest
+from helpers import ANSWER_TAGS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,20 +43,7 @@ CAPTURE_VERBOSE_RX = re.compile(
     re.VERBOSE,
 )
 
-TAGS = [
-    "<think>",
-    "</think>",
-    "<schedule>",
-    "</schedule>",
-    "<event>",
-    "</event>",
-    "<name>",
-    "</name>",
-    "<start>",
-    "</start>",
-    "<end>",
-    "</end>",
-]
+TAGS = ANSWER_TAGS
 PIECES = TAGS + [
     "0",
     "1",
