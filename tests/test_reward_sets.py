@@ -17,6 +17,7 @@ from utils.rewards import (
     RewardSetError,
     format_reward,
     load_reward_set,
+    maximal_score_reward,
     my_rewards_path,
     score_reward,
     sorted_events_reward,
@@ -54,7 +55,7 @@ def _write(text: str):
 def test_no_file_gives_the_working_default_and_the_seed_is_one_switch_away():
     funcs, weights, where = load_reward_set()
     assert [f.__name__ for f in funcs] == list(DEFAULT_REWARDS) and weights == [1.0, 1.0]
-    assert funcs == [format_reward, strict_score_reward]  # no order reward: it paid for invented events in order
+    assert funcs == [format_reward, maximal_score_reward]  # no order reward: it paid for invented events in order
     assert "default" in where and str(my_rewards_path()) in where and "\n" not in where
     assert SEED_REWARDS == ("format_reward", "sorted_events_reward", "score_reward")
     _write("from utils.rewards import *\nREWARDS = [format_reward, sorted_events_reward, score_reward]\n")

@@ -14,6 +14,7 @@ from utils.rewards import (
     DEFAULT_REWARDS,
     SEED_REWARDS,
     STRICT_ORDER_REWARDS,
+    STRICT_REWARDS,
     check_schedule,
     default_reward_funcs,
     explain,
@@ -238,31 +239,38 @@ def test_gallery_rewards(row):
 
 def test_the_default_set_pays_nothing_for_the_hacks_the_seed_pays_for(row):
     """Issue 21.1: the seed's score_reward pays for the rest of a schedule when events clash (GRPO
-    learned to list clashing events); the default strict_score_reward pays only valid schedules."""
+    learned to list clashing events); the default maximal_score_reward pays only valid schedules."""
     g = make_gallery(row)
     for label in ("overlapping", "hack: every event"):
         seed = explain(row, g[label], default_reward_funcs(SEED_REWARDS)).rewards
         default = explain(row, g[label]).rewards
-        assert seed["score_reward"] > 0 and default["strict_score_reward"] == 0, label
+        assert seed["score_reward"] > 0 and default["maximal_score_reward"] == 0, label
     for label in ("optimal (DP)", "greedy"):
-        assert explain(row, g[label]).rewards["strict_score_reward"] == explain(row, g[label], [score_reward]).total
+        assert strict_score_reward([g[label]], **cols([row])) == [explain(row, g[label], [score_reward]).total]
 
 
-def test_the_default_set_is_format_and_strict_score_and_does_not_pay_for_order_alone(row):
-    """The default set is format + strict score (at most 10 + 70 = 80): the order reward is left out
-    because it paid 20 for events in time order even when one is invented; strict score pays such an
-    answer nothing. The three-reward set (format + order + strict score, at most 100) keeps the order reward."""
-    assert DEFAULT_REWARDS == ("format_reward", "strict_score_reward")
+def test_the_default_set_is_format_and_maximal_score_and_does_not_pay_for_order_alone(row):
+    """The default set is format + maximal score (at most 10 + 70 = 80): the order reward is left out
+    because it paid 20 for events in time order even when one is invented; the maximal score pays such an
+    answer nothing, and a valid answer that leaves out an event clashing with nothing less than the strict score
+    does. The three-reward set (format + order + strict score, at most 100) keeps the order reward."""
+    assert DEFAULT_REWARDS == ("format_reward", "maximal_score_reward")
+    assert STRICT_REWARDS == ("format_reward", "strict_score_reward")
     assert STRICT_ORDER_REWARDS == ("format_reward", "sorted_events_reward", "strict_score_reward")
     g = make_gallery(row)
     best = explain(row, g["optimal (DP)"])
     assert best.total == 80 and best.max_total == 80
+    assert explain(row, g["optimal (DP)"], default_reward_funcs(STRICT_REWARDS)).total == 80
     assert explain(row, g["optimal (DP)"], strict_order()).total == 100
     invented = explain(row, g["invented event"])
-    assert invented.check.invented and invented.rewards == {"format_reward": 10.0, "strict_score_reward": 0.0}
+    assert invented.check.invented and invented.rewards == {"format_reward": 10.0, "maximal_score_reward": 0.0}
     assert invented.total == 10
     assert sorted_events_reward([g["invented event"]]) == [20.0]  # what the order reward would have paid it
     assert explain(row, g["invented event"], strict_order()).total == 30
+    _, opt = optimal_schedule(row["events"], row["priority_events"])
+    short = format_answer("r", opt[:-1])  # valid, but its last event clashes with nothing it lists
+    strict = explain(row, short, default_reward_funcs(STRICT_REWARDS)).rewards["strict_score_reward"]
+    assert 0 < explain(row, short).rewards["maximal_score_reward"] < strict
 
 
 @pytest.mark.parametrize("i", range(0, 500, 37))
@@ -270,7 +278,7 @@ def test_gallery_builds_for_many_rows(train_rows, i):
     g = make_gallery(train_rows[i])
     assert all(isinstance(v, str) for v in g.values())
     assert explain(train_rows[i], g["optimal (DP)"], strict_order()).total == 100
-    assert explain(train_rows[i], g["optimal (DP)"]).total == 80  # the default set: format 10 + strict score 70
+    assert explain(train_rows[i], g["optimal (DP)"]).total == 80  # the default set: format 10 + maximal score 70
 
 
 def test_back_to_back_is_cut_before_the_end():

@@ -46,6 +46,7 @@ from .registry import (
     LIBRARY_REWARDS,
     SEED_REWARDS,
     STRICT_ORDER_REWARDS,
+    STRICT_REWARDS,
     default_reward_funcs,
     get_reward,
 )

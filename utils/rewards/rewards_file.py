@@ -3,7 +3,7 @@
 Notebook 03's ✏️ cell starts with ``%%writefile`` and writes ``outputs/my_rewards.py``, an ordinary
 Python file that ends with two names::
 
-    REWARDS = [format_reward, strict_score_reward]
+    REWARDS = [format_reward, maximal_score_reward]
     WEIGHTS = [1.0, 1.0]
 
 :func:`load_reward_set` imports it, for notebook 03's checks, notebook 05 and the training script
