@@ -13,6 +13,22 @@ from utils.task.datagen import GeneratorConfig
 ablation = script_module("ablation")
 
 
+def test_the_gpu_profile_is_its_recipe_row():
+    """Issue 21.5: the gpu profile's defaults are the recipe row's settings and reward set, so a learner's GPU run
+    (notebook 05, scripts/train_grpo.py) trains what the committed row measured; a change to either fails here."""
+    from utils.profiles import GPU_RECIPE_ROW, get_profile
+    from utils.rewards import DEFAULT_REWARDS
+
+    row = ablation.load_rows()[GPU_RECIPE_ROW]
+    assert get_profile("gpu", row["overrides"]) == get_profile("gpu")
+    assert tuple(row["rewards"]) == DEFAULT_REWARDS and row["weights"] == [1] * len(DEFAULT_REWARDS)
+    assert not {"grpo_config", "grpo_problems", "no_sft"} & set(row) and row.get("grpo", True)
+    committed = json.loads(
+        (ablation.ROWS_FILE.parents[1] / "results" / "ablation" / f"{GPU_RECIPE_ROW}.json").read_text()
+    )
+    assert committed["row"]["overrides"] == row["overrides"] and committed["row"]["rewards"] == row["rewards"]
+
+
 def test_every_committed_row_loads():
     rows = ablation.load_rows()
     assert {"weak_grpo_strict", "strong_grpo_optimal", "big_grpo", "mixed_grpo_mixed"} <= set(rows)

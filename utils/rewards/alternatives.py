@@ -162,7 +162,8 @@ def maximal_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     (79% and 78%, against 47% and 72% with the strict score) but fewer were valid (50 and 71, against 91 and 74;
     paired, p = 5.9e-11 and 0.70); neither mean score moved beyond noise, and from the strong warm start it is the
     best so far (55.1). From the scan trace's warm start it gave the course's best row (``strong_grpo_maximal_scan``:
-    67 -> 83 valid, mean score 74.8), and it is the course's default score since 2026-12-07 (:data:`~utils.rewards.registry.DEFAULT_REWARDS`).
+    67 -> 83 valid, mean score 74.8), and it is the course's default score since 2026-12-07
+    (:data:`~utils.rewards.registry.DEFAULT_REWARDS`).
 
     >>> from utils.task.prompts import format_answer
     >>> A, B, C, D = ["A", "08:00", "09:00"], ["B", "09:00", "10:30"], ["C", "11:00", "12:00"], ["D", "08:30", "09:30"]
