@@ -23,9 +23,7 @@ def test_the_gpu_profile_is_its_recipe_row():
     assert get_profile("gpu", row["overrides"]) == get_profile("gpu")
     assert tuple(row["rewards"]) == DEFAULT_REWARDS and row["weights"] == [1] * len(DEFAULT_REWARDS)
     assert not {"grpo_config", "grpo_problems", "no_sft"} & set(row) and row.get("grpo", True)
-    committed = json.loads(
-        (ablation.ROWS_FILE.parents[1] / "results" / "ablation" / f"{GPU_RECIPE_ROW}.json").read_text()
-    )
+    committed = json.loads((ablation.ROOT / "results" / "ablation" / f"{GPU_RECIPE_ROW}.json").read_text())
     assert committed["row"]["overrides"] == row["overrides"] and committed["row"]["rewards"] == row["rewards"]
 
 
