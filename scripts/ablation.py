@@ -33,15 +33,14 @@ EVAL_SETS = ("test", "test_other_style")
 
 
 #: What a row may say (the rows file's "about" explains each); anything else is a typo that would run silently.
-ROW_KEYS = {"name", "what", "overrides", "rewards", "weights", "grpo_config", "no_sft", "grpo", "grpo_problems"}
+ROW_KEYS = {"name", "what", "overrides", "rewards", "weights", "grpo_config", "no_sft", "grpo"}
 
 
 def load_rows(path: Path = ROWS_FILE) -> dict[str, dict]:
     """The rows by name, each checked before anything runs: known keys, a profile its overrides build,
-    rewards that exist with one weight each, GRPO problems of a known style."""
+    rewards that exist with one weight each."""
     from utils.profiles import get_profile
     from utils.rewards import get_reward
-    from utils.task.datagen import TRAINING_STYLES
 
     rows = json.loads(path.read_text())["rows"]
     names = [r.get("name") for r in rows]
@@ -59,11 +58,6 @@ def load_rows(path: Path = ROWS_FILE) -> dict[str, dict]:
             get_reward(name)  # raises with the known names
         if "weights" in r and len(r["weights"]) != len(r.get("rewards", [])):
             raise ValueError(f"{where}: {len(r['weights'])} weights for {len(r.get('rewards', []))} rewards")
-        problems = r.get("grpo_problems", {})
-        if set(problems) - {"n", "style"} or problems.get("style", "default") not in TRAINING_STYLES:
-            raise ValueError(f"{where}: grpo_problems takes n (>= 1) and style {TRAINING_STYLES}; got {problems}")
-        if int(problems.get("n", 1)) < 1:
-            raise ValueError(f"{where}: grpo_problems n must be >= 1; got {problems}")
     return dict(zip(names, rows))
 
 
@@ -236,9 +230,8 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
         else:
             funcs, weights = default_reward_funcs(SEED_REWARDS), [1.0, 1.0, 1.0]  # the committed rows' set
         timer = StepTimer()
-        problems = row.get("grpo_problems", {})  # default: the profile's committed training problems
         trained = train_grpo(
-            training_problems(problems.get("n", profile.data.n_train), problems.get("style", "default")),
+            training_problems(profile.data.n_train, profile.data.train_style),  # committed first, then generated
             funcs,
             profile,
             base=base,

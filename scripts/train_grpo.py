@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", default=None, help="smoke | cpu | gpu (default: $COURSE_PROFILE or hardware)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--steps", type=int, default=None, help="GRPO steps (default: the profile's)")
-    ap.add_argument("--train-n", type=int, default=None)
+    ap.add_argument("--train-n", type=int, default=None, help="GRPO problems (beyond the 500 committed: generated)")
     ap.add_argument("--eval-n", type=int, default=None)
     ap.add_argument("--model", default=None, help="key of utils.llm.MODELS (default: the profile's)")
     ap.add_argument("--backend", default=None, help="auto | trl | unsloth")
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     from utils.train import run_sft, train_grpo
 
     state = PartialState()
-    train_rows = load_split("train", profile.data.n_train)
+    train_rows = training_problems(profile.data.n_train, profile.data.train_style)  # committed first, then generated
     test_rows = load_split("test", profile.data.n_eval)
     results: dict = {
         "profile": dataclasses.asdict(profile),

@@ -22,7 +22,7 @@ def test_the_gpu_profile_is_its_recipe_row():
     row = ablation.load_rows()[GPU_RECIPE_ROW]
     assert get_profile("gpu", row["overrides"]) == get_profile("gpu")
     assert tuple(row["rewards"]) == DEFAULT_REWARDS and row["weights"] == [1] * len(DEFAULT_REWARDS)
-    assert not {"grpo_config", "grpo_problems", "no_sft"} & set(row) and row.get("grpo", True)
+    assert not {"grpo_config", "no_sft"} & set(row) and row.get("grpo", True)
     committed = json.loads((ablation.ROOT / "results" / "ablation" / f"{GPU_RECIPE_ROW}.json").read_text())
     assert committed["row"]["overrides"] == row["overrides"] and committed["row"]["rewards"] == row["rewards"]
 
@@ -49,8 +49,9 @@ GOOD = {"name": "r", "overrides": {"grpo.steps": 3}, "rewards": ["format_reward"
         ({**GOOD, "overrides": {"grpo.steps": -1}}, "row 'r'"),
         ({**GOOD, "rewards": ["no_such_reward"]}, "unknown reward"),
         ({**GOOD, "weights": [1, 1]}, "2 weights for 1 rewards"),
-        ({**GOOD, "grpo_problems": {"n": 10, "style": "fancy"}}, "grpo_problems"),
-        ({**GOOD, "grpo_problems": {"n": 0}}, "grpo_problems"),
+        ({**GOOD, "overrides": {"data.train_style": "fancy"}}, "data.train_style='fancy' is out of range"),
+        ({**GOOD, "overrides": {"data.n_train": 0}}, "data.n_train=0 is out of range"),
+        ({**GOOD, "grpo_problems": {"n": 2400}}, "unknown keys \\['grpo_problems'\\]"),  # knobs now: data.n_train
     ],
 )
 def test_a_row_that_would_not_run_is_refused(tmp_path, row, message):
@@ -73,8 +74,10 @@ def test_the_command_line_says_one_line(tmp_path, capsys):
 
 def test_mixed_grpo_problems_are_part_made_up_style():
     """Row mixed_grpo_mixed's GRPO problems: the 500 committed ones, then every other one in the made-up style."""
-    row = ablation.load_rows()["mixed_grpo_mixed"]["grpo_problems"]
-    rows = training_problems(row["n"], row["style"])
+    from utils.profiles import get_profile
+
+    data = get_profile("gpu", ablation.load_rows()["mixed_grpo_mixed"]["overrides"]).data
+    rows = training_problems(data.n_train, data.train_style)
     default_names = {name for names in GeneratorConfig().catalogue().values() for name in names}
     made_up = [r for r in rows if any(event[0] not in default_names for event in r["events"])]
     assert len(rows) == 2400 and len(made_up) == 950

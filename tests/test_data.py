@@ -100,10 +100,28 @@ def test_hub_rows_when_online(monkeypatch):
     assert load_problems("train", source="hub", limit=2) == published[:2]
 
 
+def test_hub_rows_are_topped_up_with_generated_ones_past_their_end(monkeypatch):
+    published = load_split("train", limit=4)
+    monkeypatch.setattr(data, "load_published", lambda split="train": [dict(r) for r in published])
+    rows = load_problems("train", source="hub", limit=6, style="wide")
+    assert rows[:4] == published and len(rows) == 6 and all(r not in published for r in rows[4:])
+
+
 def test_load_problems_local_and_unknown_source():
     assert load_problems("train", limit=3) == load_split("train", limit=3)
     with pytest.raises(ValueError, match="source must be"):
         load_problems("train", source="s3")
+
+
+def test_more_training_problems_than_committed_are_generated_in_the_style_asked():
+    """The gpu profile's GRPO problems (data.n_train, data.train_style) past the 500 committed ones: the same
+    problems in notebook 05 (load_problems) and in the scripts (training_problems)."""
+    from utils.task import training_problems
+
+    rows = load_problems("train", limit=600, style="wide")
+    assert rows == training_problems(600, "wide") and rows[:500] == load_split("train")
+    assert rows != load_problems("train", limit=600)  # the default style's generated problems differ
+    assert load_problems("test", limit=600) == load_split("test")  # a test split is never made up
 
 
 def test_committed_files_are_one_json_object_per_line():

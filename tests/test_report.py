@@ -197,7 +197,7 @@ def test_warm_start_table_pairs_the_other_style_set_too():
 def test_recipe_verdict_reads_a_knob_left_to_the_profile_from_the_recorded_profile(tmp_path):
     """Rows pin the answer length they ran with since the gpu profile's changed: a new seed that pins 512 and a
     committed row that ran at the profile's 512 without pinning it are one recipe; at 640 they are not. Other GRPO
-    problems make another recipe too."""
+    problems make another recipe too, whether a file records them as knobs or, as older files do, as grpo_problems."""
     import json
 
     from utils.evaluate.report import recipe_verdict
@@ -217,5 +217,7 @@ def test_recipe_verdict_reads_a_knob_left_to_the_profile_from_the_recorded_profi
     assert recipe_verdict(tmp_path, ["old", "longer"])[1] == (
         "not decided: old and longer are not one recipe (they differ in grpo.max_completion_length)"
     )
-    write("mixed", 2, {"grpo.steps": 150}, 512, problems={"n": 2400, "style": "wide"})
-    assert recipe_verdict(tmp_path, ["old", "mixed"])[1].endswith("(they differ in grpo_problems)")
+    write("mixed", 2, {"grpo.steps": 150}, 512, problems={"n": 2400, "style": "wide"})  # the old files' key
+    assert recipe_verdict(tmp_path, ["old", "mixed"])[1].endswith("(they differ in data.n_train, data.train_style)")
+    write("knobs", 3, {"grpo.steps": 150, "data.n_train": 2400, "data.train_style": "wide"}, 512)  # the same, as knobs
+    assert "Beats it on both" in recipe_verdict(tmp_path, ["mixed", "knobs"])[1]

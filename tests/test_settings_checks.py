@@ -24,7 +24,8 @@ BAD = [
     ("data.n_eval", -1, "an integer from 1 to 100"),  # evaluated 99 problems (a negative slice)
     ("data.n_eval", 0, "an integer from 1 to 100"),
     ("data.n_eval", 101, "an integer from 1 to 100"),  # only 100 are committed
-    ("data.n_train", 0, "an integer from 1 to 500"),
+    ("data.n_train", 0, "an integer >= 1"),
+    ("data.train_style", "fancy", "one of 'default', 'mixed', 'wide'"),
     ("grpo.num_generations", 0, "an integer >= 2"),
     ("grpo.num_generations", 1, "an integer >= 2"),
     ("grpo.per_device_batch", 3, "a multiple of grpo.num_generations=2"),

@@ -24,7 +24,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .llm.models import MODELS  # light modules (no torch), and neither imports this one
-from .task.datagen import TEST_SIZE, TRAIN_SIZE, TRAINING_STYLES, GeneratorConfig
+from .task.datagen import TEST_SIZE, TRAINING_STYLES, GeneratorConfig
 
 PROFILE_ENV = "COURSE_PROFILE"
 #: The public recipe's seed. Another ``seed`` repeats a run with other random draws (same problems), which is
@@ -36,9 +36,11 @@ OVERRIDES_ENV = "COURSE_OVERRIDES"  # e.g. "grpo.steps=20,data.n_eval=50"
 @dataclass(frozen=True)
 class DataSizes:
     n_generate: int  # problems generated live in notebook 01
-    n_train: int  # training problems the training notebook uses (<= 500)
+    n_train: int  # GRPO's training problems: the 500 committed ones first, then generated ones (training_problems)
     n_eval: int  # test problems evaluated (<= 100)
     max_events: int = 8  # only problems with at most this many events (the cpu profile keeps them short)
+    # the names of the generated training problems, as warm_start.style ("wide": commas, colons, quotes inside)
+    train_style: str = "default"
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ RANGES: dict[str, Range] = {
     "threads": Range(0),
     "seed": Range(0, 2**32 - 1),  # numpy's seeds are 32-bit (transformers' set_seed seeds numpy too)
     "data.n_generate": Range(1),
-    "data.n_train": Range(1, TRAIN_SIZE),  # the committed problems
+    "data.n_train": Range(1),  # beyond the 500 committed problems, generated ones (utils.task.training_problems)
+    "data.train_style": Range(choices=TRAINING_STYLES),
     "data.n_eval": Range(1, TEST_SIZE),
     "data.max_events": Range(GeneratorConfig.min_events),  # below it no committed problem is left
     "demos.brute_force_max_n": Range(2, BRUTE_FORCE_LIMIT),

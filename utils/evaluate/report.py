@@ -336,7 +336,7 @@ def recipe_verdict(
 
 def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
     """Why committed rows are not seeds of one recipe ("" when they are): the first row whose recipe (the knobs its
-    ``experiments/ablation.json`` row overrides, other than the seed; its rewards, weights and GRPO problems)
+    ``experiments/ablation.json`` row overrides but the seed, GRPO's problems among them; its rewards and weights)
     differs from the first row's, or two rows with the same seed. A knob one row overrides is read from the other
     row's recorded profile when that row left it to the profile: a row that pins a default it ran with (as every
     row pins its answer length since the gpu profile's changed) is the same recipe as one that did not."""
@@ -345,9 +345,16 @@ def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
 
     results = {name: json.loads((Path(folder) / f"{name}.json").read_text()) for name in rows}
 
+    def row_overrides(name: str) -> dict:
+        row = results[name].get("row") or {}
+        overrides = dict(row.get("overrides") or {})
+        if legacy := row.get("grpo_problems"):  # files from before the data.n_train / train_style knobs
+            overrides |= {"data.n_train": legacy.get("n"), "data.train_style": legacy.get("style", "default")}
+        return overrides
+
     def setting(name: str, knob: str):
         result = results[name]
-        overrides = (result.get("row") or {}).get("overrides") or {}
+        overrides = row_overrides(name)
         if knob in overrides:
             return overrides[knob]
         value = result.get("profile") or {}
@@ -356,12 +363,12 @@ def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
         return value
 
     def knobs(name: str) -> set[str]:
-        return set((results[name].get("row") or {}).get("overrides") or {}) - {"seed"}
+        return set(row_overrides(name)) - {"seed"}
 
     def unlike(a: str, b: str) -> list[str]:
         ra, rb = results[a].get("row") or {}, results[b].get("row") or {}
         differ = [k for k in knobs(a) | knobs(b) if setting(a, k) != setting(b, k)]
-        return sorted(differ + [k for k in ("rewards", "weights", "grpo_problems") if ra.get(k) != rb.get(k)])
+        return sorted(differ + [k for k in ("rewards", "weights") if ra.get(k) != rb.get(k)])
 
     for name in rows[1:]:
         if keys := unlike(rows[0], name):

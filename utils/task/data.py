@@ -158,17 +158,31 @@ def load_published(split: str = "train"):
 
 
 def load_problems(
-    split: str = "train", source: str = "local", limit: int | None = None, max_events: int | None = None
+    split: str = "train",
+    source: str = "local",
+    limit: int | None = None,
+    max_events: int | None = None,
+    style: str = "default",
 ) -> list[dict]:
-    """``source='local'`` (default) or ``'hub'`` (published; falls back to local with a message)."""
+    """``source='local'`` (default) or ``'hub'`` (published; falls back to local with a message).
+
+    For ``split="train"``, a ``limit`` beyond the split's problems is made up with generated ones whose
+    names are in ``style`` (:func:`utils.task.datagen.training_problems`): the gpu profile's GRPO runs
+    on more problems than the 500 committed ones."""
+    if source not in ("local", "hub"):
+        raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
+    rows = None
     if source == "hub":
         try:
             rows = [dict(r) for r in load_published(split)]
             if max_events is not None:
                 rows = [r for r in rows if len(r["events"]) <= max_events]
-            return rows[:limit] if limit is not None else rows
         except ConnectionError as exc:
             print(f"{exc}\n-> using the course's own {split} split instead.")
-    elif source != "local":
-        raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
-    return load_split(split, limit, max_events)
+    if rows is None:
+        rows = load_split(split, max_events=max_events)
+    if split == "train" and limit is not None and limit > len(rows):
+        from .datagen import training_problems  # datagen reads this module's splits: imported here, not above
+
+        return training_problems(limit, style, max_events=max_events, start=rows)
+    return rows[:limit] if limit is not None else rows

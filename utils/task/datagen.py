@@ -24,6 +24,7 @@ import numbers
 import os
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -369,19 +370,28 @@ EXTRA_TRAINING_SEED = 777
 
 
 def training_problems(
-    n: int, style: str = "default", seed: int = EXTRA_TRAINING_SEED, max_events: int | None = None
+    n: int,
+    style: str = "default",
+    seed: int = EXTRA_TRAINING_SEED,
+    max_events: int | None = None,
+    start: Sequence[dict] | None = None,
 ) -> list[dict]:
     """``n`` training problems: the committed train split first, then freshly generated ones.
 
     Problems are free: the generator makes thousands a second, so a warm start or a GRPO run can use
     more than the 500 committed ones. ``style="mixed"`` makes every other extra problem in
     :data:`MIXED_STYLE`, ``style="wide"`` in :data:`WIDE_STYLE`. ``max_events`` keeps problems small.
-    Extra problems never repeat a test problem (either test set)."""
+    Extra problems never repeat a test problem (either test set). ``start``: the problems to begin with
+    instead of the committed split (the published dataset's, say); the generated ones are the same.
+
+    >>> len(training_problems(600)), training_problems(600)[:500] == training_problems(500)
+    (600, True)
+    """
     if style not in TRAINING_STYLES:
         raise ValueError(f"style must be one of {TRAINING_STYLES}, got {style!r}")
     from .data import load_split
 
-    rows = load_split("train", max_events=max_events)[:n]
+    rows = list(start if start is not None else load_split("train", max_events=max_events))[:n]
     if len(rows) == n:
         return rows
     held_out = {problem_key(r) for split in ("test", "test_other_style") for r in load_split(split)}
