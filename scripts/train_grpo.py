@@ -117,12 +117,13 @@ def main(argv=None) -> int:
 
     from utils.evaluate import evaluate, save_completions
     from utils.llm import model_source
-    from utils.task import load_split, training_problems
+    from utils.task import load_problems, training_problems
     from utils.train import run_sft, train_grpo
 
     state = PartialState()
-    train_rows = training_problems(profile.data.n_train, profile.data.train_style)  # committed first, then generated
-    test_rows = load_split("test", profile.data.n_eval)
+    data = profile.data  # the notebooks' problems: 05's training ones (committed first, then generated), 06's test
+    train_rows = load_problems("train", limit=data.n_train, max_events=data.max_events, style=data.train_style)
+    test_rows = load_problems("test", limit=data.n_eval, max_events=data.max_events)
     results: dict = {
         "profile": dataclasses.asdict(profile),
         "model": spec.key,
@@ -165,7 +166,8 @@ def main(argv=None) -> int:
     policy_base = args.base or base
     if spec.warm_start and not args.no_sft and not args.base:
         t0 = time.perf_counter()
-        sft_rows = training_problems(profile.warm_start.n_problems, profile.warm_start.style)
+        warm = profile.warm_start
+        sft_rows = training_problems(warm.n_problems, warm.style, max_events=data.max_events)  # as notebook 05's
         policy_base = str(run_sft(base, sft_rows, profile, out / "sft"))
         results["seconds"]["sft"] = round(time.perf_counter() - t0, 1)
         save()
