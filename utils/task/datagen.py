@@ -382,7 +382,7 @@ def training_problems(
     more than the 500 committed ones. ``style="mixed"`` makes every other extra problem in
     :data:`MIXED_STYLE`, ``style="wide"`` in :data:`WIDE_STYLE`. ``max_events`` keeps problems small.
     Extra problems never repeat a test problem (either test set). ``start``: the problems to begin with
-    instead of the committed split (the published dataset's, say); the generated ones are the same.
+    instead of the committed split (the published dataset's, say), then generated ones as usual.
 
     >>> len(training_problems(600)), training_problems(600)[:500] == training_problems(500)
     (600, True)
