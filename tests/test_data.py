@@ -124,6 +124,16 @@ def test_more_training_problems_than_committed_are_generated_in_the_style_asked(
     assert load_problems("test", limit=600) == load_split("test")  # a test split is never made up
 
 
+def test_a_limit_within_the_committed_split_never_generates_even_when_max_events_filters_it():
+    """The cpu profile: data.n_train=500 with data.max_events=5 trains on the 192 small committed problems, as before
+    the knob could reach past them; past 500, the generated ones are added to those."""
+    small = load_split("train", max_events=5)
+    assert load_problems("train", limit=500, max_events=5) == small and len(small) < 500
+    more = load_problems("train", limit=600, max_events=5)
+    assert more[: len(small)] == small and len(more) == len(small) + 100
+    assert all(len(r["events"]) <= 5 for r in more)
+
+
 def test_committed_files_are_one_json_object_per_line():
     lines = TRAIN_FILE.read_text(encoding="utf-8").splitlines()
     assert all(isinstance(json.loads(line), dict) for line in lines)

@@ -36,7 +36,8 @@ OVERRIDES_ENV = "COURSE_OVERRIDES"  # e.g. "grpo.steps=20,data.n_eval=50"
 @dataclass(frozen=True)
 class DataSizes:
     n_generate: int  # problems generated live in notebook 01
-    n_train: int  # GRPO's training problems: the 500 committed ones first, then generated ones (training_problems)
+    # GRPO's problems: the 500 committed ones (those with at most max_events), then n_train - 500 generated ones
+    n_train: int
     n_eval: int  # test problems evaluated (<= 100)
     max_events: int = 8  # only problems with at most this many events (the cpu profile keeps them short)
     # the names of the generated training problems, as warm_start.style ("wide": commas, colons, quotes inside)

@@ -166,23 +166,25 @@ def load_problems(
 ) -> list[dict]:
     """``source='local'`` (default) or ``'hub'`` (published; falls back to local with a message).
 
-    For ``split="train"``, a ``limit`` beyond the split's problems is made up with generated ones whose
-    names are in ``style`` (:func:`utils.task.datagen.training_problems`): the gpu profile's GRPO runs
-    on more problems than the 500 committed ones."""
+    For ``split="train"``, a ``limit`` beyond the split's size is made up with generated problems whose names
+    are in ``style`` (:func:`utils.task.datagen.training_problems`): the gpu profile's GRPO runs on more than
+    the 500 committed ones. ``max_events`` filters the split first; a limit within the split's size never
+    generates (the cpu profile's 500 with at most 5 events are the 192 committed ones that small)."""
     if source not in ("local", "hub"):
         raise ValueError(f"source must be 'local' or 'hub', got {source!r}")
     rows = None
     if source == "hub":
         try:
             rows = [dict(r) for r in load_published(split)]
-            if max_events is not None:
-                rows = [r for r in rows if len(r["events"]) <= max_events]
         except ConnectionError as exc:
             print(f"{exc}\n-> using the course's own {split} split instead.")
     if rows is None:
-        rows = load_split(split, max_events=max_events)
-    if split == "train" and limit is not None and limit > len(rows):
+        rows = load_split(split)
+    size = len(rows)
+    if max_events is not None:
+        rows = [r for r in rows if len(r["events"]) <= max_events]
+    if split == "train" and limit is not None and limit > size:
         from .datagen import training_problems  # datagen reads this module's splits: imported here, not above
 
-        return training_problems(limit, style, max_events=max_events, start=rows)
+        return training_problems(limit - size + len(rows), style, max_events=max_events, start=rows)
     return rows[:limit] if limit is not None else rows
