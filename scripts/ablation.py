@@ -197,7 +197,7 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
     from utils.env import gpu_peak_memory
     from utils.profiles import get_profile
     from utils.rewards import SEED_REWARDS, default_reward_funcs, get_reward
-    from utils.task import training_problems
+    from utils.task import load_problems
     from utils.train import train_grpo
     from utils.train.callbacks import StepTimer
     from utils.train.fast_rollouts import ROLLOUT_COMPILE_ENV
@@ -231,7 +231,9 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
             funcs, weights = default_reward_funcs(SEED_REWARDS), [1.0, 1.0, 1.0]  # the committed rows' set
         timer = StepTimer()
         trained = train_grpo(
-            training_problems(profile.data.n_train, profile.data.train_style),  # committed first, then generated
+            load_problems(  # notebook 05's and scripts/train_grpo.py's: committed first, then generated
+                "train", limit=profile.data.n_train, max_events=profile.data.max_events, style=profile.data.train_style
+            ),
             funcs,
             profile,
             base=base,
