@@ -124,6 +124,7 @@ def test_recipe_verdict_needs_both_figures_on_average_and_every_seeds_gain(tmp_p
     one = recipe_verdict(tmp_path, ["r3407"])[1]
     assert "over 1 seed: valid 70, mean score 60.00 (one seed: no spread)" in one
     assert one.endswith("Not decided: 1 of the 3 seeds the bar asks for.")  # figures alone are not the bar
+    assert recipe_verdict(tmp_path, "r3407")[1] == one  # one row's name, not a list of its letters
 
 
 def test_recipe_verdict_refuses_rows_that_are_not_seeds_of_one_recipe(tmp_path):

@@ -348,6 +348,23 @@ def test_another_seed_starts_a_new_grpo_run_and_reaches_grpo_config(tmp_path):
     assert "seed 3407 -> 1" in decision
 
 
+def test_other_grpo_problems_start_a_new_run_and_older_settings_files_resume(tmp_path):
+    from utils.train import run_settings
+
+    common = dict(model_key="smollm2-135m", base="b", backend="trl", reward_names=["format_reward"])
+    run = tmp_path / "grpo"
+    prepare_run_dir(run, 10, settings=run_settings(get_profile("smoke"), **common))
+    _fake_checkpoint(run, 4)
+    wide = run_settings(get_profile("smoke", {"data.train_style": "wide", "data.n_train": 600}), **common)
+    with pytest.raises(ValueError, match=r"data\.n_train 16 -> 600; data\.train_style 'default' -> 'wide'"):
+        prepare_run_dir(run, 10, fresh=False, settings=wide)
+    # a settings file written before the data knobs were recorded: its problems are unknown, so it resumes
+    stored = json.loads((run / "run_settings.json").read_text())
+    (run / "run_settings.json").write_text(json.dumps({k: v for k, v in stored.items() if not k.startswith("data.")}))
+    assert "resuming" in prepare_run_dir(run, 10, settings=wide)
+    assert json.loads((run / "run_settings.json").read_text())["data.train_style"] == "wide"  # recorded from now on
+
+
 def test_training_script_one_process(tiny_model_dir, tmp_path):
     """scripts/train_grpo.py (what `accelerate launch` runs on several GPUs), as one CPU process."""
     import subprocess

@@ -280,6 +280,7 @@ def recipe_verdict(
     import pandas as pd
 
     target = next(p for p in PUBLISHED_RESULTS if p["model"] == "anakin87/qwen-scheduler-7b-grpo")
+    rows = [rows] if isinstance(rows, str) else rows  # one row's name, not its letters
     records, missing = [], []
     for name in rows:
         path = Path(folder) / f"{name}.json"

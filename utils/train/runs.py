@@ -214,6 +214,8 @@ def _clear_run(out_dir: Path) -> None:
 
 #: Knobs that may change between a run and its resume (how long, how often to save or log).
 RESUMABLE_KNOBS = ("steps", "save_steps", "logging_steps", "sample_every", "n_probe")
+# the profile's data knobs that choose GRPO's problems (utils.task.load_problems)
+DATA_KNOBS = ("n_train", "max_events", "train_style")
 
 
 def run_settings(
@@ -228,13 +230,16 @@ def run_settings(
 ) -> dict[str, Any]:
     """What a run's checkpoints depend on, as plain JSON values: resuming under other settings
     (another profile's LoRA rank, another base model or reward set) would fail or mix two runs.
+    The GRPO problems' knobs (``data.n_train``, ``data.max_events``, ``data.train_style``) count too: a run
+    resumed on other problems would mix two datasets in one adapter.
 
     >>> from utils.profiles import get_profile
     >>> s = run_settings(get_profile("smoke"), model_key="m", base="b", backend="trl", reward_names=["r"])
-    >>> s["grpo.lora_r"], "grpo.steps" in s
-    (8, False)
+    >>> s["grpo.lora_r"], "grpo.steps" in s, s["data.n_train"]
+    (8, False, 16)
     """
     grpo = {f"grpo.{k}": v for k, v in dataclasses.asdict(profile.grpo).items() if k not in RESUMABLE_KNOBS}
+    data = {f"data.{k}": getattr(profile.data, k) for k in DATA_KNOBS}
     settings = {
         "model_key": model_key,
         "base": str(base),
@@ -244,16 +249,24 @@ def run_settings(
         "extra_config": dict(extra_config or {}),
         "seed": profile.seed,
         **grpo,
+        **data,
     }
     return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
 
 
 def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
-    """``["grpo.lora_r 8 -> 16", ...]``: the settings that differ, in words."""
+    """``["grpo.lora_r 8 -> 16", ...]``: the settings that differ, in words.
+
+    A ``data.*`` knob the earlier run did not record (its settings file predates them) is not a change: its
+    problems are unknown, and refusing would strand every run made before.
+
+    >>> settings_changes({"grpo.lora_r": 8}, {"grpo.lora_r": 16, "data.n_train": 500})
+    ['grpo.lora_r 8 -> 16']
+    """
     return [
         f"{k} {before.get(k)!r} -> {now.get(k)!r}"
         for k in sorted(set(before) | set(now))
-        if before.get(k) != now.get(k)
+        if before.get(k) != now.get(k) and not (k.startswith("data.") and k not in before)
     ]
 
 
