@@ -222,3 +222,8 @@ def test_recipe_verdict_reads_a_knob_left_to_the_profile_from_the_recorded_profi
     assert recipe_verdict(tmp_path, ["old", "mixed"])[1].endswith("(they differ in data.n_train, data.train_style)")
     write("knobs", 3, {"grpo.steps": 150, "data.n_train": 2400, "data.train_style": "wide"}, 512)  # the same, as knobs
     assert "Beats it on both" in recipe_verdict(tmp_path, ["mixed", "knobs"])[1]
+    # knobs added to the profiles after "old" ran (its file has no record of them): it ran with their defaults
+    write("pins", 4, {"grpo.steps": 150, "warm_start.style": "default", "data.train_style": "default"}, 512)
+    assert "Beats it on both" in recipe_verdict(tmp_path, ["old", "pins"])[1]
+    write("wide", 5, {"grpo.steps": 150, "warm_start.style": "wide"}, 512)
+    assert recipe_verdict(tmp_path, ["old", "wide"])[1].endswith("(they differ in warm_start.style)")

@@ -629,7 +629,8 @@ def test_a_step_is_generated_whole_and_sent_through_the_loss_in_passes(key, over
             64,
         ),  # 80 GB, 512 tokens: as the full-trace rows ran
         ("smollm2-135m", {"grpo.max_completion_length": 512}, 39.4, 32),  # an A100 40 GB
-        ("smollm2-135m", {}, 79.2, 32),  # the gpu profile's 640 tokens (the scan trace's answers): more memory each
+        ("smollm2-135m", {}, 79.2, 32),  # the gpu profile's 768 tokens (the wide recipe's answers): more memory each
+        ("smollm2-135m", {}, 22.0, 8),  # an L4: 16 at 640 tokens, 8 at 768
         ("smollm2-135m", {}, 14.6, 8),  # a T4: 64 at once needed 64.6 GiB (H200, 2026-12-07)
         ("smollm2-135m", {"grpo.max_completion_length": 1536}, 79.2, 32),  # longer answers, more memory each
         ("smollm2-135m", {"grpo.micro_batch": 32}, 14.6, 32),  # the learner's own choice wins

@@ -140,7 +140,7 @@ class Range:
 BRUTE_FORCE_LIMIT = 20  # utils.task.brute_force_schedule's own default limit (2^20 subsets; each event doubles it)
 #: The row of experiments/ablation.json whose settings the gpu profile's defaults are (issue 21.5: a learner's GPU
 #: run is the measured one; tests/test_ablation_rows.py fails when the two drift apart).
-GPU_RECIPE_ROW = "strong_grpo_maximal_scan"
+GPU_RECIPE_ROW = "wide4000_grpo_maximal_scan"
 PRECISIONS = ("auto", "fp32")  # GRPO.precision: fp32 makes TRL's loss compute like the fp32 rollout copy
 # the warm start's reasoning traces (utils.train.warmstart.dp_reasoning)
 TRACES = ("short", "full", "timeline", "scan", "scan_worked")
@@ -267,18 +267,21 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         model="auto",
-        data=DataSizes(n_generate=2000, n_train=500, n_eval=100),
+        # GRPO on 2,400 problems: the 500 committed ones, then generated ones with wide names (as the warm start's)
+        data=DataSizes(n_generate=2000, n_train=2400, n_eval=100, train_style="wide"),
         demos=Demos(brute_force_max_n=18, backtracking_demo_max_events=13, backtracking_timeout_s=10.0),
-        # The recipe of results/ablation/strong_grpo_maximal_scan.json (GPU_RECIPE_ROW; its rewards are the course's
-        # default set, format + maximal_score_reward; tests/test_ablation_rows.py holds the two together): the scan
-        # trace's warm start (67 valid test answers against the full trace's 48), 150 GRPO steps (300 did no better
-        # on the full trace: strong_grpo_maximal_300), 640 new tokens (scan answers: p99 567, max 594 tokens).
-        warm_start=WarmStart(n_problems=4000, epochs=1, batch_size=16, learning_rate=5e-5, trace="scan"),
+        # The recipe of results/ablation/wide4000_grpo_maximal_scan.json (GPU_RECIPE_ROW; its rewards are the
+        # course's default set, format + maximal_score_reward; tests/test_ablation_rows.py holds the two together):
+        # the scan trace's warm start (67 valid test answers against the full trace's 48: warm_scan) on 4,000
+        # problems, part of them with commas, colons and quotes inside names ("wide": what lifted the other-style
+        # set, warm_scan_wide), 150 GRPO steps (300 did no better on the full trace: strong_grpo_maximal_300),
+        # 768 new tokens (wide names make longer answers than the scan trace's p99 of 567 tokens).
+        warm_start=WarmStart(n_problems=4000, epochs=1, batch_size=16, learning_rate=5e-5, trace="scan", style="wide"),
         grpo=GRPO(
             steps=150,
             num_generations=8,
             per_device_batch=64,
-            max_completion_length=640,
+            max_completion_length=768,
             learning_rate=1e-4,
             lora_r=32,
             save_steps=25,

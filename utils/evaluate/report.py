@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..profiles import DEFAULT_SEED
+from ..profiles import DEFAULT_SEED, GRPO, DataSizes, Demos, Evaluation, WarmStart
 from ..task.scheduling import optimal_schedule
 from .evaluation import CATEGORIES, COUNT_KEYS, PUBLISHED_RESULTS, EvalSummary
 
@@ -335,36 +335,58 @@ def recipe_verdict(
     return table, verdict
 
 
+def row_overrides(result: Mapping) -> dict:
+    """The overrides a committed results file's row ran with (older files' ``grpo_problems`` as the data knobs that
+    replaced it)."""
+    row = result.get("row") or {}
+    overrides = dict(row.get("overrides") or {})
+    if legacy := row.get("grpo_problems"):  # files from before the data.n_train / train_style knobs
+        overrides |= {"data.n_train": legacy.get("n"), "data.train_style": legacy.get("style", "default")}
+    return overrides
+
+
+def ran_with(result: Mapping, knob: str):
+    """What a committed results file's run had for ``knob`` (``"grpo.steps"``): its row's override, else its recorded
+    profile, else, for a knob added to the profiles after the run, that knob's default (it did not exist then).
+
+    >>> ran_with({"row": {"overrides": {"grpo.steps": 300}}, "profile": {"grpo": {"steps": 150}}}, "grpo.steps")
+    300
+    >>> ran_with({"row": {}, "profile": {"data": {"n_train": 500}}}, "data.train_style")
+    'default'
+    """
+    import dataclasses
+
+    overrides = row_overrides(result)
+    if knob in overrides:
+        return overrides[knob]
+    value = result.get("profile") or {}
+    for part in knob.split("."):  # "grpo.steps" -> profile["grpo"]["steps"]
+        value = value.get(part) if isinstance(value, dict) else None
+    group, _, name = knob.partition(".")
+    groups = {"data": DataSizes, "demos": Demos, "warm_start": WarmStart, "grpo": GRPO, "eval": Evaluation}
+    if value is None and group in groups and name not in ((result.get("profile") or {}).get(group) or {}):
+        field = {f.name: f for f in dataclasses.fields(groups[group])}.get(name)
+        value = field.default if field and field.default is not dataclasses.MISSING else None
+    return value
+
+
 def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
     """Why committed rows are not seeds of one recipe ("" when they are): the first row whose recipe (the knobs its
     ``experiments/ablation.json`` row overrides but the seed, GRPO's problems among them; its rewards and weights)
     differs from the first row's, or two rows with the same seed. A knob one row overrides is read from the other
-    row's recorded profile when that row left it to the profile: a row that pins a default it ran with (as every
-    row pins its answer length since the gpu profile's changed) is the same recipe as one that did not."""
+    row's recorded profile when that row left it to the profile (:func:`ran_with`): a row that pins a default it ran
+    with (as every row pins its answer length since the gpu profile's changed) is the same recipe as one that did
+    not."""
     import json
     from pathlib import Path
 
     results = {name: json.loads((Path(folder) / f"{name}.json").read_text()) for name in rows}
 
-    def row_overrides(name: str) -> dict:
-        row = results[name].get("row") or {}
-        overrides = dict(row.get("overrides") or {})
-        if legacy := row.get("grpo_problems"):  # files from before the data.n_train / train_style knobs
-            overrides |= {"data.n_train": legacy.get("n"), "data.train_style": legacy.get("style", "default")}
-        return overrides
-
     def setting(name: str, knob: str):
-        result = results[name]
-        overrides = row_overrides(name)
-        if knob in overrides:
-            return overrides[knob]
-        value = result.get("profile") or {}
-        for part in knob.split("."):  # "grpo.steps" -> profile["grpo"]["steps"]
-            value = value.get(part) if isinstance(value, dict) else None
-        return value
+        return ran_with(results[name], knob)
 
     def knobs(name: str) -> set[str]:
-        return set(row_overrides(name)) - {"seed"}
+        return set(row_overrides(results[name])) - {"seed"}
 
     def unlike(a: str, b: str) -> list[str]:
         ra, rb = results[a].get("row") or {}, results[b].get("row") or {}

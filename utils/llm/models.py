@@ -40,10 +40,10 @@ class ModelSpec:
     grpo_micro_batch: int | None = None  # answers per forward/backward pass of the loss
     # GPU memory one answer takes in the loss when all go through at once (grpo_micro_batch None), in GiB, for the
     # answers it was measured on (a 448-token prompt bucket + 512 new tokens; other lengths scale by the tokens:
-    # utils.train.config.loss_gib_per_answer, e.g. the gpu profile's 640): the loss passes shrink to what the card
+    # utils.train.config.loss_gib_per_answer, e.g. the gpu profile's 768): the loss passes shrink to what the card
     # holds (utils.train.config.loss_micro_batch). The 135M model: 64.6 GiB in use for 64 answers on an H200, out
     # of memory within a T4's 15 GB (results/memory_h200_2026-12-07.json); in passes of 8 it fits there: 10.6 GiB
-    # in use (results/memory_t4cap_h100_2026-12-07.json; 512 new tokens: at 640 the passes stay at 8, computed).
+    # in use (results/memory_t4cap_h100_2026-12-07.json; 512 new tokens: at 768 the passes stay at 8, computed).
     grpo_gib_per_answer: float | None = None
     grpo_checkpointing: bool = False  # gradient checkpointing on a GPU (the TRL backend; Unsloth has its own)
 

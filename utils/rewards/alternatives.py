@@ -161,8 +161,9 @@ def maximal_score_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     150 steps, rows ``weak_grpo_maximal``, ``strong_grpo_maximal``): the valid answers kept more of the optimum
     (79% and 78%, against 47% and 72% with the strict score) but fewer were valid (50 and 71, against 91 and 74;
     paired, p = 5.9e-11 and 0.70); neither mean score moved beyond noise, and from the strong warm start it is the
-    best so far (55.1). From the scan trace's warm start it gave the course's best row (``strong_grpo_maximal_scan``:
-    67 -> 83 valid, mean score 74.8), and it is the course's default score since 2026-12-07
+    best so far (55.1). From the scan trace's warm start it gave ``strong_grpo_maximal_scan`` (67 -> 83 valid, mean
+    score 74.8) and the gpu profile's recipe ``wide4000_grpo_maximal_scan`` (57 -> 82, 70.0), and it is the course's
+    default score since 2026-12-07
     (:data:`~utils.rewards.registry.DEFAULT_REWARDS`).
 
     >>> from utils.task.prompts import format_answer

@@ -4,7 +4,8 @@
   format + :func:`~utils.rewards.alternatives.maximal_score_reward`, weights 1 (at most 10 + 70 = 80). The score
   pays only for schedules the evaluation counts valid, and charges for events left out that clash with nothing
   (GRPO with the strict score learned to leave events out). It is the set of the gpu profile's recipe
-  (``results/ablation/strong_grpo_maximal_scan.json``: 67 -> 83 valid test answers, p = 0.0025), and a laptop run
+  (``results/ablation/wide4000_grpo_maximal_scan.json``: 57 -> 82 valid test answers, p = 1.1e-5; the scan
+  recipe's ``strong_grpo_maximal_scan.json``: 67 -> 83, p = 0.0025), and a laptop run
   of the cpu profile with it went 1 -> 10 of 40 (p = 0.012; ``results/cpu_course_maximal_2026-12-07.json``).
 * :data:`STRICT_REWARDS` - format + :func:`~utils.rewards.alternatives.strict_score_reward`, the default until
   2026-12-07: the strict score pays a short valid schedule nearly as well as a whole one. From a weak warm start

@@ -45,7 +45,7 @@ def check_supported(cls, kwargs: dict) -> dict:
 LOSS_SHARE = 0.85  # of the GPU's memory for the loss's answers; the rest: weights, the rollout copy's cache, slack
 VLLM_GPU_MEMORY_UTILIZATION = 0.3  # vLLM colocated on the training GPU takes this share of it (GRPOConfig's knob)
 # where ModelSpec.grpo_gib_per_answer was measured: the task's prompt bucket and the answer budget of then (the gpu
-# profile's until its scan recipe, 640 since; loss_gib_per_answer scales to any budget)
+# profile's until its scan recipe, 640 then, 768 since the wide recipe; loss_gib_per_answer scales to any budget)
 PROMPT_TOKENS, MEASURED_NEW_TOKENS = 448, 512
 
 
@@ -55,7 +55,7 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     the loss's logits large), else the whole step at once, or, where training may use ``gpu_gib`` GiB of a GPU
     (:func:`training_gib`), as many answers as ``LOSS_SHARE`` of that holds (``ModelSpec.grpo_gib_per_answer``: the
     135M model's 64 answers of 512 new tokens need 64.6 GiB, so an 80 GB card takes them at once and a T4 8 at a
-    time; at the gpu profile's 640 tokens an 80 GB card takes 32, a T4 8). Always a
+    time; at the gpu profile's 768 tokens an 80 GB card takes 32, an L4 or a T4 8). Always a
     divisor of the step's answers, so that the passes add up to exactly one step (TRL generates them together and
     sums the passes' gradients: the same update, ``tests/test_grpo_math.py``).
 
@@ -65,7 +65,7 @@ def loss_micro_batch(profile: Profile, spec: ModelSpec | None = None, gpu_gib: f
     >>> loss_micro_batch(gpu, MODELS["smollm2-135m"]), loss_micro_batch(gpu, MODELS["qwen2.5-0.5b"])
     (64, 8)
     >>> [loss_micro_batch(gpu, MODELS["smollm2-135m"], gib) for gib in (139.8, 79.2, 39.4, 22.0, 14.6)]
-    [64, 32, 16, 16, 8]
+    [64, 32, 16, 8, 8]
     >>> loss_micro_batch(gpu, MODELS["smollm2-135m"], training_gib(39.4, "trl", "vllm"))  # vLLM keeps 30%
     16
     >>> loss_micro_batch(get_profile("gpu", {"grpo.micro_batch": 16}), MODELS["qwen2.5-0.5b"])

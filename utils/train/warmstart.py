@@ -45,7 +45,7 @@ def dp_reasoning(row: Mapping, trace: str = "short") -> str:
     committed full-trace warm start named only 32% of the real clashes, and 69% of those it named were false:
     the times it compares are far back in the prompt. Here they are the ones it has just copied, a line up.
     The cost is length: 373 tokens on average against 300 for ``full`` (p99 510 against 414, on 2,000 training
-    problems), close to the gpu profile's 512-token answer budget.
+    problems), close to the gpu profile's answer budget of then, 512 tokens.
     ``scan``: the events in time order, each with its times, its value and one comparison: its start against the
     latest end before it (usually the end just written a line up). A start before it is a clash, with the earlier
     events that end after that start; then the clashes as pairs, what is kept and the total. Finding the clashes
