@@ -267,7 +267,8 @@ PROFILES: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         model="auto",
-        # GRPO on 2,400 problems: the 500 committed ones, then generated ones with wide names (as the warm start's)
+        # GRPO draws from 2,400 problems (150 steps x 8 prompts: 1,200 of them): the 500 committed ones, then
+        # generated ones with wide names (as the warm start's)
         data=DataSizes(n_generate=2000, n_train=2400, n_eval=100, train_style="wide"),
         demos=Demos(brute_force_max_n=18, backtracking_demo_max_events=13, backtracking_timeout_s=10.0),
         # The recipe of results/ablation/wide4000_grpo_maximal_scan.json (GPU_RECIPE_ROW; its rewards are the
