@@ -108,8 +108,10 @@ def main(argv=None) -> int:
         print(f"{Path(__file__).name}: error: {exc}", file=sys.stderr)
         return 2
     profile, spec, base, funcs, weights, where, out = checked
-    from utils.profiles import use_torch_threads
+    from utils.profiles import profile_warning, use_torch_threads
 
+    if warning := profile_warning(profile):  # the notebooks' setup cell says the same
+        print(warning)
     if threads := use_torch_threads(profile):  # the same thread count as the notebooks
         print(f"CPU: {threads}")
 

@@ -167,6 +167,21 @@ def test_cpu_threads_are_chosen_in_one_place_and_can_be_lowered():
         torch.set_num_threads(before)
 
 
+def test_the_gpu_profile_on_a_machine_without_cuda_is_said_in_the_setup_cell(monkeypatch, capsys):
+    """A learner who sets COURSE_PROFILE=gpu on a laptop hears, in every notebook's setup cell, why it will be slow
+    and which profile fits; the other profiles say nothing."""
+    import utils.profiles
+    from utils.env import show_environment
+
+    monkeypatch.setattr(utils.profiles, "has_cuda", lambda: False)
+    for name, warned in (("gpu", True), ("cpu", False), ("smoke", False)):
+        monkeypatch.setenv("COURSE_PROFILE", name)
+        show_environment(packages=())
+        out = capsys.readouterr().out
+        assert ("Warning: the gpu profile on a machine without CUDA" in out) is warned, out
+        assert ("COURSE_PROFILE=cpu is the one made for a CPU." in out) is warned
+
+
 def _fake_sft(monkeypatch):
     """run_sft with everything heavy replaced: counts the trainings, writes a 'model'."""
     import transformers

@@ -80,7 +80,7 @@ def colab_stack(marker: str = COLAB_MARKER) -> str | None:
 
 
 def show_environment(packages=COURSE_PACKAGES) -> None:
-    from .profiles import get_profile, use_torch_threads
+    from .profiles import get_profile, profile_warning, use_torch_threads
 
     versions = package_versions(packages)
     print(f"Python {platform.python_version()} | " + " | ".join(f"{k} {v}" for k, v in versions.items()))
@@ -88,6 +88,8 @@ def show_environment(packages=COURSE_PACKAGES) -> None:
     print(f"Hardware: {hardware()} | Colab: {in_colab()}" + (f" ({stack})" if stack else ""))
     profile = get_profile()
     print(f"Profile: {profile.name} (set COURSE_PROFILE=smoke|cpu|gpu to change)")
+    if warning := profile_warning(profile):
+        print(warning)
     threads = use_torch_threads(profile)  # the one place the course sets torch's thread count
     if threads:
         print(f"CPU: {threads}")

@@ -325,6 +325,24 @@ def default_profile_name() -> str:
 _torch_default_threads: int | None = None  # torch's own choice, read before we first change it
 
 
+def profile_warning(profile: Profile, cuda: bool | None = None) -> str | None:
+    """One line when the profile was made for hardware this machine lacks (the gpu profile without CUDA: hours of
+    CPU time); None when it fits.
+
+    >>> profile_warning(get_profile("gpu"), cuda=False)[:62]
+    'Warning: the gpu profile on a machine without CUDA: its 4,000-'
+    >>> profile_warning(get_profile("cpu"), cuda=False) is None, profile_warning(get_profile("gpu"), cuda=True) is None
+    (True, True)
+    """
+    if profile.name != "gpu" or (has_cuda() if cuda is None else cuda):
+        return None
+    return (
+        f"Warning: the gpu profile on a machine without CUDA: its {profile.warm_start.n_problems:,}-problem warm start "
+        f"and {profile.grpo.steps} GRPO steps of {profile.grpo.per_device_batch} answers would take many hours here; "
+        "COURSE_PROFILE=cpu is the one made for a CPU."
+    )
+
+
 def torch_threads(profile: Profile) -> int:
     """The thread count torch computes with on a machine without CUDA: the profile's ``threads``,
     or for 0 one per core this process may use, at most torch's own default.
