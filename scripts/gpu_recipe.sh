@@ -29,6 +29,8 @@
 #                       # One row alone (2026-12-07: two GRPO rows and a warm start did not fit a lease whose machine
 #                       # was taken back twice; one scan GRPO step took 4.5-5.1 s alone at 640 tokens, 3.7 s of it
 #                       # decoding): FRACTION=0.48 bash scripts/gpu_recipe.sh one wide_grpo_maximal_scan
+#                       # A warm-start row, then a GRPO row from its cache (2026-12-07 night, one H200: 217 + 785 s):
+#                       #   FRACTION=0.48 bash scripts/gpu_recipe.sh one warm_scan_wide_4000,wide4000_grpo_maximal_scan
 #   bash scripts/gpu_recipe.sh stop ROW     # stop one row's job (e.g. a BESIDE job slowing the seeds)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
 #                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (measured x6.6 slower: leave off)
