@@ -43,8 +43,7 @@ CAPTURE_VERBOSE_RX = re.compile(
     re.VERBOSE,
 )
 
-TAGS = ANSWER_TAGS
-PIECES = TAGS + [
+PIECES = ANSWER_TAGS + [
     "0",
     "1",
     "9",
