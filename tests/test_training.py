@@ -365,6 +365,25 @@ def test_other_grpo_problems_start_a_new_run_and_older_settings_files_resume(tmp
     assert json.loads((run / "run_settings.json").read_text())["data.train_style"] == "wide"  # recorded from now on
 
 
+def test_other_problems_with_the_same_knobs_start_a_new_run(tmp_path, train_rows):
+    """The knobs cannot tell the published problems from the course's own (DATA_SOURCE) or a learner's own
+    notebook-01 problems: the rows' digest can. A file without it (from before) resumes."""
+    from utils.train import run_settings
+
+    common = dict(model_key="smollm2-135m", base="b", backend="trl", reward_names=["format_reward"])
+    run = tmp_path / "grpo"
+    prepare_run_dir(run, 10, settings=run_settings(get_profile("smoke"), problems=train_rows[:4], **common))
+    _fake_checkpoint(run, 4)
+    same = run_settings(get_profile("smoke"), problems=[dict(r) for r in train_rows[:4]], **common)
+    assert "resuming" in prepare_run_dir(run, 10, settings=same)
+    other = run_settings(get_profile("smoke"), problems=train_rows[4:8], **common)
+    with pytest.raises(ValueError, match=r"problems '4 problems, sha1 \w{12}' -> '4 problems, sha1 \w{12}'"):
+        prepare_run_dir(run, 10, fresh=False, settings=other)
+    stored = json.loads((run / "run_settings.json").read_text())
+    (run / "run_settings.json").write_text(json.dumps({k: v for k, v in stored.items() if k != "problems"}))
+    assert "resuming" in prepare_run_dir(run, 10, settings=other)
+
+
 def test_training_script_one_process(tiny_model_dir, tmp_path):
     """scripts/train_grpo.py (what `accelerate launch` runs on several GPUs), as one CPU process."""
     import subprocess

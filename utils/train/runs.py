@@ -218,6 +218,22 @@ RESUMABLE_KNOBS = ("steps", "save_steps", "logging_steps", "sample_every", "n_pr
 DATA_KNOBS = ("n_train", "max_events", "train_style")
 
 
+def problems_digest(rows: Sequence[Mapping]) -> str:
+    """``"2 problems, sha1 0b3f..."``: which problems a run trains on, short enough for its settings file. It tells
+    apart what the knobs cannot: the published problems from the course's own (``DATA_SOURCE``), or your own.
+
+    >>> rows = [{"events": [["A", "08:00", "09:00"]], "priority_events": []}]
+    >>> problems_digest(rows) == problems_digest([dict(r) for r in rows]), problems_digest(rows)[:12]
+    (True, '1 problems, ')
+    >>> problems_digest(rows) != problems_digest(rows + rows)
+    True
+    """
+    import hashlib
+
+    text = json.dumps(list(rows), sort_keys=True, default=str)
+    return f"{len(rows)} problems, sha1 {hashlib.sha1(text.encode()).hexdigest()[:12]}"
+
+
 def run_settings(
     profile: Profile,
     *,
@@ -227,11 +243,13 @@ def run_settings(
     reward_names: Sequence[str],
     reward_weights: Sequence[float] | None = None,
     extra_config: Mapping[str, Any] | None = None,
+    problems: Sequence[Mapping] | None = None,
 ) -> dict[str, Any]:
     """What a run's checkpoints depend on, as plain JSON values: resuming under other settings
     (another profile's LoRA rank, another base model or reward set) would fail or mix two runs.
-    The GRPO problems' knobs (``data.n_train``, ``data.max_events``, ``data.train_style``) count too: a run
-    resumed on other problems would mix two datasets in one adapter.
+    The GRPO problems count too: a run resumed on other problems would mix two datasets in one adapter. Their knobs
+    (``data.n_train``, ``data.max_events``, ``data.train_style``) say what changed in words; with ``problems`` (the
+    rows themselves) their :func:`problems_digest` also tells apart sources the knobs do not (hub or local).
 
     >>> from utils.profiles import get_profile
     >>> s = run_settings(get_profile("smoke"), model_key="m", base="b", backend="trl", reward_names=["r"])
@@ -251,14 +269,16 @@ def run_settings(
         **grpo,
         **data,
     }
+    if problems is not None:
+        settings["problems"] = problems_digest(problems)
     return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
 
 
 def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
     """``["grpo.lora_r 8 -> 16", ...]``: the settings that differ, in words.
 
-    A ``data.*`` knob the earlier run did not record (its settings file predates them) is not a change: its
-    problems are unknown, and refusing would strand every run made before.
+    What the earlier run did not record about its problems (``data.*``, ``problems``: its settings file predates
+    them) is not a change: its problems are unknown, and refusing would strand every run made before.
 
     >>> settings_changes({"grpo.lora_r": 8}, {"grpo.lora_r": 16, "data.n_train": 500})
     ['grpo.lora_r 8 -> 16']
@@ -266,7 +286,7 @@ def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[
     return [
         f"{k} {before.get(k)!r} -> {now.get(k)!r}"
         for k in sorted(set(before) | set(now))
-        if before.get(k) != now.get(k) and not (k.startswith("data.") and k not in before)
+        if before.get(k) != now.get(k) and not ((k.startswith("data.") or k == "problems") and k not in before)
     ]
 
 

@@ -123,9 +123,10 @@ def prepare_run(
     reward_funcs: Sequence[Callable],
     reward_weights: Sequence[float] | None = None,
     extra_config: dict | None = None,
+    problems: Sequence[dict] | None = None,
 ) -> dict:
     """Claim the run folder (never one holding someone else's files) and return the settings its
-    checkpoints depend on (:func:`~utils.train.runs.run_settings`), for
+    checkpoints depend on (:func:`~utils.train.runs.run_settings`; ``problems``: the GRPO problems), for
     :func:`~utils.train.runs.resume_checkpoint` to compare before it resumes."""
     claim_folder(out_dir, "GRPO run", own=RUN_OWN)
     return run_settings(
@@ -136,6 +137,7 @@ def prepare_run(
         reward_names=[f.__name__ for f in reward_funcs],
         reward_weights=reward_weights,
         extra_config=extra_config,
+        problems=problems,
     )
 
 
@@ -219,6 +221,7 @@ def build_trainer(
         reward_funcs=reward_funcs,
         reward_weights=reward_weights,
         extra_config=extra_config,
+        problems=rows,
     )
     if backend == "unsloth":
         import unsloth  # noqa: F401 - must come before trl
