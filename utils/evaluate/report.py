@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..profiles import DEFAULT_SEED, GRPO, DataSizes, Demos, Evaluation, WarmStart
+from ..profiles import DEFAULT_SEED, Profile
 from ..task.scheduling import optimal_schedule
 from .evaluation import CATEGORIES, COUNT_KEYS, PUBLISHED_RESULTS, EvalSummary
 
@@ -353,21 +353,25 @@ def ran_with(result: Mapping, knob: str):
     300
     >>> ran_with({"row": {}, "profile": {"data": {"n_train": 500}}}, "data.train_style")
     'default'
+    >>> ran_with({"row": {}, "profile": {"seed": 1}}, "seed"), ran_with({"row": {}, "profile": {}}, "data.n_train")
+    (1, None)
     """
     import dataclasses
+    import typing
 
     overrides = row_overrides(result)
     if knob in overrides:
         return overrides[knob]
-    value = result.get("profile") or {}
-    for part in knob.split("."):  # "grpo.steps" -> profile["grpo"]["steps"]
-        value = value.get(part) if isinstance(value, dict) else None
-    group, _, name = knob.partition(".")
-    groups = {"data": DataSizes, "demos": Demos, "warm_start": WarmStart, "grpo": GRPO, "eval": Evaluation}
-    if value is None and group in groups and name not in ((result.get("profile") or {}).get(group) or {}):
-        field = {f.name: f for f in dataclasses.fields(groups[group])}.get(name)
-        value = field.default if field and field.default is not dataclasses.MISSING else None
-    return value
+    recorded, kind = result.get("profile") or {}, Profile
+    *groups, name = knob.split(".")  # "grpo.steps" -> profile["grpo"]["steps"]; "seed" -> profile["seed"]
+    for group in groups:
+        recorded = recorded.get(group) if isinstance(recorded, dict) else None
+        kind = typing.get_type_hints(kind).get(group) if dataclasses.is_dataclass(kind) else None
+    if isinstance(recorded, dict) and name in recorded:
+        return recorded[name]
+    fields = {f.name: f for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else {}
+    default = fields[name].default if name in fields else dataclasses.MISSING  # a knob added after the run
+    return None if default is dataclasses.MISSING else default
 
 
 def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
@@ -382,15 +386,12 @@ def _recipe_drift(folder, rows: Sequence[str], seeds: Sequence[int]) -> str:
 
     results = {name: json.loads((Path(folder) / f"{name}.json").read_text()) for name in rows}
 
-    def setting(name: str, knob: str):
-        return ran_with(results[name], knob)
-
     def knobs(name: str) -> set[str]:
         return set(row_overrides(results[name])) - {"seed"}
 
     def unlike(a: str, b: str) -> list[str]:
         ra, rb = results[a].get("row") or {}, results[b].get("row") or {}
-        differ = [k for k in knobs(a) | knobs(b) if setting(a, k) != setting(b, k)]
+        differ = [k for k in knobs(a) | knobs(b) if ran_with(results[a], k) != ran_with(results[b], k)]
         return sorted(differ + [k for k in ("rewards", "weights") if ra.get(k) != rb.get(k)])
 
     for name in rows[1:]:

@@ -216,6 +216,8 @@ def _clear_run(out_dir: Path) -> None:
 RESUMABLE_KNOBS = ("steps", "save_steps", "logging_steps", "sample_every", "n_probe")
 # the profile's data knobs that choose GRPO's problems (utils.task.load_problems)
 DATA_KNOBS = ("n_train", "max_events", "train_style")
+# what a run's settings record about its problems since 2026-12-07 (earlier files lack it: not a change)
+PROBLEM_SETTINGS = frozenset({*(f"data.{k}" for k in DATA_KNOBS), "problems"})
 
 
 def problems_digest(rows: Sequence[Mapping]) -> str:
@@ -257,7 +259,7 @@ def run_settings(
     (8, False, 16)
     """
     grpo = {f"grpo.{k}": v for k, v in dataclasses.asdict(profile.grpo).items() if k not in RESUMABLE_KNOBS}
-    data = {f"data.{k}": getattr(profile.data, k) for k in DATA_KNOBS}
+    data = {f"data.{k}": getattr(profile.data, k) for k in DATA_KNOBS}  # PROBLEM_SETTINGS
     settings = {
         "model_key": model_key,
         "base": str(base),
@@ -286,7 +288,7 @@ def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[
     return [
         f"{k} {before.get(k)!r} -> {now.get(k)!r}"
         for k in sorted(set(before) | set(now))
-        if before.get(k) != now.get(k) and not ((k.startswith("data.") or k == "problems") and k not in before)
+        if before.get(k) != now.get(k) and not (k in PROBLEM_SETTINGS and k not in before)
     ]
 
 
