@@ -4,10 +4,12 @@
 #   bash scripts/gpu_recipe.sh carry         # HERE, once per fresh checkout: builds the git-ignored folders the
 #                                            # calls carry (.whl: wheels for the GPU image's Python 3.12; .gguf_a,
 #                                            # .gguf_b: the embedded model's GGUF in two halves)
-#   bash scripts/gpu_recipe.sh wheels part-a # call 1 (carry .whl, .gguf_a): the wheels, the GGUF's
-#                                            # first half (a call carries at most 64 MiB with the tree: 7.6 MB now)
-#   bash scripts/gpu_recipe.sh model         # call 2 (carry .gguf_b): second half, convert, check the fast path
-#                                            # (or `one`, below, which joins the halves itself)
+#   bash scripts/gpu_recipe.sh part-a        # call 1 (carry .gguf_a): the GGUF's first half (a call carries at
+#                                            # most 64 MiB with the tree: 12.6 MB on 2026-12-07, so the wheels
+#                                            # no longer fit beside this half)
+#   bash scripts/gpu_recipe.sh wheels model  # call 2 (carry .whl, .gguf_b): the wheels, the second half, convert,
+#                                            # check the fast path (or `wheels && ... one`, below: `one` joins the
+#                                            # halves itself)
 #   The image's own pyarrow (25.0.1 on 2026-12-06) is new enough for datasets 4.8.5 (>= 21): `wheels` prints it.
 #   Were it older, carry .whl_arrow (55 MB) in a call of its own first.
 #   Once the tree outgrows that, pyarrow travels in halves: carry .whl_arrow_a, then .whl_arrow_b (`wheels` joins
@@ -15,7 +17,7 @@
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 #                                                             # then, here: python scripts/commit_rows.py recipe.tgz
-# On one GPU (what is lent now), after wheels and part-a:
+# On one GPU (what is lent now), after part-a, in the call that carries .whl and .gguf_b, after `wheels`:
 #   bash scripts/gpu_recipe.sh one [ROWS [CHECK_ROW]] # model, then ROWS (a,b in turn; a+b side by side); after CHECK_ROW,
 #                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);
 #                       # FIRST: a command run before the rows (e.g. benchmarks/bench_graph_engine.py), log first.log
@@ -79,7 +81,7 @@ case ${1:-} in
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE \
       $(ls /root/wheels/*.whl 2>/dev/null)
     python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" 2>&1 | tail -1
-    if [ "${2:-}" = part-a ]; then bash "$0" part-a; fi ;;
+    if [ -n "${2:-}" ]; then bash "$0" "$2"; fi ;;
   part-a)
     mkdir -p /root/parts && cp .gguf_a/* /root/parts/ && ls -la /root/parts ;;
   model)
