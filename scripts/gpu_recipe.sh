@@ -89,7 +89,7 @@ case ${1:-} in
       $(ls /root/wheels/*.whl 2>/dev/null)
     python3 -c "import sys, torch, transformers, peft, trl, datasets; print(sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'trl', trl.__version__, 'datasets', datasets.__version__)" 2>&1 | tail -1
     if [ -n "${2:-}" ]; then bash "$0" "$2"; fi ;;
-  parts|part-a)
+  parts)
     # the GGUF's parts this call carried (.gguf_a, .gguf_b, .gguf_c; older checkouts: halves), kept across calls
     mkdir -p $PARTS && cp .gguf_*/* $PARTS/ 2>/dev/null; ls -la $PARTS ;;
   join)
