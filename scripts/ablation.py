@@ -188,12 +188,37 @@ def grpo_extra(row: dict, checkpointing: bool) -> dict | None:
     return extra or None
 
 
-def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = False) -> dict:
+def run_command(name: str, out_root: Path, checkpointing: bool = False, memory_fraction: float | None = None) -> str:
+    """The command that runs one row as this process does, resource flags included (the results file's
+    ``command``: rows run side by side under a memory cap are reproduced under the same cap).
+
+    >>> run_command("r", Path("out"), checkpointing=True, memory_fraction=0.48)
+    'python scripts/ablation.py --rows r --out out --memory-fraction 0.48 --gradient-checkpointing'
+    """
+    from utils.train.fast_rollouts import ROLLOUT_COMPILE_ENV
+
+    flags = [
+        *([f"--memory-fraction {memory_fraction}"] if memory_fraction is not None else []),
+        *(["--gradient-checkpointing"] if checkpointing else []),
+        *(["--compile-step"] if os.environ.get(ROLLOUT_COMPILE_ENV) == "step" else []),
+    ]
+    return " ".join([f"python scripts/ablation.py --rows {name} --out {out_root}", *flags])
+
+
+def run_row(
+    row: dict,
+    out_root: Path,
+    cache: Path,
+    sets,
+    checkpointing: bool = False,
+    memory_fraction: float | None = None,
+) -> dict:
     """Warm start (cached), GRPO, evaluations and paired comparisons of one row, into ``out_root``.
 
     ``checkpointing``: GRPO recomputes activations in the backward pass instead of keeping them (the same
     gradients, about a quarter more time; a row beside another on one 80 GB card needs it: kept, a strong row's
-    activations and logits are estimated at about 40 GiB). Recorded in the results file, not part of the row."""
+    activations and logits are estimated at about 40 GiB). ``memory_fraction``: the cap this process runs under
+    (:func:`limit_gpu_memory`). Both are recorded in the results file, not part of the row."""
     from utils.env import gpu_peak_memory
     from utils.profiles import get_profile
     from utils.rewards import SEED_REWARDS, default_reward_funcs, get_reward
@@ -207,12 +232,13 @@ def run_row(row: dict, out_root: Path, cache: Path, sets, checkpointing: bool = 
     profile = get_profile("gpu", row.get("overrides", {}))
     result = {
         "row": row,
-        "command": f"python scripts/ablation.py --rows {row['name']} --out {out_root}",
+        "command": run_command(row["name"], out_root, checkpointing, memory_fraction),
         "profile": dataclasses.asdict(profile),
         "versions": versions(),
         "hardware": hardware(),
         "date": time.strftime("%Y-%m-%d"),
         "gradient_checkpointing": checkpointing,
+        "memory_fraction": memory_fraction,
         "rollout_compile": os.environ.get(ROLLOUT_COMPILE_ENV) or "none",
     }
 
@@ -354,7 +380,7 @@ def main(argv=None) -> int:
         os.environ[ROLLOUT_COMPILE_ENV] = "step"
     limit_gpu_memory(args.memory_fraction)
     for name in names:
-        run_row(rows[name], args.out, args.cache, args.sets, args.gradient_checkpointing)
+        run_row(rows[name], args.out, args.cache, args.sets, args.gradient_checkpointing, args.memory_fraction)
     return 0
 
 

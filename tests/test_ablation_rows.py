@@ -172,3 +172,22 @@ def test_warm_start_rows_share_their_warm_start_with_the_grpo_rows_they_feed():
     pairs = [("warm_timeline", "strong_grpo_maximal_timeline"), ("warm_scan", "strong_grpo_maximal_scan")]
     assert all(key(a) == key(b) for a, b in [*pairs, ("warm_big", "big_grpo_maximal")])
     assert key("warm_scan") != key("warm_timeline") != key("strong_grpo_maximal")
+
+
+def test_a_results_file_records_the_resource_flags_its_row_ran_under(tmp_path, monkeypatch):
+    """Rows run side by side under a memory cap: the recorded command and fields say so, so a rerun can match."""
+    evals = {"evaluations": {"test": {"valid": 44, "mean_score": 38.5}}, "settings": {}, "checkpoint": "ckpt"}
+    monkeypatch.setattr(ablation, "warm_start", lambda row, profile, cache, out, sets: ("ckpt", evals))
+    row = ablation.load_rows()["warm_scan"]
+    ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"], checkpointing=True, memory_fraction=0.48)
+    saved = json.loads((tmp_path / "warm_scan.json").read_text())
+    assert saved["memory_fraction"] == 0.48 and saved["gradient_checkpointing"] is True
+    assert saved["command"].endswith(
+        "--rows warm_scan --out " + str(tmp_path) + " --memory-fraction 0.48 --gradient-checkpointing"
+    )
+    ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"])
+    saved = json.loads((tmp_path / "warm_scan.json").read_text())
+    assert (
+        saved["memory_fraction"] is None
+        and saved["command"] == f"python scripts/ablation.py --rows warm_scan --out {tmp_path}"
+    )

@@ -227,3 +227,25 @@ def test_recipe_verdict_reads_a_knob_left_to_the_profile_from_the_recorded_profi
     assert "Beats it on both" in recipe_verdict(tmp_path, ["old", "pins"])[1]
     write("wide", 5, {"grpo.steps": 150, "warm_start.style": "wide"}, 512)
     assert recipe_verdict(tmp_path, ["old", "wide"])[1].endswith("(they differ in warm_start.style)")
+
+
+def test_every_row_notebook_06_offers_has_what_its_committed_run_cell_reads():
+    """Section 3's COMMITTED_ROW accepts the rows rows_with_grpo_answers names; each has the fields the cell prints
+    and 100 answers of each model, and a warm-start-only row or one that stopped early is not offered."""
+    import json
+
+    from utils.evaluate.evaluation import load_completions
+    from utils.evaluate.report import rows_with_grpo_answers
+    from utils.paths import REPO_ROOT
+
+    folder = REPO_ROOT / "results" / "ablation"
+    rows = rows_with_grpo_answers(folder)
+    assert "wide4000_grpo_maximal_scan" in rows and not {"warm_scan", "weak_grpo_monitored", "grpo_only_shaped"} & set(
+        rows
+    )
+    for name in rows:
+        run = json.loads((folder / f"{name}.json").read_text())
+        ws, grpo = run["warm_start"]["settings"], run["grpo"]
+        assert run["date"] and run["hardware"] and ws["trace"] and ws["epochs"] and grpo["seconds"] and grpo["rewards"]
+        for stage in ("sft", "grpo"):
+            assert len(load_completions(folder / name / f"completions_{stage}_test.jsonl", expected=100)) == 100

@@ -19,7 +19,15 @@ from .evaluation import (
     load_completions,
     save_completions,
 )
-from .report import draw_example, failure_gallery, pick_examples, plot_categories, plot_score_histograms, results_table
+from .report import (
+    draw_example,
+    failure_gallery,
+    pick_examples,
+    plot_categories,
+    plot_score_histograms,
+    results_table,
+    rows_with_grpo_answers,
+)
 from .statistics import (
     Change,
     PairedComparison,

@@ -196,6 +196,32 @@ def ablation_table(folder) -> pd.DataFrame:  # noqa: F821 - pandas is imported i
     return pd.DataFrame(records).set_index("row").fillna("")
 
 
+def rows_with_grpo_answers(folder) -> list[str]:
+    """The committed rows (``results/ablation/*.json``) that hold what notebook 06 section 3 reads: a warm start's
+    settings, a GRPO run's steps and both models' test answers. Warm-start-only rows, rows that stopped early
+    (``weak_grpo_monitored``: curves only) and ``grpo_only_shaped`` (no warm start) are not among them.
+
+    >>> from utils.paths import REPO_ROOT
+    >>> rows = rows_with_grpo_answers(REPO_ROOT / "results" / "ablation")
+    >>> "wide4000_grpo_maximal_scan" in rows, "warm_scan" in rows, "weak_grpo_monitored" in rows
+    (True, False, False)
+    """
+    import json
+    from pathlib import Path
+
+    found = []
+    for path in sorted(Path(folder).glob("*.json")):
+        d = json.loads(path.read_text())
+        answers = [path.with_suffix("") / f"completions_{stage}_test.jsonl" for stage in ("sft", "grpo")]
+        if (
+            ((d.get("warm_start") or {}).get("settings") or {}).get("n_problems")
+            and (d.get("grpo") or {}).get("steps")
+            and all(a.exists() for a in answers)
+        ):
+            found.append(path.stem)
+    return found
+
+
 def warm_start_table(folder, rows: Sequence[str], against: str | None = None) -> pd.DataFrame:  # noqa: F821
     """The warm starts of committed rows side by side (``results/ablation``; a warm-start-only row, ``"grpo":
     false``, or any row's warm start): its trace and problems, valid answers and mean score on the test set, and
