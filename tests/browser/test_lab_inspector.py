@@ -353,7 +353,7 @@ def test_inspector_in_jupyterlab(lab):
                 assert selected(answer) == OPTIMAL
                 before, plot_before = report.inner_text(), plot.get_attribute("src")
                 assert before.strip() == expected_text(index, gallery_item(index, OPTIMAL)).strip()
-                assert total_of(before) == full_marks(index) == 80  # the default set: format 10 + strict score 70
+                assert total_of(before) == full_marks(index) == 80  # the default set: format 10 + maximal score 70
                 inspector.screenshot(path=str(ARTEFACTS / "inspector_optimal.png"))
 
                 # 2. a reward hack from the gallery: the breakdown and the plot change, TOTAL drops
