@@ -87,7 +87,8 @@ def candidate_schedules(row, rng, n_random=3):
     out = [optimal_schedule(events, prios)[1]] + [greedy_schedule(events, prios, r)[1] for r in GREEDY_RULES]
     for _ in range(n_random):
         picked = rng.sample(events, rng.randint(2, len(events)))
-        out.append(greedy_schedule(picked, prios, "earliest_start")[1])  # drops the clashes
+        kept = [p for p in prios if p in {e[0] for e in picked}]  # a solver refuses a priority that is not an event
+        out.append(greedy_schedule(picked, kept, "earliest_start")[1])  # drops the clashes
     return out
 
 

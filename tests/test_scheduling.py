@@ -261,3 +261,14 @@ def test_priority_keys_is_built_once_and_refuses_a_bare_string():
     assert weight_of("Gym", keys) == weight_of(" Exam prep", ["Exam prep"]) == 2 and weight_of("Lunch", keys) == 1
     with pytest.raises(ValueError, match="list of names"):
         priority_keys("Gym")
+
+
+def test_every_solver_refuses_a_priority_that_names_no_event():
+    """A typo in a priority ("breakfast") would drop that event's doubling silently: the solvers say so instead."""
+    from utils.task.scheduling import brute_force_schedule, greedy_schedule, optimal_schedule
+
+    events = [["Gym", "07:00", "08:30"], ["Breakfast", "08:00", "08:50"], ["Standup", "09:00", "09:15"]]
+    assert optimal_schedule(events, ["Breakfast"])[0] == 115  # 50 x 2 + 15: the priority decides the clash
+    for solve in (optimal_schedule, brute_force_schedule, lambda e, p: greedy_schedule(e, p, "highest_value")):
+        with pytest.raises(ValueError, match="priority event 'breakfast' is not one of the events"):
+            solve(events, ["breakfast"])

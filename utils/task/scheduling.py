@@ -12,7 +12,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .events import Interval, clashing, event_key, overlaps, to_intervals
+from .events import Interval, clashing, event_key, name_key, overlaps, priority_keys, to_intervals
 
 
 def schedule_score(events: Iterable[Sequence], priority_events: Iterable[str]) -> int:
@@ -39,6 +39,24 @@ class DPTrace:
     chosen: list[Interval]
 
 
+def problem_intervals(events: Iterable[Sequence], priority_events: Iterable[str]) -> list[Interval]:
+    """The problem's events as intervals, refusing a priority that names none of them: a typo ("breakfast" for
+    "Breakfast") would otherwise drop that event's doubling without a word, and every solver below would answer
+    another problem than the one written.
+
+    >>> problem_intervals([["Gym", "07:00", "08:00"]], ["gym"])
+    Traceback (most recent call last):
+    ...
+    ValueError: priority event 'gym' is not one of the events (['Gym'])
+    """
+    prios = priority_keys(priority_events)
+    ivs = to_intervals(events, prios)
+    names = {name_key(iv.name) for iv in ivs}
+    if unknown := sorted(prios - names):
+        raise ValueError(f"priority event {unknown[0]!r} is not one of the events ({sorted(names)})")
+    return ivs
+
+
 def solve_dp(events: Iterable[Sequence], priority_events: Iterable[str]) -> DPTrace:
     """Weighted interval scheduling in O(n log n).
 
@@ -46,7 +64,7 @@ def solve_dp(events: Iterable[Sequence], priority_events: Iterable[str]) -> DPTr
     starts (binary search, so touching events are compatible);
     ``OPT(j) = max(OPT(j-1), value_j + OPT(p(j)))``; walk back to recover the set.
     """
-    ivs = sorted(to_intervals(events, priority_events), key=lambda iv: (iv.end, iv.start, iv.name))
+    ivs = sorted(problem_intervals(events, priority_events), key=lambda iv: (iv.end, iv.start, iv.name))
     ends = [iv.end for iv in ivs]
     pred = [bisect.bisect_right(ends, iv.start) for iv in ivs]
     table = [0] * (len(ivs) + 1)
@@ -77,7 +95,7 @@ def brute_force_schedule(
     events: Sequence[Sequence], priority_events: Iterable[str], max_events: int = 20
 ) -> tuple[int, list[list[str]]]:
     """Try every subset (2^n): the obviously-correct answer the DP is checked against."""
-    ivs = to_intervals(events, priority_events)
+    ivs = problem_intervals(events, priority_events)
     if len(ivs) > max_events:
         raise ValueError(f"brute force over {len(ivs)} events would try 2^{len(ivs)} subsets")
     best: tuple[int, tuple[Interval, ...]] = (0, ())
@@ -109,7 +127,7 @@ def greedy_schedule(
     if rule not in keys:
         raise ValueError(f"unknown greedy rule {rule!r}; choose from {sorted(keys)}")
     kept: list[Interval] = []
-    for iv in sorted(to_intervals(events, priority_events), key=keys[rule]):
+    for iv in sorted(problem_intervals(events, priority_events), key=keys[rule]):
         if not any(overlaps(iv.span, k.span) for k in kept):
             kept.append(iv)
     kept.sort(key=lambda iv: iv.start)
