@@ -4,8 +4,12 @@ Each row of ``experiments/ablation.json`` is one real run; this script runs rows
 results file per row (settings, command, versions, hardware, evaluations, paired comparisons,
 the GRPO log) plus the completions of every evaluated model::
 
-    python scripts/ablation.py --rows sft_strong,grpo_strong --out results/ablation   # one GPU, in turn
-    python scripts/ablation.py --rows all --gpus 0,1,2,3 --out results/ablation        # one row per GPU
+    python scripts/ablation.py --rows sft_strong,grpo_strong --out outputs/ablation   # one GPU, in turn
+    python scripts/ablation.py --rows all --gpus 0,1,2,3 --out outputs/ablation        # one row per GPU
+
+``--out`` is a new or empty folder, or one this script made (it marks it): a folder holding other files (the
+committed ``results/ablation``, say) is refused, never written into; ``scripts/commit_rows.py`` copies finished
+rows there.
 
 A warm start (and its evaluation) is cached by its settings under ``--cache``: rows that share
 one train it once. Rows on several GPUs run as separate processes (``CUDA_VISIBLE_DEVICES``).
@@ -42,10 +46,13 @@ def load_rows(path: Path = ROWS_FILE) -> dict[str, dict]:
     from utils.profiles import get_profile
     from utils.rewards import get_reward
 
-    rows = json.loads(path.read_text())["rows"]
+    data = json.loads(path.read_text())
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f'{path}: expected {{"rows": [{{"name": ..., ...}}, ...]}}, a non-empty list of rows')
     names = [r.get("name") for r in rows]
-    if len(set(names)) != len(names) or None in names:
-        raise ValueError(f"{path}: every row needs a name of its own; got {names}")
+    if len(set(map(str, names))) != len(names) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"{path}: every row needs a name of its own (a string); got {names}")
     for r in rows:
         where = f"{path.name}, row {r['name']!r}"
         if extra := set(r) - ROW_KEYS:
@@ -56,6 +63,8 @@ def load_rows(path: Path = ROWS_FILE) -> dict[str, dict]:
             raise ValueError(f"{where}: {exc}") from None
         for name in r.get("rewards", []):
             get_reward(name)  # raises with the known names
+        if not all(isinstance(r.get(k, []), list) for k in ("rewards", "weights")):
+            raise ValueError(f"{where}: rewards and weights are lists")
         if "weights" in r and len(r["weights"]) != len(r.get("rewards", [])):
             raise ValueError(f"{where}: {len(r['weights'])} weights for {len(r.get('rewards', []))} rewards")
     return dict(zip(names, rows))
@@ -361,8 +370,9 @@ def main(argv=None) -> int:
     args.cache = args.cache or args.out / "cache"
     try:
         rows = load_rows(args.rows_file)
-    except (OSError, ValueError, KeyError) as exc:  # a missing file, bad JSON, a row that would not run
-        print(f"error: {exc}", file=sys.stderr)
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # a missing file, bad JSON, a row that would not run
+        why = str(exc) if str(args.rows_file) in str(exc) else f"{args.rows_file}: {exc}"  # name the file once
+        print(f"error: {why}", file=sys.stderr)
         return 2
     if args.memory_fraction is not None and not 0 < args.memory_fraction <= 1:
         print(f"error: --memory-fraction {args.memory_fraction} is out of range (above 0, up to 1)", file=sys.stderr)
@@ -372,6 +382,19 @@ def main(argv=None) -> int:
     if unknown:
         print(f"error: unknown rows {unknown}; the rows file has {list(rows)}", file=sys.stderr)
         return 2
+    from utils.paths import FolderNotOurs, claim_folder
+    from utils.profiles import has_cuda
+
+    try:  # a folder of someone else's files (the committed results/ablation, say) is never written into
+        claim_folder(args.out, "ablation results")
+    except FolderNotOurs as exc:
+        print(f"error: --out: {exc}", file=sys.stderr)
+        return 2
+    if not has_cuda():
+        print(
+            "Warning: no CUDA GPU here: every row is the gpu profile's (a warm start of thousands of problems, 150 "
+            "GRPO steps of 64 answers), many hours of CPU time each"
+        )
     if args.gpus:
         return 1 if schedule(names, args.gpus.split(","), args) else 0
     if args.compile_step:  # read by the rollout hook (utils.train.fast_rollouts.rollout_compile_from_env)

@@ -128,7 +128,11 @@ def main(argv=None) -> int:
     from utils.train.fast_rollouts import FastRollouts, left_padded, profile_generation, sampling_config
 
     torch.manual_seed(0)
-    policy, tok, test_ids, train_ids, device = load(args)
+    try:
+        policy, tok, test_ids, train_ids, device = load(args)
+    except (OSError, ValueError, RuntimeError) as exc:  # a wrong --base or --adapter, no internet: one line
+        print(f"error: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
+        return 2
     eos = [tok.eos_token_id]
     result = {
         "command": "python scripts/check_fast_rollouts.py " + " ".join(argv if argv is not None else sys.argv[1:]),

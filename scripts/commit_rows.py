@@ -18,8 +18,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import math
+import re
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,15 +36,36 @@ ROW_FILES = {
 }
 #: What a warm-start-only row (``"grpo": false`` in experiments/ablation.json) holds besides ROW.json.
 WARM_START_FILES = {k: v for k, v in ROW_FILES.items() if k.startswith("completions_sft_")}
+#: A row's name as experiments/ablation.json writes them: it becomes a file and a folder name in --dest, so no path
+#: separators and no leading dot ("..", ".hidden").
+ROW_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _evaluations_ok(evals) -> bool:
+    """Evaluations as scripts/ablation.py writes them: per test set, a valid count and a finite mean score."""
+    return (
+        isinstance(evals, dict)
+        and bool(evals)
+        and all(
+            isinstance(e, dict)
+            and isinstance(e.get("valid"), int)
+            and isinstance(e.get("mean_score"), (int, float))
+            and math.isfinite(e["mean_score"])
+            for e in evals.values()
+        )
+    )
 
 
 def _warm_start_only(result: dict) -> bool:
     """A row run without GRPO, to the end (``seconds`` is written last), with its warm start evaluated."""
     row = result.get("row") or {}
+    warm = result.get("warm_start") or {}
     return (
-        row.get("grpo", True) is False
+        isinstance(row, dict)
+        and row.get("grpo", True) is False
         and "seconds" in result
-        and bool((result.get("warm_start") or {}).get("evaluations"))
+        and isinstance(warm, dict)
+        and _evaluations_ok(warm.get("evaluations"))
     )
 
 
@@ -52,17 +76,20 @@ def _members(archive: tarfile.TarFile) -> dict[str, tarfile.TarInfo]:
 
 def finished_rows(archive: tarfile.TarFile) -> dict[str, dict]:
     """The rows whose results file holds evaluations after GRPO (or, for a warm-start-only row, of its warm start),
-    by name, with their results."""
+    by name, with their results. A file of another shape, or under a name that is no row name, is not a row."""
     rows = {}
     for name, member in _members(archive).items():
         parts = name.split("/")
         if len(parts) == 2 and parts[0] == "ablation" and parts[1].endswith(".json"):
+            row = parts[1].removesuffix(".json")
             try:
                 result = json.loads(archive.extractfile(member).read())
             except ValueError:
                 continue  # a results file cut short while it was written
-            if isinstance(result, dict) and (result.get("evaluations") or _warm_start_only(result)):
-                rows[parts[1].removesuffix(".json")] = result
+            if not ROW_NAME.fullmatch(row) or not isinstance(result, dict):
+                continue
+            if _evaluations_ok(result.get("evaluations")) or _warm_start_only(result):
+                rows[row] = result
     return rows
 
 
@@ -73,10 +100,13 @@ def commit_rows(tgz: Path, dest: Path, names: list[str] | None = None, force: bo
         members, done = _members(archive), finished_rows(archive)
         wanted = names if names is not None else sorted(done)
         for name in wanted:
+            if f"ablation/{name}.json" not in members:
+                lines.append(f"{name}: not in {tgz.name}: skipped")
+                continue
             if name not in done:
                 lines.append(f"{name}: not finished in {tgz.name} (no evaluations after GRPO): skipped")
                 continue
-            if (dest / f"{name}.json").exists() and not force:
+            if ((dest / f"{name}.json").exists() or (dest / name).exists()) and not force:
                 lines.append(f"{name}: already in {dest} (pass --force to replace it): skipped")
                 continue
             only_warm = _warm_start_only(done[name])
@@ -106,10 +136,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dest", type=Path, default=ROOT / "results" / "ablation")
     ap.add_argument("--force", action="store_true", help="replace rows already in --dest")
     args = ap.parse_args(argv)
+    if args.dest.exists() and not args.dest.is_dir():
+        print(f"error: --dest {args.dest} is a file, not a folder", file=sys.stderr)
+        return 2
     try:
         lines = commit_rows(args.archive, args.dest, args.rows.split(",") if args.rows else None, args.force)
-    except tarfile.TarError as exc:  # tarfile explains over several lines: the first says it
-        why = str(exc).splitlines()[0].rstrip(":")
+    except (tarfile.TarError, EOFError, zlib.error) as exc:  # EOFError: cut short; tarfile explains over lines
+        why = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
         print(f"error: {args.archive}: not a readable archive ({why})", file=sys.stderr)
         return 2
     except OSError as exc:

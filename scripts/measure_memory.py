@@ -409,9 +409,16 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--card {args.card}: needs a CUDA GPU (it caps GPU memory)")
     keys = list(MODELS) if args.models == "all" else [k.strip() for k in args.models.split(",") if k.strip()]
     unknown = [k for k in keys if k not in MODELS and k not in SHAPES]
-    if unknown:
-        parser.error(f"unknown model key(s) {unknown}; known: {sorted(set(MODELS) | set(SHAPES))}")
-    old = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
+    if unknown or not keys:
+        parser.error(f"unknown model key(s) {unknown or args.models!r}; known: {sorted(set(MODELS) | set(SHAPES))}")
+    old = []
+    if args.json and args.json.exists():  # checked before any model runs: a finished measurement is never lost
+        try:
+            old = json.loads(args.json.read_text())
+        except (OSError, ValueError) as exc:
+            parser.error(f"--json {args.json}: not a readable JSON file ({exc})")
+        if not isinstance(old, list):
+            parser.error(f"--json {args.json}: holds no list of records (a committed results file?): choose a new file")
     records = []
     for key in keys:  # one process per model: each starts with an empty GPU and its own peak counters
         cmd = [sys.executable, __file__, "--one", key, "--backend", args.backend, "--profile", args.profile]

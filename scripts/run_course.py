@@ -18,7 +18,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,8 +81,14 @@ def main() -> int:
     ap.add_argument("--only", action="append", default=[], help="notebook number prefix, e.g. 05 (repeatable)")
     ap.add_argument("--timeout", type=int, default=3600, help="seconds a single cell may take")
     args = ap.parse_args()
-    os.environ["COURSE_PROFILE"] = args.profile
+    if args.timeout <= 0:  # nbclient reads 0 or less as "no limit": a stuck cell would hang the run for ever
+        ap.error(f"--timeout must be a positive number of seconds, got {args.timeout}")
     sys.path.insert(0, str(ROOT))
+    from utils.profiles import PROFILES
+
+    if args.profile not in PROFILES:
+        ap.error(f"unknown profile {args.profile!r}; choose one of {sorted(PROFILES)}")
+    os.environ["COURSE_PROFILE"] = args.profile
     from utils.env import HEADLESS_QUIET
     from utils.paths import figures_dir, output_dir  # honours COURSE_OUTPUT_DIR
 
@@ -94,6 +100,8 @@ def main() -> int:
     paths = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     if args.only:
         paths = [p for p in paths if any(p.name.startswith(o) for o in args.only)]
+        if not paths:
+            ap.error(f"--only {' '.join(args.only)} matches no notebook (their numbers: 01 to 06)")
     total = time.perf_counter()
     times = {}
     for path in paths:
@@ -101,6 +109,10 @@ def main() -> int:
             times[path.name] = run_notebook(path, out, args.timeout)
         except CellExecutionError as exc:
             print(f"\n!! {path.name} failed; executed copy with the error: {out / path.name}\n{str(exc)[-2000:]}")
+            return 1
+        except (CellTimeoutError, DeadKernelError) as exc:  # a cell over --timeout, or a kernel killed (memory?)
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            print(f"\n!! {path.name} stopped: {why}; executed copy so far: {out / path.name}")
             return 1
     print("\n".join(f"{name:<32}{s:>7.0f} s" for name, s in times.items()))
     print(f"Whole run: {time.perf_counter() - total:.0f} s (profile {args.profile})")

@@ -191,3 +191,23 @@ def test_a_results_file_records_the_resource_flags_its_row_ran_under(tmp_path, m
         saved["memory_fraction"] is None
         and saved["command"] == f"python scripts/ablation.py --rows warm_scan --out {tmp_path}"
     )
+
+
+@pytest.mark.parametrize("text", ["[]", '{"rows": 5}', '{"rows": [5]}', "{}", "", '{"rows": [{"name": ["a"]}]}'])
+def test_a_rows_file_of_the_wrong_shape_says_one_line_naming_it(tmp_path, capsys, text):
+    path = tmp_path / "rows.json"
+    path.write_text(text)
+    assert ablation.main(["--rows", "r", "--rows-file", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {path}") and "\n" not in err and not (tmp_path / "out").exists()
+
+
+def test_an_out_folder_holding_other_files_is_refused_and_left_as_it_was(tmp_path, capsys):
+    """--out results/ablation (committed files) or a folder of one's own: refused before anything runs."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "r.json").write_text("my notes")
+    argv = ["--rows", "r", "--rows-file", str(write(tmp_path, GOOD)), "--out", str(out)]
+    assert ablation.main(argv) == 2
+    assert "--out" in capsys.readouterr().err and [p.name for p in out.iterdir()] == ["r.json"]
+    assert (out / "r.json").read_text() == "my notes"

@@ -73,3 +73,43 @@ def test_a_row_missing_files_is_skipped_and_bad_archives_say_one_line(tmp_path, 
     assert commit.main([str(junk), "--dest", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
+
+
+def test_files_already_in_dest_and_paths_outside_it_are_never_written(tmp_path):
+    """A folder of the row's name in --dest (someone's files) is left alone unless forced; a row named ".." (a
+    malformed archive) is no row, so nothing lands beside --dest."""
+    dest = tmp_path / "sub" / "results"
+    (dest / "a").mkdir(parents=True)
+    (dest / "a" / "completions_sft_test.jsonl").write_text("MY OWN NOTES")
+    assert "already in" in commit.commit_rows(archive(tmp_path, {"a": FINISHED}), dest)[0]
+    assert (dest / "a" / "completions_sft_test.jsonl").read_text() == "MY OWN NOTES"
+    tgz = archive(tmp_path, {"..": FINISHED, ".hidden": FINISHED})
+    assert commit.commit_rows(tgz, dest) == []
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["results"]
+
+
+def test_results_of_the_wrong_shape_are_not_finished_rows_and_write_nothing(tmp_path):
+    shapes = {
+        "list": {"evaluations": [1]},
+        "number": {"evaluations": {"test": 5}},
+        "no_score": {"evaluations": {"test": {"valid": 3, "mean_score": None}}},
+        "nan": {"evaluations": {"test": {"valid": 3, "mean_score": float("nan")}}},
+        "row_text": {"row": "x", "warm_start": {"evaluations": {"test": {"valid": 1, "mean_score": 1.0}}}},
+    }
+    dest = tmp_path / "results"
+    lines = commit.commit_rows(archive(tmp_path, shapes), dest, sorted(shapes))
+    assert all("not finished" in line for line in lines) and not dest.exists()
+    assert commit.commit_rows(archive(tmp_path, {}), dest, ["nope"]) == ["nope: not in recipe.tgz: skipped"]
+
+
+def test_an_archive_cut_short_or_a_file_as_dest_says_one_line(tmp_path, capsys):
+    whole = archive(tmp_path, {"a": FINISHED}).read_bytes()
+    cut = tmp_path / "cut.tgz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    assert commit.main([str(cut), "--dest", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "not a readable archive" in err and "\n" not in err
+    (tmp_path / "file").write_text("x")
+    assert commit.main([str(cut), "--dest", str(tmp_path / "file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()

@@ -226,3 +226,17 @@ def test_the_scripts_docstring_examples_hold():
 
     result = doctest.testmod(measure_memory)
     assert result.attempted >= 6 and result.failed == 0
+
+
+def test_a_json_file_that_holds_no_records_is_refused_before_any_model_runs(tmp_path, capsys):
+    """--json naming a committed results file ({"runs": ...}) or a broken file: refused at once, the file unchanged
+    (it used to fail after the first model was measured, losing that measurement)."""
+    committed = tmp_path / "results.json"
+    committed.write_text(json.dumps({"runs": [{"records": []}]}))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{bad")
+    for path, why in ((committed, "holds no list of records"), (broken, "not a readable JSON file")):
+        before = path.read_text()
+        with pytest.raises(SystemExit) as stop:
+            measure_memory.main(["--models", "smollm2-135m", "--json", str(path)])
+        assert stop.value.code == 2 and why in capsys.readouterr().err and path.read_text() == before
