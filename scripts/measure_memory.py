@@ -389,7 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.timeout is not None and not args.timeout > 0:
         parser.error(f"--timeout {args.timeout:g}: a number of seconds above 0")
     if args.table:
-        print(table([r for path in args.table for r in records_of(json.loads(path.read_text()))]))
+        try:  # a wrong file: one line, which file and why
+            records = [r for path in args.table for r in records_of(json.loads(path.read_text()))]
+            print(table(records))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            parser.error(f"--table: {exc.__class__.__name__}: {exc} (files: {', '.join(map(str, args.table))})")
         return 0
     from utils.env import hardware
     from utils.llm.models import MODELS
