@@ -240,3 +240,13 @@ def test_a_json_file_that_holds_no_records_is_refused_before_any_model_runs(tmp_
         with pytest.raises(SystemExit) as stop:
             measure_memory.main(["--models", "smollm2-135m", "--json", str(path)])
         assert stop.value.code == 2 and why in capsys.readouterr().err and path.read_text() == before
+
+
+def test_table_of_a_wrong_file_says_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    for text in ('{"a": 1}', '[{"x": 1}]', "{bad", "[5]"):
+        bad.write_text(text)
+        with pytest.raises(SystemExit) as stop:
+            measure_memory.main(["--table", str(bad)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert stop.value.code == 2 and "--table" in err[-1] and str(bad) in err[-1]

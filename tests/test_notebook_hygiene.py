@@ -44,3 +44,25 @@ def test_titles_and_sections_are_numbered_in_order(tmp_path, monkeypatch):
     problems = nbtools.check()
     assert any("title should start with '# 01 - '" in p for p in problems)
     assert any("[1, 3] should run 1, 2, 3" in p for p in problems)
+
+
+def test_nbtools_rewrites_no_notebook_unless_every_one_reads(tmp_path):
+    """A notebook cut short: --check names it in one line, --fix-headers changes none of the others."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(root / "scripts" / "nbtools.py", tmp_path / "scripts")
+    shutil.copytree(root / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".*"))
+    (tmp_path / "utils").symlink_to(root / "utils")
+    cut = tmp_path / "notebooks" / "03_reward_design.ipynb"
+    cut.write_text(cut.read_text()[:300])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "notebooks").glob("*.ipynb")}
+    run = [sys.executable, "scripts/nbtools.py"]
+    checked = subprocess.run([*run, "--check"], cwd=tmp_path, capture_output=True, text=True)
+    assert checked.returncode == 1 and "03_reward_design.ipynb: not a readable notebook" in checked.stdout
+    fixed = subprocess.run([*run, "--fix-headers"], cwd=tmp_path, capture_output=True, text=True)
+    assert fixed.returncode == 1 and fixed.stdout.startswith("nothing rewritten:")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "notebooks").glob("*.ipynb")} == before
