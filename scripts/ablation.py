@@ -197,6 +197,16 @@ def grpo_extra(row: dict, checkpointing: bool) -> dict | None:
     return extra or None
 
 
+def resource_flags(checkpointing: bool, memory_fraction: float | None, compile_step: bool) -> list[str]:
+    """The command-line flags of a run's resource settings (not part of its row): what a row's process is started
+    with (:func:`schedule`) and what its results file records (:func:`run_command`)."""
+    return [
+        *(["--memory-fraction", str(memory_fraction)] if memory_fraction is not None else []),
+        *(["--gradient-checkpointing"] if checkpointing else []),
+        *(["--compile-step"] if compile_step else []),
+    ]
+
+
 def run_command(name: str, out_root: Path, checkpointing: bool = False, memory_fraction: float | None = None) -> str:
     """The command that runs one row as this process does, resource flags included (the results file's
     ``command``: rows run side by side under a memory cap are reproduced under the same cap).
@@ -206,11 +216,7 @@ def run_command(name: str, out_root: Path, checkpointing: bool = False, memory_f
     """
     from utils.train.fast_rollouts import ROLLOUT_COMPILE_ENV
 
-    flags = [
-        *([f"--memory-fraction {memory_fraction}"] if memory_fraction is not None else []),
-        *(["--gradient-checkpointing"] if checkpointing else []),
-        *(["--compile-step"] if os.environ.get(ROLLOUT_COMPILE_ENV) == "step" else []),
-    ]
+    flags = resource_flags(checkpointing, memory_fraction, os.environ.get(ROLLOUT_COMPILE_ENV) == "step")
     return " ".join([f"python scripts/ablation.py --rows {name} --out {out_root}", *flags])
 
 
@@ -322,9 +328,7 @@ def schedule(names: list[str], gpus: list[str], args) -> int:
                     ",".join(args.sets),
                     "--rows-file",
                     str(args.rows_file),
-                    *(["--memory-fraction", str(args.memory_fraction)] if args.memory_fraction else []),
-                    *(["--gradient-checkpointing"] if args.gradient_checkpointing else []),
-                    *(["--compile-step"] if args.compile_step else []),
+                    *resource_flags(args.gradient_checkpointing, args.memory_fraction, args.compile_step),
                 ]
                 env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PYTHONUNBUFFERED": "1"}
                 log = open(log_dir / f"{name}.log", "w")
