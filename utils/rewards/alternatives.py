@@ -199,8 +199,9 @@ def trace_clash_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     not clashes (two events that fit); GRPO with a score reward raised the first in the strong rows (31-32% ->
     43-46%, McNemar p = 0.006 and 0.009 over the 161 clashes, optimistic: one problem's clashes are not
     independent) and left the second (``utils.evaluate.answers.answer_profile`` on the committed rows). A trace
-    that finds the real clashes is what the schedule should follow. Not measured on a GPU yet (row
-    ``strong_grpo_maximal_trace``).
+    that finds the real clashes is what the schedule should follow. Measured twice on a GPU at weight 1 beside
+    ``maximal_score_reward`` (rows ``strong_grpo_maximal_scan_trace`` and ``strong_grpo_maximal_trace``): it moved
+    neither the schedules nor the traces (README, Results); a larger weight is untested.
 
     >>> A, B, C = ["A", "08:00", "09:00"], ["B", "08:30", "09:30"], ["C", "10:00", "11:00"]
     >>> cols = {"events": [[A, B, C]], "priority_events": [[]], "optimal_score": [120]}
