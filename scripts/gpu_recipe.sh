@@ -7,7 +7,9 @@
 #   bash scripts/gpu_recipe.sh parts         # call 1 (carry .gguf_a), call 2 (carry .gguf_b): keeps the thirds a
 #                                            # call carried (a call carries at most 64 MiB with the tree: 12.8 MB on
 #                                            # 2026-12-07, and the tree grows with each committed row; halves left
-#                                            # 2.9 MB to spare, thirds 16 MB)
+#                                            # 2.9 MB to spare, thirds 16 MB; on 2026-12-07 night a half
+#                                            # and .whl no longer fit beside the 14.8 MB tree: thirds, or a
+#                                            # half alone in each of two calls and .whl in a third)
 #   bash scripts/gpu_recipe.sh wheels model  # call 3 (carry .whl, .gguf_c): the wheels, the last third, join and
 #                                            # check the GGUF, convert, check the fast path (or `wheels && ... one`,
 #                                            # below: `one` joins the thirds itself)
@@ -34,6 +36,10 @@
 #                       # decoding): FRACTION=0.48 bash scripts/gpu_recipe.sh one wide_grpo_maximal_scan
 #                       # A warm-start row, then a GRPO row from its cache (2026-12-07 night, one H200: 217 + 785 s):
 #                       #   FRACTION=0.48 bash scripts/gpu_recipe.sh one warm_scan_wide_4000,wide4000_grpo_maximal_scan
+#                       # A seed of that recipe (its own warm start, then GRPO): 1,002 s on an H200; on an H100 a scan
+#                       # row with its own warm start took 1,022 s. Start it only with that plus ~150 s (wheels, model,
+#                       # collect) of device time left, or the lease ends under it and nothing comes back:
+#                       #   FRACTION=0.48 bash scripts/gpu_recipe.sh one wide4000_grpo_maximal_scan_seed1
 #   bash scripts/gpu_recipe.sh stop ROW     # stop one row's job (e.g. a BESIDE job slowing the seeds)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
 #                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (measured x6.6 slower: leave off)
