@@ -165,8 +165,9 @@ def test_ablation_table_labels_rows_by_file_so_a_rerun_keeps_its_own_row(tmp_pat
     assert table.loc["weak_grpo_monitored", "status"] == "partial: step 148"
 
 
-def test_warm_start_table_reads_the_committed_warm_starts_and_pairs_them():
-    """Three warm starts of the same settings (4,000 problems, full trace, seed 3407) trained in three sessions."""
+def test_warm_start_table_reads_the_committed_warm_starts_and_pairs_them(capsys):
+    """Three warm starts of the same settings (4,000 problems, full trace, seed 3407) trained in three sessions.
+    A name without committed warm-start answers (a typo, a row not run) is left out, and a line names it."""
     from pathlib import Path
 
     from utils.evaluate.report import warm_start_table
@@ -180,6 +181,7 @@ def test_warm_start_table_reads_the_committed_warm_starts_and_pairs_them():
     assert table.loc["strong_grpo_maximal", "vs strong_grpo_maximal"] == ""  # not compared with itself
     assert table.loc["strong_grpo_maximal", "real clashes named"] == "32%"
     assert list(table["other style valid"]) == [6, 8, 5] and set(table["style"]) == {"default"}
+    assert capsys.readouterr().out.strip().endswith(f"no committed warm-start answers in {folder}: not_a_row")
 
 
 def test_warm_start_table_pairs_the_other_style_set_too():

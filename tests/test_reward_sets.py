@@ -98,8 +98,8 @@ def test_the_notebook_flow_writefile_then_load():
         ("X = 1\n", "defines no REWARDS"),
         ("REWARDS = []\n", "non-empty list"),
         ("REWARDS = 'format_reward'\n", "non-empty list"),
-        ("REWARDS = [1]\n", r"REWARDS\[0\] is 1, not a function"),
-        ("from utils.rewards import *\nREWARDS = [format_reward, format_reward]\n", "more than once"),
+        ("REWARDS = [1]\n", "reward 0 is 1, not a function"),
+        ("from utils.rewards import *\nREWARDS = [format_reward, format_reward]\n", "named 'format_reward'"),
         ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = [1, 2]\n", "1 rewards but 2 weights"),
         ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = [float('nan')]\n", "finite number"),
         ("from utils.rewards import *\nREWARDS = [format_reward]\nWEIGHTS = ['2']\n", "finite number"),
@@ -195,3 +195,26 @@ def test_the_file_is_run_in_this_process_once_the_fork_saw_it_finish(tmp_path):
     funcs, _, _ = load_reward_set()
     module = __import__("sys").modules[funcs[1].__module__]
     assert module.PID == os.getpid() and (tmp_path / "runs").read_text() == "xx"  # once in the fork, once here
+
+
+def test_a_reward_of_yours_named_like_a_library_one_is_refused_before_it_hides_one():
+    """Notebook 05's extra reward cell: a learner's own ``format_reward`` next to the library's. The group probe adds
+    rewards up by name, so one hid the other (a total of 6.0 or 0.0 where 3.0 is right); TRL logs them under one
+    name. Now every place that takes a set refuses it with one line naming the clash."""
+    from utils.rewards import check_reward_set
+    from utils.rewards import format_reward as library_format
+    from utils.rewards.checker import assert_reward_set_ok
+    from utils.train.group_probe import group_rewards
+
+    def format_reward(completions, **kwargs):  # the learner's own, under the library's name
+        return [3.0] * len(completions)
+
+    for check in (
+        lambda: check_reward_set([library_format, format_reward], [1.0, 1.0]),
+        lambda: assert_reward_set_ok([format_reward, library_format], [1.0, 1.0]),
+        lambda: group_rewards([], [], [library_format, format_reward], [1.0, 1.0]),
+    ):
+        with pytest.raises(ValueError, match="two rewards are named 'format_reward'") as info:
+            check()
+        assert "\n" not in str(info.value) and "rename yours" in str(info.value)
+    assert check_reward_set([library_format], None) == [1.0]  # one of each: fine

@@ -300,7 +300,8 @@ def test_a_run_with_other_settings_is_not_resumed(tiny_model_dir, train_rows, tm
     capsys.readouterr()
     result = train_grpo(train_rows[:4], default_reward_funcs(), wider, **kwargs)
     out = capsys.readouterr().out
-    assert "checkpoint-1 comes from a run with other settings (grpo.lora_r 8 -> 16): starting a new run" in out
+    changed = "grpo.lora_r 8 -> 16; lora.lora_alpha 8 -> 16; lora.r 8 -> 16"  # the knob, and the LoraConfig it made
+    assert f"checkpoint-1 comes from a run with other settings ({changed}): starting a new run" in out
     assert result.global_step == 3
     adapter = json.loads((result.adapter_dir / "adapter_config.json").read_text())
     assert adapter["r"] == 16
@@ -706,3 +707,43 @@ def test_vllm_on_the_same_gpu_leaves_the_loss_less():
     assert knobs["per_device_train_batch_size"] == 32
     knobs = {k.name: k.value for k in config.grpo_knobs(profile, "unsloth", 400, "vllm", True, spec, 39.4)}
     assert knobs["per_device_train_batch_size"] == 64
+
+
+def test_a_value_edited_in_the_grpo_config_or_lora_config_starts_a_new_run(tmp_path):
+    """Notebook 05 writes ``GRPOConfig`` and ``LoraConfig`` out: a learning rate or a LoRA alpha typed there is not a
+    profile knob, and resuming under it mixed two runs in one adapter (the first steps at one rate, the rest at
+    another). Their values are settings now; what may differ on a resume (steps, saving, the machine) is not."""
+    from peft import LoraConfig
+    from trl import GRPOConfig
+
+    from utils.train import run_settings
+    from utils.train.runs import config_settings
+
+    common = dict(model_key="smollm2-135m", base="b", backend="trl", reward_names=["format_reward"])
+    smoke = get_profile("smoke")
+
+    def configs(*, lr=1e-5, alpha=8, **other):
+        args = dict(output_dir=str(tmp_path / "ck"), use_cpu=True, learning_rate=lr, max_steps=10, save_steps=1)
+        lora = LoraConfig(r=8, lora_alpha=alpha, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+        return dict(config=GRPOConfig(**{**args, **other}), lora=lora)
+
+    run = tmp_path / "grpo"
+    prepare_run_dir(run, 10, settings=run_settings(smoke, **common, **configs()))
+    _fake_checkpoint(run, 4)
+    # a resume after a disconnect: the same cells again, on a machine that splits the step into other passes,
+    # with more steps and another save interval
+    again = configs(per_device_train_batch_size=4, gradient_accumulation_steps=2, max_steps=20, save_steps=5)
+    assert "resuming" in prepare_run_dir(run, 20, settings=run_settings(smoke, **common, **again))
+    with pytest.raises(ValueError, match=r"config\.learning_rate 1e-05 -> 5e-06"):
+        prepare_run_dir(run, 10, fresh=False, settings=run_settings(smoke, **common, **configs(lr=5e-6)))
+    with pytest.raises(ValueError, match=r"lora\.lora_alpha 8 -> 32"):
+        prepare_run_dir(run, 10, fresh=False, settings=run_settings(smoke, **common, **configs(alpha=32)))
+    # settings recorded before the configs were (or by a caller that passes none): not a change
+    assert "resuming" in prepare_run_dir(run, 10, settings=run_settings(smoke, **common))
+    assert "resuming" in prepare_run_dir(run, 10, settings=run_settings(smoke, **common, **configs()))
+    decision = prepare_run_dir(run, 10, settings=run_settings(smoke, **common, **configs(beta=0.04)))
+    assert "config.beta 0.0 -> 0.04" in decision and "starting a new run" in decision
+    # nothing of the machine, the run's length or its logging is recorded, and never a token
+    recorded = config_settings(**configs(hub_token="secret", bf16=False, logging_steps=3))
+    assert not any(k.split(".", 1)[1].startswith(("hub_", "output_dir", "max_steps", "use_cpu")) for k in recorded)
+    assert "secret" not in json.dumps(recorded) and recorded["config.learning_rate"] == 1e-5

@@ -229,7 +229,8 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
     that are false) and of the durations (the share stated right), from the committed warm-start completions;
     and its valid answers on the held-out other-style set (``test_other_style``: names it never saw).
     ``against``: a row to compare each with, paired on the same problems of each set (+improved / -worsened valid
-    answers, exact McNemar p). Missing rows are left out.
+    answers, exact McNemar p). Rows without committed warm-start answers (not run yet, a typo, a row with no warm
+    start) are left out, and one printed line names them.
     """
     import json
     from pathlib import Path
@@ -254,10 +255,11 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
         c = compare(base_scored[split, after.n], after, against, name)
         return f"+{c.transitions['invalid->valid']} / -{c.transitions['valid->invalid']}, p = {c.p_value:.2g}"
 
-    records = []
+    records, left_out = [], []
     for name in rows:
         texts = answers(name)
         if texts is None:
+            left_out.append(name)
             continue
         problems = load_split("test", len(texts))
         summary, trace = evaluate(problems, texts), answer_profile(problems, texts)
@@ -282,6 +284,8 @@ def warm_start_table(folder, rows: Sequence[str], against: str | None = None) ->
             if other and base["test_other_style"]:
                 rec[f"other style vs {against}"] = versus("test_other_style", other, name)
         records.append(rec)
+    if left_out:
+        print(f"left out, no committed warm-start answers in {folder}: {', '.join(left_out)}")
     return pd.DataFrame(records).set_index("row").fillna("") if records else pd.DataFrame()
 
 

@@ -52,4 +52,4 @@ from .registry import (
 )
 from .rewards_file import RewardSetError, load_reward_set, my_rewards_path
 from .schedule_check import ScheduleCheck, check_schedule, event_value
-from .total import MAX_WEIGHT, check_weights, total_reward, weighted_total
+from .total import MAX_WEIGHT, check_reward_set, check_weights, total_reward, weighted_total

@@ -40,7 +40,7 @@ from typing import Any
 from ..task.prompts import format_answer
 from ..task.scheduling import optimal_schedule
 from .gallery import back_to_back_completion
-from .total import check_weights
+from .total import check_reward_set
 
 #: Seconds a reward may take on the whole probe batch. Our rewards need milliseconds; the
 #: reference's format regex needs minutes on the long truncated probe.
@@ -469,9 +469,7 @@ def assert_reward_set_ok(
     A function that passed before (same code) is not checked again: the resume after a
     disconnect does not pay for it twice."""
     funcs = list(funcs)
-    if not funcs:
-        raise ValueError("no rewards to train with")
-    check_weights(weights, len(funcs))
+    check_reward_set(funcs, weights)
     problems = []
     for fn in funcs:
         code = getattr(fn, "__code__", None)

@@ -28,9 +28,8 @@ from pathlib import Path
 
 from ..paths import output_dir
 from .checker import TRAINING_CHECK_TIMEOUT_S, _forked, _in_child
-from .common import reward_name
 from .registry import DEFAULT_REWARDS, default_reward_funcs
-from .total import check_weights
+from .total import check_reward_set
 
 MY_REWARDS_FILE = "my_rewards.py"
 MAX_FILE_BYTES = 1_000_000  # a rewards file is a few KB; this is not one
@@ -89,17 +88,10 @@ def _rewards_of(module: types.ModuleType, path: Path) -> tuple[list[Callable], l
         raise RewardSetError(f"{path} defines no REWARDS: end it with REWARDS = [...] and WEIGHTS = [...]")
     if not isinstance(funcs, (list, tuple)) or not funcs:
         raise RewardSetError(f"{path}: REWARDS must be a non-empty list of reward functions, got {funcs!r:.80}")
-    for i, fn in enumerate(funcs):
-        if not callable(fn):
-            raise RewardSetError(f"{path}: REWARDS[{i}] is {fn!r:.60}, not a function")
-    names = [reward_name(fn) for fn in funcs]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise RewardSetError(f"{path}: {twice} appear more than once in REWARDS (TRL logs rewards by name)")
     try:
-        weights = check_weights(getattr(module, "WEIGHTS", None), len(funcs))
+        weights = check_reward_set(funcs, getattr(module, "WEIGHTS", None))
     except ValueError as exc:
-        raise RewardSetError(f"{path}: WEIGHTS: {exc}") from None
+        raise RewardSetError(f"{path}: {exc}") from None
     return list(funcs), weights
 
 

@@ -43,6 +43,38 @@ def check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
     return out
 
 
+def check_reward_set(funcs: Sequence[RewardFn], weights: Sequence[float] | None = None) -> list[float]:
+    """The checks a reward set passes before any reward runs: at least one reward, each a function with a name of
+    its own, and one weight per reward (:func:`check_weights`). Returns the weights; anything else raises
+    ``ValueError`` with one line.
+
+    Names must differ: TRL logs each reward as ``rewards/<name>/mean``, and the sample tables and the group probe
+    add the rewards up by name, so a reward of yours named like a library one would hide it (or be hidden).
+
+    >>> def format_reward(completions, **kw):
+    ...     return [3.0] * len(completions)
+    >>> from utils.rewards import format_reward as library_format
+    >>> check_reward_set([library_format, format_reward], [1, 1])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: two rewards are named 'format_reward': ... rename yours (e.g. def my_format_reward)
+    """
+    funcs = list(funcs)
+    if not funcs:
+        raise ValueError("no rewards: the set needs at least one reward function")
+    for i, fn in enumerate(funcs):
+        if not callable(fn):
+            raise ValueError(f"reward {i} is {fn!r:.60}, not a function")
+    names = [reward_name(fn) for fn in funcs]
+    for name in dict.fromkeys(names):
+        if names.count(name) > 1:
+            raise ValueError(
+                f"two rewards are named {name!r}: TRL and the course tell rewards apart by name, so one would hide "
+                f"the other; rename yours (e.g. def my_{name.strip('<>')})"
+            )
+    return check_weights(weights, len(funcs))
+
+
 def weighted_total(values: Sequence[float | None], weights: Sequence[float]) -> float:
     """One answer's total: the sum of weight x value. ``None`` (the reward does not apply to this
     answer) is skipped, as TRL does; if no reward applies the total is NaN (TRL then gives the

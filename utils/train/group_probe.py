@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..rewards.total import check_weights, weighted_total
+from ..rewards.total import check_reward_set, weighted_total
 from ..task.columns import PROBLEM_COLUMNS
 
 
@@ -52,7 +52,7 @@ def group_rewards(
 
     from ..grpo.advantages import group_advantages  # imports torch: only when needed
 
-    weights = check_weights(weights, len(funcs))
+    weights = check_reward_set(funcs, weights)  # names too: the rewards are added up by name below
     records = []
     for p, (row, group) in enumerate(zip(rows, groups)):
         columns = {k: [row[k]] * len(group) for k in PROBLEM_COLUMNS}

@@ -220,6 +220,56 @@ DATA_KNOBS = ("n_train", "max_events", "train_style")
 PROBLEM_SETTINGS = frozenset({*(f"data.{k}" for k in DATA_KNOBS), "problems"})
 
 
+#: GRPOConfig fields (name prefixes) a run's settings leave out. Every other field shapes what the checkpoints
+#: learned, so a resume must match it (a learning rate edited in notebook 05's GRPOConfig cell starts a new run).
+UNRECORDED_CONFIG = (
+    # where and how long it runs, how it saves, logs and reports: these may change on a resume
+    *("output_dir", "overwrite_output_dir", "resume_from_checkpoint", "max_steps", "num_train_epochs"),
+    *("save_", "restore_callback_states", "ignore_data_skip", "logging_", "log_", "report_to", "run_name"),
+    *("project", "trackio_", "disable_tqdm", "hub_", "push_to_hub", "num_completions_to_print"),
+    # evaluation during training (the course evaluates afterwards)
+    *("eval_", "do_", "per_device_eval_batch_size", "num_generations_eval", "prediction_loss_only"),
+    *("batch_eval_metrics", "include_", "label_names", "load_best_model_at_end", "metric_for_best_model"),
+    *("greater_is_better", "length_column_name"),
+    # the machine: the same update computed another way (precision, devices, memory per pass, generation engine);
+    # the answers a step are the profile's grpo.per_device_batch, recorded with it
+    *("use_cpu", "bf16", "fp16", "tf32", "local_rank", "ddp_", "fsdp", "deepspeed", "ds3_", "parallelism_config"),
+    *("accelerator_config", "debug", "dataloader_", "auto_find_batch_size", "average_tokens_across_devices"),
+    *("full_determinism", "enable_jit_checkpoint", "skip_memory_metrics", "torch_compile", "torch_empty_cache"),
+    *("per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation", "generation_batch_size"),
+    *("gradient_checkpointing", "use_liger_kernel", "liger_kernel_config", "cast_lm_head_to_fp32", "use_vllm"),
+    *("vllm_", "use_transformers_", "transformers_continuous_batching", "cache_implementation", "use_cache"),
+    *("model_init_kwargs", "trust_remote_code"),
+)
+#: LoraConfig fields a resume must match (the rank is also the profile's grpo.lora_r).
+LORA_FIELDS = ("r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora", "use_dora")
+#: setting name prefixes recorded since 2026-12-08: a run recorded before (or a caller that passes no config) has
+#: them on one side only, which is not a change
+CONFIG_SETTINGS = ("config.", "lora.")
+
+
+def config_settings(config: Any = None, lora: Any = None) -> dict[str, Any]:
+    """What a resume must match of a ``GRPOConfig`` (every field but :data:`UNRECORDED_CONFIG`) and a
+    ``LoraConfig`` (:data:`LORA_FIELDS`), as ``{"config.<field>": value, "lora.<field>": value}``; either may be
+    ``None``. Notebook 05 writes both out, so a value typed there must count, not only the profile's knobs.
+
+    >>> from types import SimpleNamespace
+    >>> cfg = SimpleNamespace(to_dict=lambda: {"learning_rate": 1e-05, "output_dir": "x", "bf16": True})
+    >>> config_settings(cfg, SimpleNamespace(r=8, lora_alpha=8, target_modules={"v_proj", "q_proj"}))
+    {'config.learning_rate': 1e-05, 'lora.r': 8, 'lora.lora_alpha': 8, 'lora.target_modules': ['q_proj', 'v_proj']}
+    """
+    out: dict[str, Any] = {}
+    if config is not None:
+        fields = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+        out.update({f"config.{k}": v for k, v in fields.items() if not k.startswith(UNRECORDED_CONFIG)})
+    if lora is not None:
+        for k in LORA_FIELDS:
+            if hasattr(lora, k):
+                v = getattr(lora, k)
+                out[f"lora.{k}"] = sorted(v) if isinstance(v, (set, frozenset)) else v
+    return json.loads(json.dumps(out, default=str))  # the form it has once written and read back
+
+
 def problems_digest(rows: Sequence[Mapping]) -> str:
     """``"2 problems, sha1 0b3f..."``: which problems a run trains on, short enough for its settings file. It tells
     apart what the knobs cannot: the published problems from the course's own (``DATA_SOURCE``), or your own.
@@ -246,9 +296,12 @@ def run_settings(
     reward_weights: Sequence[float] | None = None,
     extra_config: Mapping[str, Any] | None = None,
     problems: Sequence[Mapping] | None = None,
+    config: Any = None,
+    lora: Any = None,
 ) -> dict[str, Any]:
     """What a run's checkpoints depend on, as plain JSON values: resuming under other settings
-    (another profile's LoRA rank, another base model or reward set) would fail or mix two runs.
+    (another profile's LoRA rank, another base model or reward set) would fail or mix two runs. With ``config``
+    (the ``GRPOConfig``) and ``lora`` (the ``LoraConfig``), their values too (:func:`config_settings`).
     The GRPO problems count too: a run resumed on other problems would mix two datasets in one adapter. Their knobs
     (``data.n_train``, ``data.max_events``, ``data.train_style``) say what changed in words; with ``problems`` (the
     rows themselves) their :func:`problems_digest` also tells apart sources the knobs do not (hub or local).
@@ -273,6 +326,7 @@ def run_settings(
     }
     if problems is not None:
         settings["problems"] = problems_digest(problems)
+    settings.update(config_settings(config, lora))
     return json.loads(json.dumps(settings, default=str))  # the form it has once written and read back
 
 
@@ -280,15 +334,22 @@ def settings_changes(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[
     """``["grpo.lora_r 8 -> 16", ...]``: the settings that differ, in words.
 
     What the earlier run did not record about its problems (``data.*``, ``problems``: its settings file predates
-    them) is not a change: its problems are unknown, and refusing would strand every run made before.
+    them) is not a change: its problems are unknown, and refusing would strand every run made before. Nor is a
+    ``config.*`` or ``lora.*`` value that one side lacks (recorded only where the caller passes its configs).
 
-    >>> settings_changes({"grpo.lora_r": 8}, {"grpo.lora_r": 16, "data.n_train": 500})
+    >>> settings_changes({"grpo.lora_r": 8}, {"grpo.lora_r": 16, "data.n_train": 500, "config.beta": 0.04})
     ['grpo.lora_r 8 -> 16']
     """
+
+    def unknown(k: str) -> bool:
+        return (k in PROBLEM_SETTINGS and k not in before) or (
+            k.startswith(CONFIG_SETTINGS) and k not in before.keys() & now.keys()
+        )
+
     return [
         f"{k} {before.get(k)!r} -> {now.get(k)!r}"
         for k in sorted(set(before) | set(now))
-        if before.get(k) != now.get(k) and not (k in PROBLEM_SETTINGS and k not in before)
+        if before.get(k) != now.get(k) and not unknown(k)
     ]
 
 
@@ -379,8 +440,12 @@ def resume_checkpoint(
     return latest_checkpoint(Path(out_dir) / "checkpoints")
 
 
-def write_run_info(result: TrainResult, profile: Profile, spec: ModelSpec, funcs, weights) -> Path:
-    """What notebook 05 needs: adapter, base, profile, log history. A known place, JSON."""
+def write_run_info(
+    result: TrainResult, profile: Profile, spec: ModelSpec, funcs, weights, settings: Mapping[str, Any] | None = None
+) -> Path:
+    """What notebook 05 needs: adapter, base, profile, log history. A known place, JSON. ``settings``: what the run
+    trained with (:func:`run_settings`, the configs' own values included: a value typed into notebook 05's
+    ``GRPOConfig`` cell is there, not in the profile)."""
     info = {
         "adapter_dir": str(result.adapter_dir),
         "base_model": result.base_model,
@@ -394,6 +459,7 @@ def write_run_info(result: TrainResult, profile: Profile, spec: ModelSpec, funcs
         "reward_weights": list(weights) if weights else None,
         "log_history": result.log_history,
         "samples_file": str(result.samples_file),
+        "settings": dict(settings) if settings is not None else None,
     }
     path = result.output_dir / RUN_INFO
     path.write_text(json.dumps(info, indent=1, default=str))

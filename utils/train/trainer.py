@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..llm.generation import choose_generation
 from ..llm.models import ModelSpec, choose_model, default_dtype, load_causal_lm, model_source
@@ -26,7 +26,7 @@ from ..task.columns import PROBLEM_COLUMNS
 from ..task.prompts import build_messages
 from .backend import choose_backend
 from .config import Knob, build_grpo_config, grpo_knobs, lora_config
-from .runs import RUN_OWN, TrainResult, resume_checkpoint, run_settings, write_run_info
+from .runs import RUN_OWN, TrainResult, config_settings, resume_checkpoint, run_settings, write_run_info
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -124,9 +124,12 @@ def prepare_run(
     reward_weights: Sequence[float] | None = None,
     extra_config: dict | None = None,
     problems: Sequence[dict] | None = None,
+    config: Any = None,
+    lora: Any = None,
 ) -> dict:
     """Claim the run folder (never one holding someone else's files) and return the settings its
-    checkpoints depend on (:func:`~utils.train.runs.run_settings`; ``problems``: the GRPO problems), for
+    checkpoints depend on (:func:`~utils.train.runs.run_settings`; ``problems``: the GRPO problems; ``config``
+    and ``lora``: the ``GRPOConfig`` and ``LoraConfig``, whose values count too), for
     :func:`~utils.train.runs.resume_checkpoint` to compare before it resumes."""
     claim_folder(out_dir, "GRPO run", own=RUN_OWN)
     return run_settings(
@@ -138,6 +141,8 @@ def prepare_run(
         reward_weights=reward_weights,
         extra_config=extra_config,
         problems=problems,
+        config=config,
+        lora=lora,
     )
 
 
@@ -161,7 +166,7 @@ def save_run(
         generation,
         Path(samples_file),
     )
-    write_run_info(result, profile, spec, trainer.reward_funcs, settings["reward_weights"])
+    write_run_info(result, profile, spec, trainer.reward_funcs, settings["reward_weights"], settings)
     return result
 
 
@@ -243,6 +248,7 @@ def build_trainer(
     if max_steps is not None:
         knobs = [Knob(k.name, max_steps, k.why) if k.name == "max_steps" else k for k in knobs]
     config = build_grpo_config(knobs, out_dir / "checkpoints", reward_weights, **(extra_config or {}))
+    settings.update(config_settings(config, peft_cfg))  # what a resume must match of the configs themselves
     cbs = [recorder.callback(), ProgressPrinter(), SkipNonFiniteSteps(), *callbacks]
     if stop_after is not None:
         cbs.append(StopAfterStep(stop_after))
