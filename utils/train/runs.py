@@ -243,8 +243,8 @@ UNRECORDED_CONFIG = (
 )
 #: LoraConfig fields a resume must match (the rank is also the profile's grpo.lora_r).
 LORA_FIELDS = ("r", "lora_alpha", "lora_dropout", "target_modules", "bias", "use_rslora", "use_dora")
-#: setting name prefixes recorded since 2026-12-08: a run recorded before (or a caller that passes no config) has
-#: them on one side only, which is not a change
+#: setting name prefixes recorded since 2026-12-07 (night): a run recorded before, or a caller that passes no
+#: config, has them on one side only, which is not a change
 CONFIG_SETTINGS = ("config.", "lora.")
 
 
