@@ -217,3 +217,23 @@ def test_the_notebooks_lora_config_is_the_one_the_library_builds():
     _, tree = _cell_with("load_policy(")
     call = _call(tree, "load_policy")
     assert [a.id for a in call.args][-1] == "lora", "the trainer cell no longer passes the notebook's LoraConfig"
+
+
+@pytest.mark.parametrize("profile_name", ["smoke", "cpu", "gpu"])
+def test_what_differs_between_machines_is_not_a_setting_a_resume_must_match(profile_name):
+    """A Colab run resumed after a disconnect may land on another card (a T4 after an L4) or the CPU: the knobs that
+    follow the machine (precision, micro-batch split, checkpointing, pinned memory, generation engine) must be
+    left out of the recorded settings (``UNRECORDED_CONFIG``), or the resume would start the run over. The values
+    the learner chooses (the learning rate, the budget, the group size) are not machine knobs and stay recorded."""
+    from utils.train.runs import UNRECORDED_CONFIG
+
+    profile, spec = get_profile(profile_name), MODELS["smollm2-135m"]
+    machines = [("static-cache", False, None), ("static-cache", True, 15.0), ("static-cache", True, 80.0)]
+    machines += [("vllm", True, 22.5)]
+    values = [{k.name: k.value for k in config.grpo_knobs(profile, "trl", 400, *m[:2], spec, m[2])} for m in machines]
+    differ = {k for a, b in itertools.combinations(values, 2) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+    assert differ, "the machines above should differ somewhere"
+    assert not [k for k in differ if not k.startswith(UNRECORDED_CONFIG)]
+    assert not [
+        k for k in ("learning_rate", "max_completion_length", "num_generations") if k.startswith(UNRECORDED_CONFIG)
+    ]
