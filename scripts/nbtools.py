@@ -110,7 +110,8 @@ def check() -> list[str]:
             nb = nbformat.read(path, as_version=4)
             nbformat.validate(nb)
         except Exception as exc:  # not JSON, not a notebook: a problem to report, the other notebooks still checked
-            problems.append(f"{path.name}: not a readable notebook ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+            why = (str(exc).strip().splitlines() or ["(no message)"])[0]  # an empty message must not crash the check
+            problems.append(f"{path.name}: not a readable notebook ({type(exc).__name__}: {why})")
             continue
         for cell in nb.cells:
             if cell.cell_type == "code" and (cell.get("outputs") or cell.get("execution_count")):
@@ -173,9 +174,8 @@ def main() -> int:
     ap.add_argument("--strip", action="store_true", help="remove outputs from every notebook")
     ap.add_argument("--fix-headers", action="store_true", help="rewrite every notebook's badge and setup cell")
     args = ap.parse_args()
-    if (
-        args.fix_headers or args.strip
-    ):  # every notebook must read (and have its two header cells) before any is rewritten
+    # every notebook must read (and have its two header cells) before any is rewritten
+    if args.fix_headers or args.strip:
         marks = ("not a readable notebook", *(("lacks its Colab badge",) if args.fix_headers else ()))
         if blocked := [line for line in check() if any(m in line for m in marks)]:
             print("nothing rewritten:", "; ".join(blocked))
