@@ -260,8 +260,7 @@ def config_settings(config: Any = None, lora: Any = None) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     if config is not None:
-        fields = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
-        out.update({f"config.{k}": v for k, v in fields.items() if not k.startswith(UNRECORDED_CONFIG)})
+        out.update({f"config.{k}": v for k, v in config.to_dict().items() if not k.startswith(UNRECORDED_CONFIG)})
     if lora is not None:
         for k in LORA_FIELDS:
             if hasattr(lora, k):
