@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..rewards.common import reward_name
 from ..rewards.total import check_reward_set, weighted_total
 from ..task.columns import PROBLEM_COLUMNS
 
@@ -56,10 +57,9 @@ def group_rewards(
     records = []
     for p, (row, group) in enumerate(zip(rows, groups)):
         columns = {k: [row[k]] * len(group) for k in PROBLEM_COLUMNS}
-        per_fn = {
-            f.__name__: f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs
-        }
-        totals = [weighted_total([per_fn[f.__name__][i] for f in funcs], weights) for i in range(len(group))]
+        values = [f(completions=list(group), prompts=[row["prompt"]] * len(group), **columns) for f in funcs]
+        per_fn = {reward_name(f): v for f, v in zip(funcs, values)}  # the table's columns (names differ: checked)
+        totals = [weighted_total([v[i] for v in values], weights) for i in range(len(group))]
         advantages = group_advantages(totals, len(group)).tolist()
         for i, text in enumerate(group):
             records.append(
