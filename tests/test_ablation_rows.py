@@ -152,7 +152,7 @@ def test_a_warm_start_only_row_stops_after_its_evaluation(tmp_path, monkeypatch)
     import utils.train
 
     evals = {"evaluations": {"test": {"valid": 44, "mean_score": 38.5}}, "settings": {}, "checkpoint": "ckpt"}
-    monkeypatch.setattr(ablation, "warm_start", lambda row, profile, cache, out, sets: ("ckpt", evals))
+    monkeypatch.setattr(ablation, "warm_start", lambda row, profile, cache, out, sets, evaluate=True: ("ckpt", evals))
     monkeypatch.setattr(utils.train, "train_grpo", lambda *a, **k: pytest.fail("GRPO ran in a warm-start-only row"))
     row = ablation.load_rows()["warm_scan"]
     result = ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"])
@@ -177,7 +177,7 @@ def test_warm_start_rows_share_their_warm_start_with_the_grpo_rows_they_feed():
 def test_a_results_file_records_the_resource_flags_its_row_ran_under(tmp_path, monkeypatch):
     """Rows run side by side under a memory cap: the recorded command and fields say so, so a rerun can match."""
     evals = {"evaluations": {"test": {"valid": 44, "mean_score": 38.5}}, "settings": {}, "checkpoint": "ckpt"}
-    monkeypatch.setattr(ablation, "warm_start", lambda row, profile, cache, out, sets: ("ckpt", evals))
+    monkeypatch.setattr(ablation, "warm_start", lambda row, profile, cache, out, sets, evaluate=True: ("ckpt", evals))
     row = ablation.load_rows()["warm_scan"]
     ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"], checkpointing=True, memory_fraction=0.48)
     saved = json.loads((tmp_path / "warm_scan.json").read_text())
@@ -211,3 +211,126 @@ def test_an_out_folder_holding_other_files_is_refused_and_left_as_it_was(tmp_pat
     assert ablation.main(argv) == 2
     assert "--out" in capsys.readouterr().err and [p.name for p in out.iterdir()] == ["r.json"]
     assert (out / "r.json").read_text() == "my notes"
+
+
+def _fake_warm_start_steps(monkeypatch, calls: list) -> None:
+    """run_sft trains once (a folder and its record, as the real one leaves them); evaluate_model writes n answers."""
+    import utils.task
+    import utils.train
+    from utils.evaluate import save_completions
+    from utils.train.warmstart import SFT_SETTINGS
+
+    def run_sft(base, rows, profile, out_dir):
+        done = out_dir / "final"
+        if not done.exists():
+            calls.append("train")
+            done.mkdir(parents=True)
+            (out_dir / SFT_SETTINGS).write_text("{}")
+        return done
+
+    def evaluate_model(source, adapter, sets, profile, out, label):
+        calls.append(f"eval {label} {','.join(sets)}")
+        for name in sets:
+            save_completions(out / f"completions_{label}_{name}.jsonl", ["no answer"] * 3)
+        return {}
+
+    monkeypatch.setattr(utils.task, "training_problems", lambda n, style: [])
+    monkeypatch.setattr(utils.train, "run_sft", run_sft)
+    monkeypatch.setattr(ablation, "evaluate_model", evaluate_model)
+
+
+def test_a_warm_start_trained_without_its_evaluation_is_evaluated_once_later(tmp_path, monkeypatch):
+    """``evaluate=False`` (GRPO starts while another process evaluates): the checkpoint only; the next call evaluates,
+    the one after reuses both, and a reuse keeps the training's recorded time."""
+    from utils.profiles import get_profile
+
+    calls = []
+    _fake_warm_start_steps(monkeypatch, calls)
+    row, profile = ablation.load_rows()["warm_scan"], get_profile("gpu")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    out.mkdir()
+    checkpoint, sft = ablation.warm_start(row, profile, cache, out, ["test"], evaluate=False)
+    assert sft is None and calls == ["train"] and checkpoint.endswith("final")
+    settings = next(cache.glob("sft-*/settings.json"))
+    trained = json.loads(settings.read_text())["seconds"]
+    _, sft = ablation.warm_start(row, profile, cache, out, ["test"])
+    assert calls == ["train", "eval sft test"] and sft["evaluations"]["test"]["n"] == 3
+    assert (out / "completions_sft_test.jsonl").exists()  # the row's own copy
+    _, again = ablation.warm_start(row, profile, cache, out, ["test"])
+    assert calls == ["train", "eval sft test"] and again["evaluations"] == sft["evaluations"]
+    assert json.loads(settings.read_text())["seconds"] == trained
+
+
+def test_a_grpo_row_evaluates_its_warm_start_beside_grpo_and_reports_it_as_before(tmp_path, monkeypatch):
+    """``--warm-eval-beside``: the warm start trains, its evaluation starts in a second process, GRPO trains meanwhile;
+    after GRPO's own evaluation the row waits for it and compares as a row without the flag does."""
+    import types
+
+    import utils.train
+
+    calls = []
+    evals = {"evaluations": {"test": {"valid": 44, "mean_score": 38.5}}, "settings": {}, "checkpoint": "ckpt"}
+
+    def warm_start(row, profile, cache, out, sets, evaluate=True):
+        calls.append(f"warm start evaluate={evaluate}")
+        return "ckpt", evals if evaluate else None
+
+    class Child:
+        def wait(self):
+            calls.append("wait")
+            return 1  # failed: the row evaluates what is missing itself, through warm_start
+
+    trained = types.SimpleNamespace(global_step=2, seconds=1.0, generation="g", log_history=[], adapter_dir="a")
+    monkeypatch.setattr(ablation, "warm_start", warm_start)
+    monkeypatch.setattr(ablation, "start_warm_start_eval", lambda *a: calls.append("start eval") or Child())
+    monkeypatch.setattr(utils.train, "train_grpo", lambda *a, **k: calls.append("grpo") or trained)
+    monkeypatch.setattr(ablation, "evaluate_model", lambda *a: calls.append("eval grpo") or {})
+    monkeypatch.setattr(ablation, "comparisons", lambda *a: calls.append("compare") or {"test": {}})
+    row = ablation.load_rows()["wide4000_grpo_maximal_scan_seed1"]
+    result = ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"], eval_beside=True)
+    assert calls == [
+        "warm start evaluate=False",
+        "start eval",
+        "grpo",
+        "eval grpo",
+        "wait",
+        "warm start evaluate=True",
+        "compare",
+    ]
+    saved = json.loads((tmp_path / f"{row['name']}.json").read_text())
+    assert saved["warm_start"] == evals and saved["warm_eval_beside"] is True and result["compare_sft_grpo"]
+    assert saved["command"].endswith("--warm-eval-beside")
+
+
+def test_the_evaluation_beside_grpo_is_a_command_this_script_runs(tmp_path, monkeypatch):
+    """The second process's command line parses, loads the row from the file written for it, and only evaluates
+    the warm start (no results file)."""
+    started = []
+
+    class Popen:
+        def __init__(self, cmd, **kwargs):
+            started.append(cmd)
+            self.pid = 1
+
+    row = ablation.load_rows()["wide4000_grpo_maximal_scan_seed1"]
+    from utils.paths import claim_folder
+
+    claim_folder(tmp_path / "out", "ablation results")  # as the row's own process did
+    (tmp_path / "out" / row["name"]).mkdir()
+    monkeypatch.setattr(ablation.subprocess, "Popen", Popen)
+    ablation.start_warm_start_eval(row, tmp_path / "out", tmp_path / "cache", ["test"], 0.48)
+    (cmd,) = started
+    assert (
+        cmd[1] == ablation.__file__ and "--warm-start-eval" in cmd and cmd[cmd.index("--memory-fraction") + 1] == "0.48"
+    )
+    seen = []
+
+    def warm_start(row, profile, cache, out, sets, evaluate=True):
+        seen.append((row, profile.seed, out.name, sets, evaluate))
+        return "ckpt", {}
+
+    monkeypatch.setattr(ablation, "warm_start", warm_start)
+    monkeypatch.setattr(ablation, "limit_gpu_memory", lambda fraction: None)
+    assert ablation.main(cmd[2:]) == 0
+    assert seen == [(row, 1, row["name"], ["test"], True)]
+    assert not list((tmp_path / "out").glob("*.json"))
