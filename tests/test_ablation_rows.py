@@ -282,15 +282,15 @@ def test_a_grpo_row_evaluates_its_warm_start_beside_grpo_and_reports_it_as_befor
 
     trained = types.SimpleNamespace(global_step=2, seconds=1.0, generation="g", log_history=[], adapter_dir="a")
     monkeypatch.setattr(ablation, "warm_start", warm_start)
-    monkeypatch.setattr(ablation, "start_warm_start_eval", lambda *a: calls.append("start eval") or Child())
+    monkeypatch.setattr(ablation, "start_beside", lambda *a: calls.append(f"start {a[5][0]}") or Child())
     monkeypatch.setattr(utils.train, "train_grpo", lambda *a, **k: calls.append("grpo") or trained)
-    monkeypatch.setattr(ablation, "evaluate_model", lambda *a: calls.append("eval grpo") or {})
+    monkeypatch.setattr(ablation, "evaluate_grpo_beside", lambda *a: calls.append("eval grpo") or {})
     monkeypatch.setattr(ablation, "comparisons", lambda *a: calls.append("compare") or {"test": {}})
     row = ablation.load_rows()["wide4000_grpo_maximal_scan_seed1"]
     result = ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"], eval_beside=True)
     assert calls == [
         "warm start evaluate=False",
-        "start eval",
+        "start --warm-start-eval",
         "grpo",
         "eval grpo",
         "wait",
@@ -302,9 +302,11 @@ def test_a_grpo_row_evaluates_its_warm_start_beside_grpo_and_reports_it_as_befor
     assert saved["command"].endswith("--warm-eval-beside")
 
 
-def test_the_evaluation_beside_grpo_is_a_command_this_script_runs(tmp_path, monkeypatch):
-    """The second process's command line parses, loads the row from the file written for it, and only evaluates
-    the warm start (no results file)."""
+def test_the_processes_beside_a_row_are_commands_this_script_runs(tmp_path, monkeypatch):
+    """Both second processes' command lines parse, load the row from the file written for it, and do only their
+    task: the warm start's evaluation (no results file), or the GRPO model's on the sets given (their summaries)."""
+    from utils.paths import claim_folder
+
     started = []
 
     class Popen:
@@ -313,24 +315,55 @@ def test_the_evaluation_beside_grpo_is_a_command_this_script_runs(tmp_path, monk
             self.pid = 1
 
     row = ablation.load_rows()["wide4000_grpo_maximal_scan_seed1"]
-    from utils.paths import claim_folder
-
-    claim_folder(tmp_path / "out", "ablation results")  # as the row's own process did
-    (tmp_path / "out" / row["name"]).mkdir()
+    out = tmp_path / "out"
+    claim_folder(out, "ablation results")  # as the row's own process did
+    (out / row["name"]).mkdir()
     monkeypatch.setattr(ablation.subprocess, "Popen", Popen)
-    ablation.start_warm_start_eval(row, tmp_path / "out", tmp_path / "cache", ["test"], 0.48)
-    (cmd,) = started
-    assert (
-        cmd[1] == ablation.__file__ and "--warm-start-eval" in cmd and cmd[cmd.index("--memory-fraction") + 1] == "0.48"
-    )
+    monkeypatch.setattr(ablation, "limit_gpu_memory", lambda fraction: None)
     seen = []
 
     def warm_start(row, profile, cache, out, sets, evaluate=True):
-        seen.append((row, profile.seed, out.name, sets, evaluate))
+        seen.append(("warm start", profile.seed, out.name, sets, evaluate))
         return "ckpt", {}
 
+    def evaluate_model(source, adapter, sets, profile, out, label):
+        seen.append(("evaluate", source, adapter, sets, out.name, label))
+        return {name: {"valid": 1} for name in sets}
+
     monkeypatch.setattr(ablation, "warm_start", warm_start)
-    monkeypatch.setattr(ablation, "limit_gpu_memory", lambda fraction: None)
-    assert ablation.main(cmd[2:]) == 0
-    assert seen == [(row, 1, row["name"], ["test"], True)]
-    assert not list((tmp_path / "out").glob("*.json"))
+    monkeypatch.setattr(ablation, "evaluate_model", evaluate_model)
+    ablation.start_beside(row, out, tmp_path / "cache", ["test"], 0.48, ["--warm-start-eval"], "w.log")
+    ablation.start_beside(row, out, tmp_path / "cache", ["o"], None, ["--evaluate-grpo", "ck", "ad"], "g.log")
+    warm, grpo = started
+    assert warm[1] == ablation.__file__ and warm[warm.index("--memory-fraction") + 1] == "0.48"
+    assert ablation.main(warm[2:]) == 0 and seen == [("warm start", 1, row["name"], ["test"], True)]
+    assert not list(out.glob("*.json"))  # no results file
+    assert ablation.main(grpo[2:]) == 0 and seen[1] == ("evaluate", "ck", "ad", ["o"], row["name"], "grpo")
+    assert json.loads((out / row["name"] / ablation.BESIDE_EVALUATIONS).read_text()) == {"o": {"valid": 1}}
+
+
+@pytest.mark.parametrize("child_ok", [True, False])
+def test_grpo_evaluation_beside_returns_every_set_in_order_even_when_the_second_process_fails(
+    tmp_path, monkeypatch, child_ok
+):
+    out = tmp_path / "row"
+    out.mkdir()
+    (out / ablation.BESIDE_EVALUATIONS).write_text('{"b": {"valid": 0, "stale": true}}')  # an older run's
+    here = []
+
+    class Child:
+        def wait(self):
+            if child_ok:
+                (out / ablation.BESIDE_EVALUATIONS).write_text('{"b": {"valid": 2}}')
+            return 0 if child_ok else 1
+
+    def evaluate_model(source, adapter, sets, profile, out, label):
+        here.append(sets)
+        return {name: {"valid": 1} for name in sets}
+
+    monkeypatch.setattr(ablation, "start_beside", lambda *a: Child())
+    monkeypatch.setattr(ablation, "evaluate_model", evaluate_model)
+    got = ablation.evaluate_grpo_beside("ck", "ad", ["a", "b"], None, out, {"name": "row"}, tmp_path, None)
+    assert list(got) == ["a", "b"] and got["a"] == {"valid": 1}
+    assert got["b"] == ({"valid": 2} if child_ok else {"valid": 1})
+    assert here == ([["a"]] if child_ok else [["a"], ["b"]])
