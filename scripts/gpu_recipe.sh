@@ -139,7 +139,7 @@ case ${1:-} in
     while [ $SECONDS -lt $end ] && pgrep -f "ablation.py|bench_fast_rollouts|bench_graph_engine|check_fast_rollouts|measure_memory|gpu_hook|one.sh" > /dev/null; do sleep 20; done
     date -u +%H:%M:%S; cat $R/sched.log $R/sched0.log 2>/dev/null
     # progress bars end lines with \r: show each log's last few real lines
-    for f in $R/bench.log $R/memory.log $R/first.log $R/beside.log $R/check.log $R/hook.*.log $R/ablation_*.log $R/ablation/logs/*.log; do
+    for f in $R/bench.log $R/memory.log $R/first.log $R/beside.log $R/check.log $R/hook.*.log $R/ablation_*.log $R/ablation/logs/*.log $R/ablation/*/*_eval.log; do
       [ -f "$f" ] || continue; echo "== $f"; tail -c 3000 "$f" | tr '\r' '\n' | grep -v "^ *$" | cut -c1-300 | tail -4
       tr '\r' '\n' < "$f" | grep -E "^\[|vs .* on [0-9]+ problems|Error" | cut -c1-300 | tail -3
     done
