@@ -277,6 +277,16 @@ def start_beside(
     return proc
 
 
+def stop_beside(proc, grace: float = 60) -> None:
+    """Ends a second process (if still running) when the row that started it fails."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def evaluate_grpo_beside(
     base: str, adapter, sets, profile, out: Path, row: dict, cache: Path, memory_fraction: float | None
 ) -> dict:
@@ -287,7 +297,11 @@ def evaluate_grpo_beside(
     (out / BESIDE_EVALUATIONS).unlink(missing_ok=True)  # never an older run's
     task = ["--evaluate-grpo", str(base), str(adapter)]
     other = start_beside(row, out.parent, cache, sets[1:], memory_fraction, task, "grpo_eval.log")
-    results = evaluate_model(base, adapter, sets[:1], profile, out, "grpo")
+    try:
+        results = evaluate_model(base, adapter, sets[:1], profile, out, "grpo")
+    except BaseException:
+        stop_beside(other)  # nothing left writing into the row's folder after the row failed
+        raise
     rc = other.wait()
     if rc == 0 and (out / BESIDE_EVALUATIONS).exists():
         results.update(json.loads((out / BESIDE_EVALUATIONS).read_text()))
@@ -353,51 +367,58 @@ def run_row(
         )
     result["warm_start"] = sft
     save()
-    if grpo:
-        if row.get("rewards"):
-            funcs = [get_reward(name) for name in row["rewards"]]
-            weights = [float(w) for w in row.get("weights", [1.0] * len(funcs))]
-        else:
-            funcs, weights = default_reward_funcs(SEED_REWARDS), [1.0, 1.0, 1.0]  # the committed rows' set
-        timer = StepTimer()
-        trained = train_grpo(
-            load_problems(  # notebook 05's and scripts/train_grpo.py's: committed first, then generated
-                "train", limit=profile.data.n_train, max_events=profile.data.max_events, style=profile.data.train_style
-            ),
-            funcs,
-            profile,
-            base=base,
-            reward_weights=weights,
-            backend="trl",
-            out_dir=out / "grpo",
-            callbacks=[timer],
-            extra_config=grpo_extra(row, checkpointing),
-            resume=False,
-        )
-        result["grpo"] = {
-            "peak_memory": gpu_peak_memory(),  # what a second row beside this one would have to fit next to
-            "steps": trained.global_step,
-            "seconds": round(trained.seconds, 1),
-            "generation": trained.generation,
-            "step_seconds": timer.seconds,
-            "rewards": [f.__name__ for f in funcs],
-            "weights": weights,
-            "log_history": trained.log_history,
-        }
-        save()
-        if eval_beside:
-            result["evaluations"] = evaluate_grpo_beside(
-                base, trained.adapter_dir, sets, profile, out, row, cache, memory_fraction
+    try:
+        if grpo:
+            if row.get("rewards"):
+                funcs = [get_reward(name) for name in row["rewards"]]
+                weights = [float(w) for w in row.get("weights", [1.0] * len(funcs))]
+            else:
+                funcs, weights = default_reward_funcs(SEED_REWARDS), [1.0, 1.0, 1.0]  # the committed rows' set
+            timer = StepTimer()
+            trained = train_grpo(
+                load_problems(  # notebook 05's and scripts/train_grpo.py's: committed first, then generated
+                    "train",
+                    limit=profile.data.n_train,
+                    max_events=profile.data.max_events,
+                    style=profile.data.train_style,
+                ),
+                funcs,
+                profile,
+                base=base,
+                reward_weights=weights,
+                backend="trl",
+                out_dir=out / "grpo",
+                callbacks=[timer],
+                extra_config=grpo_extra(row, checkpointing),
+                resume=False,
             )
-        else:
-            result["evaluations"] = evaluate_model(base, trained.adapter_dir, sets, profile, out, "grpo")
-        if evaluating is not None:
-            if rc := evaluating.wait():  # what it evaluated is cached; the rest is evaluated here, now
-                print(f"The warm start's evaluation beside GRPO failed (rc={rc}): evaluating it here", flush=True)
-            _, sft = warm_start(row, profile, cache, out, sets)
-            result["warm_start"] = sft
-        if sft is not None:
-            result["compare_sft_grpo"] = comparisons(out, "sft", "grpo", sets)
+            result["grpo"] = {
+                "peak_memory": gpu_peak_memory(),  # what a second row beside this one would have to fit next to
+                "steps": trained.global_step,
+                "seconds": round(trained.seconds, 1),
+                "generation": trained.generation,
+                "step_seconds": timer.seconds,
+                "rewards": [f.__name__ for f in funcs],
+                "weights": weights,
+                "log_history": trained.log_history,
+            }
+            save()
+            if eval_beside:
+                result["evaluations"] = evaluate_grpo_beside(
+                    base, trained.adapter_dir, sets, profile, out, row, cache, memory_fraction
+                )
+            else:
+                result["evaluations"] = evaluate_model(base, trained.adapter_dir, sets, profile, out, "grpo")
+            if evaluating is not None:
+                if rc := evaluating.wait():  # what it evaluated is cached; the rest is evaluated here, now
+                    print(f"The warm start's evaluation beside GRPO failed (rc={rc}): evaluating it here", flush=True)
+                _, sft = warm_start(row, profile, cache, out, sets)
+                result["warm_start"] = sft
+            if sft is not None:
+                result["compare_sft_grpo"] = comparisons(out, "sft", "grpo", sets)
+    except BaseException:
+        stop_beside(evaluating)  # a failed row leaves nothing running on the GPU under the lane's next row
+        raise
     result["seconds"] = round(time.perf_counter() - t0, 1)
     save()
     return result

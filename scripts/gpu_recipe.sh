@@ -81,8 +81,12 @@ case ${1:-} in
     # to this tree: two when the first fits beside it and the second beside it and .whl (one call fewer), else
     # thirds. 1 MB to spare each: commit rows after `carry` and run it again.
     TREE=$( (git ls-files -z; git ls-files -z --others --exclude-standard) | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+    [ -n "$TREE" ] || { echo "could not measure the tree (is this a git checkout?)"; rm -rf $D; exit 1; }
     CAP=$((64 * 1024 * 1024 - TREE - 1000000)); SIZE=$(stat -c %s $D/g); WHL=$(du -cb .whl | tail -1 | cut -f1)
     if [ $((SIZE - CAP + WHL)) -le $CAP ]; then N=2; else N=3; fi
+    if [ $N = 3 ] && [ $((SIZE / 3 + 1 + WHL)) -gt $CAP ]; then  # thirds do not fit either: nothing travels
+      echo "a third of the GGUF and .whl no longer fit beside this $TREE-byte tree: split it further first"; rm -rf $D; exit 1
+    fi
     (cd $D && if [ $N = 2 ]; then head -c $CAP g > part_aa && tail -c +$((CAP + 1)) g > part_ab; else split -n 3 g part_; fi) ||
       { echo "could not split the embedded model's GGUF"; rm -rf $D; exit 1; }
     # the digest travels with each part: whichever call joins them checks the whole
@@ -113,7 +117,8 @@ case ${1:-} in
     [ -s $GGUF ] && exit 0
     bash "$0" parts > /dev/null; mkdir -p "$(dirname $GGUF)" && cat $PARTS/part_* > $GGUF.tmp
     if [ -f $PARTS/gguf.sha256 ] && [ "$(sha256sum < $GGUF.tmp | cut -d' ' -f1)" != "$(cat $PARTS/gguf.sha256)" ]; then
-      rm -f $GGUF.tmp; echo "the GGUF's parts do not make the whole (have: $(ls $PARTS | tr '\n' ' ')): carry the missing ones"
+      rm -f $GGUF.tmp; echo "the GGUF's parts do not make the whole (have: $(ls $PARTS | tr '\n' ' ')): carry the missing ones" \
+        "(parts of two \`carry\` runs mix: then rm -rf $PARTS and carry them all again)"
       exit 1
     fi
     mv $GGUF.tmp $GGUF ;;
@@ -148,6 +153,10 @@ case ${1:-} in
       --exclude='cache/sft-*/checkpoints' --exclude='bench' --exclude='smoke' . 2>/dev/null; ls -la $OUT ;;
   one)
     ROWS=${2:-}; CHECK=${3:-}  # no rows: FIRST and BESIDE only
+    # each row's evaluations beside it are processes under the row's own cap: with rows side by side the card holds
+    # more processes than the caps were planned for
+    [ -n "${WARM_EVAL_BESIDE:-}" ] && [[ $ROWS == *+* ]] && echo "warning: WARM_EVAL_BESIDE with rows side by side" \
+      "($ROWS): each row's evaluations add a process under its cap; lower FRACTION (untried)"
     # the model once: a later `one` call (more rows on the same machine) carries nothing and keeps it
     bash "$0" join || exit 1; ls -la $GGUF
     python3 -c "from utils.llm import embedded_checkpoint; print(embedded_checkpoint())" 2>&1 | tail -1

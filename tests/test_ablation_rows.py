@@ -367,3 +367,33 @@ def test_grpo_evaluation_beside_returns_every_set_in_order_even_when_the_second_
     assert list(got) == ["a", "b"] and got["a"] == {"valid": 1}
     assert got["b"] == ({"valid": 2} if child_ok else {"valid": 1})
     assert here == ([["a"]] if child_ok else [["a"], ["b"]])
+
+
+def test_a_row_that_fails_stops_the_process_evaluating_beside_it(tmp_path, monkeypatch):
+    """GRPO fails: the warm start's evaluation beside it is ended, not left on the GPU under the lane's next row."""
+    import utils.train
+
+    class Child:
+        ended = False
+
+        def poll(self):
+            return 0 if self.ended else None
+
+        def terminate(self):
+            self.ended = True
+
+        def wait(self, timeout=None):
+            return 0
+
+    child = Child()
+    monkeypatch.setattr(ablation, "warm_start", lambda *a, evaluate=True: ("ckpt", None))
+    monkeypatch.setattr(ablation, "start_beside", lambda *a: child)
+
+    def train_grpo(*a, **k):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(utils.train, "train_grpo", train_grpo)
+    row = ablation.load_rows()["wide4000_grpo_maximal_scan_seed1"]
+    with pytest.raises(RuntimeError, match="out of memory"):
+        ablation.run_row(row, tmp_path, tmp_path / "cache", ["test"], eval_beside=True)
+    assert child.ended

@@ -331,6 +331,22 @@ def test_save_load_roundtrip(tmp_path):
         save_completions(tmp_path / "x.jsonl", ["a"], extra={"completion": 1})
 
 
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_short_one(tmp_path):
+    """A cache takes an existing completions file for a finished evaluation: a failed write must not leave one."""
+    path = save_completions(tmp_path / "c.jsonl", ["old"])
+
+    def answers():
+        yield "new"
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        save_completions(path, answers())
+    assert load_completions(path) == ["old"] and [p.name for p in tmp_path.iterdir()] == ["c.jsonl"]
+    with pytest.raises(RuntimeError):
+        save_completions(tmp_path / "d.jsonl", answers())
+    assert not (tmp_path / "d.jsonl").exists()
+
+
 def test_load_folder(tmp_path):
     for i in range(3):
         (tmp_path / f"{i}.txt").write_text(f"c{i}", encoding="utf-8")

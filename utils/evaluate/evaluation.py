@@ -259,17 +259,24 @@ def save_completions(path: Path | str, completions: Iterable[Any], extra: Mappin
 
     ``extra`` (e.g. ``{"model": "smollm2-135m"}``) is repeated on every line so that
     the file says where it came from. Chat-message completions are stored as their text.
+    Written whole or not at all (a temporary file, then renamed): a process killed mid-write leaves no
+    short file that a cache would take for a finished evaluation.
     """
     extra = dict(extra or {})
     if "completion" in extra:
         raise ValueError("extra must not contain the key 'completion'")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for c in completions:
-            record = {"completion": completion_text(c), **extra}
-            # allow_nan=False: NaN/Infinity in extra would make a line strict JSON readers refuse
-            fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "w", encoding="utf-8") as fh:
+            for c in completions:
+                record = {"completion": completion_text(c), **extra}
+                # allow_nan=False: NaN/Infinity in extra would make a line strict JSON readers refuse
+                fh.write(json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
 
 
