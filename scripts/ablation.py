@@ -241,6 +241,13 @@ def run_command(
     return " ".join([f"python scripts/ablation.py --rows {name} --out {out_root}", *flags])
 
 
+def self_command(name: str, rows_file: Path, out_root: Path, cache: Path, sets) -> list[str]:
+    """This script on one row, as a separate process (:func:`schedule`'s rows, :func:`start_beside`'s helpers):
+    the caller adds its flags."""
+    where = ["--rows-file", str(rows_file), "--out", str(out_root), "--cache", str(cache), "--sets", ",".join(sets)]
+    return [sys.executable, __file__, "--rows", name, *where]
+
+
 #: What the second process of GRPO's evaluation beside it writes (its sets' summaries), in the row's folder.
 BESIDE_EVALUATIONS = "evaluations_grpo_beside.json"
 
@@ -255,18 +262,7 @@ def start_beside(
     cache.mkdir(parents=True, exist_ok=True)
     rows_file.write_text(json.dumps({"rows": [row]}, indent=1))
     cmd = [
-        sys.executable,
-        __file__,
-        "--rows",
-        row["name"],
-        "--rows-file",
-        str(rows_file),
-        "--out",
-        str(out_root),
-        "--cache",
-        str(cache),
-        "--sets",
-        ",".join(sets),
+        *self_command(row["name"], rows_file, out_root, cache, sets),
         *task,
         *resource_flags(False, memory_fraction, False),
     ]
@@ -436,18 +432,7 @@ def schedule(names: list[str], gpus: list[str], args) -> int:
             if slot not in running and pending:
                 name = pending.pop(0)
                 cmd = [
-                    sys.executable,
-                    __file__,
-                    "--rows",
-                    name,
-                    "--out",
-                    str(args.out),
-                    "--cache",
-                    str(args.cache),
-                    "--sets",
-                    ",".join(args.sets),
-                    "--rows-file",
-                    str(args.rows_file),
+                    *self_command(name, args.rows_file, args.out, args.cache, args.sets),
                     *resource_flags(
                         args.gradient_checkpointing, args.memory_fraction, args.compile_step, args.warm_eval_beside
                     ),
