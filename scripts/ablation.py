@@ -14,8 +14,8 @@ rows there.
 A warm start (and its evaluation) is cached by its settings under ``--cache``: rows that share
 one train it once. Rows on several GPUs run as separate processes (``CUDA_VISIBLE_DEVICES``).
 ``--warm-eval-beside`` evaluates a GRPO row's warm start in a second process while GRPO trains, and the GRPO
-model's two test sets at once (a 135M model leaves the GPU mostly idle): the same greedy answers, about three
-minutes less of a row on an H200.
+model's two test sets at once (a 135M model leaves the GPU mostly idle): the same greedy answers, about two and a
+half minutes less of a row on an H200 (estimated from the recipe row's times; not yet run on a GPU).
 """
 
 from __future__ import annotations

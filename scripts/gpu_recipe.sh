@@ -37,7 +37,7 @@
 #                       # A seed of that recipe (its own warm start, then GRPO): 1,002 s on an H200 (of which 217 s the
 #                       # warm start and its evaluation, 664 s GRPO, 115 s GRPO's evaluation); on an H100 a scan row with
 #                       # its own warm start took 1,022 s. WARM_EVAL_BESIDE=1 takes the evaluations off the critical
-#                       # path (about 830 s on an H200, estimated). Start it only with that plus ~150 s (wheels, model,
+#                       # path (about 860 s on an H200, estimated). Start it only with that plus ~150 s (wheels, model,
 #                       # collect) of device time left, or the lease ends under it and nothing comes back:
 #                       #   WARM_EVAL_BESIDE=1 FRACTION=0.48 bash scripts/gpu_recipe.sh one wide4000_grpo_maximal_scan_seed1
 #   bash scripts/gpu_recipe.sh stop ROW     # stop one row's job (e.g. a BESIDE job slowing the seeds)
