@@ -124,14 +124,14 @@ def main(argv=None) -> int:
     import torch
     from transformers import GenerationConfig
 
-    from utils.env import hardware, package_versions
+    from utils.env import error_line, hardware, package_versions
     from utils.train.fast_rollouts import FastRollouts, left_padded, profile_generation, sampling_config
 
     torch.manual_seed(0)
     try:
         policy, tok, test_ids, train_ids, device = load(args)
     except (OSError, ValueError, RuntimeError) as exc:  # a wrong --base or --adapter, no internet: one line
-        print(f"error: {(str(exc).strip().splitlines() or [type(exc).__name__])[0]}", file=sys.stderr)
+        print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
     eos = [tok.eos_token_id]
     result = {

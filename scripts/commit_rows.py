@@ -26,6 +26,9 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from utils.env import error_line  # noqa: E402  (utils.env imports only the standard library)
+
 #: What a committed row holds besides ROW.json, and where each file comes from in the row's run folder.
 ROW_FILES = {
     "completions_sft_test.jsonl": "completions_sft_test.jsonl",
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         lines = commit_rows(args.archive, args.dest, args.rows.split(",") if args.rows else None, args.force)
     except (tarfile.TarError, EOFError, zlib.error) as exc:  # EOFError: cut short; tarfile explains over lines
-        why = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(":")
+        why = error_line(exc).rstrip(":")
         print(f"error: {args.archive}: not a readable archive ({why})", file=sys.stderr)
         return 2
     except OSError as exc:

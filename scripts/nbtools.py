@@ -17,7 +17,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from utils.env import colab_url  # noqa: E402
+from utils.env import colab_url, error_line  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -110,7 +110,7 @@ def check() -> list[str]:
             nb = nbformat.read(path, as_version=4)
             nbformat.validate(nb)
         except Exception as exc:  # not JSON, not a notebook: a problem to report, the other notebooks still checked
-            why = (str(exc).strip().splitlines() or ["(no message)"])[0]  # an empty message must not crash the check
+            why = error_line(exc, "(no message)")
             problems.append(f"{path.name}: not a readable notebook ({type(exc).__name__}: {why})")
             continue
         for cell in nb.cells:

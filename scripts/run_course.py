@@ -89,7 +89,7 @@ def main() -> int:
     if args.profile not in PROFILES:
         ap.error(f"unknown profile {args.profile!r}; choose one of {sorted(PROFILES)}")
     os.environ["COURSE_PROFILE"] = args.profile
-    from utils.env import HEADLESS_QUIET
+    from utils.env import HEADLESS_QUIET, error_line
     from utils.paths import figures_dir, output_dir  # honours COURSE_OUTPUT_DIR
 
     # The kernels inherit these: text progress lines instead of widget bars, library bars off.
@@ -111,7 +111,7 @@ def main() -> int:
             print(f"\n!! {path.name} failed; executed copy with the error: {out / path.name}\n{str(exc)[-2000:]}")
             return 1
         except (CellTimeoutError, DeadKernelError) as exc:  # a cell over --timeout, or a kernel killed (memory?)
-            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            why = error_line(exc)
             print(f"\n!! {path.name} stopped: {why}; executed copy so far: {out / path.name}")
             return 1
     print("\n".join(f"{name:<32}{s:>7.0f} s" for name, s in times.items()))

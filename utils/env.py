@@ -131,3 +131,16 @@ def progress(total: int, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc)
+
+
+def error_line(exc: BaseException, fallback: str | None = None) -> str:
+    """The first line of an exception's message, for the one-line errors of the course's scripts (tarfile,
+    nbformat and nbclient explain over several lines); ``fallback`` (else the exception's type name) when the
+    message is empty.
+
+    >>> error_line(ValueError("not a problem:\\n  events must be a list"))
+    'not a problem:'
+    >>> error_line(EOFError())
+    'EOFError'
+    """
+    return (str(exc).strip().splitlines() or [fallback or type(exc).__name__])[0]
