@@ -7,7 +7,7 @@ the course's ``sdpa_padsafe`` (:mod:`utils.llm.attention`), and counts batches w
 finite. The batches have the gpu profile's shape: 8 prompts of different lengths, 4 answers each by default (the
 step's 8 would double the activations of this full fine-tune, about 60 GB). The model has SmolLM2-135M's shape with
 random weights, so nothing needs carrying to the GPU; the real model's NaN steps are in the committed runs
-(README, NaN-proof by construction).
+(results/README.md, Performance: NaN-proof by construction).
 
     python benchmarks/check_padsafe_gradients.py --batches 20 --json results/padsafe_gradients_h100.json
     python benchmarks/check_padsafe_gradients.py --tiny   # CPU: a tiny model, a check that the code runs

@@ -45,7 +45,7 @@ ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]  # `utils` and the bench_* scripts, from any cwd
 
 # Sizes per level. quick: CI on 2 CPU cores. default: what this machine can take (GPU sizes
-# on a GPU, small ones on CPU). full: the README's GPU figures (64 prompts x 512 new tokens).
+# on a GPU, small ones on CPU). full: the GPU figures of results/README.md (64 prompts x 512).
 GPU_GEN = dict(batch=64, prompt=320, new=512, repeats=2)
 GPU_GRPO = dict(batch=64, gens=8, new=512, steps=2, prompt_words=300)
 SIZES: dict[str, dict] = {

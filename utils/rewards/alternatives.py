@@ -201,7 +201,7 @@ def trace_clash_reward(completions: Sequence[Any], **kwargs) -> list[float]:
     independent) and left the second (``utils.evaluate.answers.answer_profile`` on the committed rows). A trace
     that finds the real clashes is what the schedule should follow. Measured twice on a GPU at weight 1 beside
     ``maximal_score_reward`` (rows ``strong_grpo_maximal_scan_trace`` and ``strong_grpo_maximal_trace``): it moved
-    neither the schedules nor the traces (README, Results); a larger weight is untested.
+    neither the schedules nor the traces (results/README.md); a larger weight is untested.
 
     >>> A, B, C = ["A", "08:00", "09:00"], ["B", "08:30", "09:30"], ["C", "10:00", "11:00"]
     >>> cols = {"events": [[A, B, C]], "priority_events": [[]], "optimal_score": [120]}

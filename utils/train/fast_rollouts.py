@@ -115,7 +115,7 @@ class FastRollouts:
             a bf16 copy samples from a sharper, older policy than the one TRL trains (measured on an H100
             after 150 steps: |copy - policy| 0.020 nats per sampled token, +0.0065 signed;
             ``results/fast_rollouts_check_h100.json``). 135M parameters in fp32 are 0.5 GB; decoding was
-            about 3x slower than with the bf16 copy there (README, Performance). Pass ``torch.bfloat16`` for
+            about 3x slower than with the bf16 copy there (results/README.md, Performance). Pass ``torch.bfloat16`` for
             the faster, inexact copy.
         compile: let transformers compile the decoding step (``None``: on CUDA only, where it also
             captures CUDA graphs; transformers skips compilation on CPU unless the generation config's
