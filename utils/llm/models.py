@@ -29,7 +29,8 @@ class ModelSpec:
     warm_start: bool  # SFT on DP answers before GRPO (tiny models need it: notebook 05)
     note: str
     # GRPO learning rate for this model; None = the profile's. The public recipe used 8e-6 for the
-    # 7B; the 135M model was measured with 1e-4 (results/README.md). Others: not tuned here.
+    # 7B; the 135M model was measured with 1e-4 (results/gpu_h100_embedded_grpo.json,
+    # profile.grpo_learning_rate). Others: not tuned here.
     grpo_learning_rate: float | None = None
     # GPU memory of the GRPO loss (TRL backend). TRL 1.14 computes the loss's log-probabilities from the full
     # logits, batch x completion tokens x vocabulary: with Qwen's 151,936-token vocabulary and the gpu profile's 64
