@@ -1,4 +1,4 @@
-"""Environment facts every notebook prints at the top: versions, hardware, profile."""
+"""Environment facts every notebook prints at the top (versions, hardware, profile); the scripts' one-line errors."""
 
 from __future__ import annotations
 
